@@ -1,0 +1,49 @@
+//! The `livecov` executable: a thin layer of argument parsing over the livecov crates.
+
+mod blocks;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Coverage of running Go services.
+///
+/// livecov builds Go programs with coverage counters identical to `go tool cover`'s blocks,
+/// collects the live counters of running instances and stores them as snapshots.
+#[derive(Parser)]
+#[command(name = "livecov", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Blocks(blocks::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Blocks(args) => blocks::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("livecov: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `livecov blocks … | head` is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,237 @@
+//! livecov-conformance: checks the instrumenter against the real Go toolchain.
+//!
+//! ```text
+//! livecov-conformance golden FILE.go…     write FILE.golden from `go tool cover`
+//! livecov-conformance compare PATH…       compare blocks with `go tool cover`, file by file
+//! livecov-conformance modules [--quick]   the pinned real-world modules: compare, build, vet,
+//!                                         and `go test -coverprofile`
+//! ```
+//!
+//! Every check exits non-zero on the first kind of mismatch, after printing all of them.
+
+mod gocover;
+mod modules;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+use gocover::{GoBlock, Outcome};
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("livecov-conformance: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        bail!("usage: livecov-conformance golden|compare|modules …");
+    };
+    match cmd.as_str() {
+        "golden" => golden(rest),
+        "compare" => {
+            let files = go_files(rest.iter().map(PathBuf::from))?;
+            let report = compare(&files)?;
+            report.print();
+            report.check()
+        }
+        "modules" => modules::run(rest),
+        other => bail!("unknown command {other:?}"),
+    }
+}
+
+/// Writes `X.golden` next to each `X.go`: the blocks `go tool cover` cuts, as `livecov blocks`
+/// prints them for a file named by its base name.
+fn golden(files: &[String]) -> Result<()> {
+    let scratch = tempdir()?;
+    for file in files {
+        let path = Path::new(file);
+        let name = path.file_name().context("not a file")?.to_string_lossy();
+        match gocover::cover_file(path, &scratch.join("out.go"))? {
+            Outcome::Blocks(blocks) => {
+                let text = format!("mode: set\n{}", gocover::profile_lines(&name, &blocks));
+                std::fs::write(path.with_extension("golden"), text)?;
+            }
+            Outcome::Refused(msg) => bail!("go tool cover refused {file}: {msg}"),
+        }
+    }
+    Ok(())
+}
+
+/// Every non-test `.go` file under the given paths, sorted.
+pub fn go_files(paths: impl Iterator<Item = PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(&p, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
+            walk(&entry?.path(), out)?;
+        }
+    } else {
+        let name = path.to_string_lossy();
+        if name.ends_with(".go") && !name.ends_with("_test.go") {
+            out.push(path.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of comparing files with `go tool cover`.
+#[derive(Default)]
+pub struct Report {
+    pub files: usize,
+    pub blocks: usize,
+    /// Files both refused as invalid Go.
+    pub both_refused: usize,
+    pub mismatches: Vec<String>,
+}
+
+impl Report {
+    pub fn print(&self) {
+        for m in &self.mismatches {
+            println!("MISMATCH {m}");
+        }
+        println!(
+            "compared {} files, {} blocks: {} mismatches ({} files refused by both)",
+            self.files,
+            self.blocks,
+            self.mismatches.len(),
+            self.both_refused
+        );
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if !self.mismatches.is_empty() {
+            bail!("{} files differ from go tool cover", self.mismatches.len());
+        }
+        Ok(())
+    }
+}
+
+/// Compares the instrumenter's blocks with `go tool cover`'s for each file, on two threads.
+pub fn compare(files: &[PathBuf]) -> Result<Report> {
+    let scratch = tempdir()?;
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(Report::default());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (next, report, scratch) = (&next, &report, &scratch);
+                s.spawn(move || -> Result<()> {
+                    let out = scratch.join(format!("out{t}.go"));
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(file) = files.get(i) else {
+                            return Ok(());
+                        };
+                        let verdict = compare_file(file, &out)?;
+                        let mut r = report.lock().unwrap();
+                        r.files += 1;
+                        match verdict {
+                            Verdict::Equal(n) => r.blocks += n,
+                            Verdict::BothRefused => r.both_refused += 1,
+                            Verdict::Differ(msg) => r.mismatches.push(msg),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok(report.into_inner().unwrap())
+}
+
+enum Verdict {
+    Equal(usize),
+    BothRefused,
+    Differ(String),
+}
+
+fn compare_file(file: &Path, scratch: &Path) -> Result<Verdict> {
+    let src = std::fs::read(file)?;
+    let ours = instrumenter::analyze("f.go", &src);
+    let theirs = gocover::cover_file(file, scratch)?;
+    let d = file.display();
+    Ok(match (ours, theirs) {
+        (Ok(meta), Outcome::Blocks(want)) => {
+            let got: Vec<GoBlock> = meta
+                .blocks
+                .iter()
+                .map(|b| (b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt))
+                .collect();
+            if got == want {
+                Verdict::Equal(got.len())
+            } else {
+                Verdict::Differ(format!("{d}: {}", first_difference(&got, &want)))
+            }
+        }
+        (Err(_), Outcome::Refused(_)) => Verdict::BothRefused,
+        (Err(e), Outcome::Blocks(_)) => Verdict::Differ(format!(
+            "{d}: livecov refused ({e}), go tool cover accepted"
+        )),
+        (Ok(_), Outcome::Refused(msg)) => Verdict::Differ(format!(
+            "{d}: go tool cover refused ({msg}), livecov accepted"
+        )),
+    })
+}
+
+fn first_difference(got: &[GoBlock], want: &[GoBlock]) -> String {
+    let fmt = |b: Option<&GoBlock>| match b {
+        Some((l0, c0, l1, c1, n)) => format!("{l0}.{c0},{l1}.{c1} {n}"),
+        None => "nothing".to_string(),
+    };
+    let i = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    format!(
+        "block #{i}: livecov {} / go tool cover {} ({} vs {} blocks)",
+        fmt(got.get(i)),
+        fmt(want.get(i)),
+        got.len(),
+        want.len()
+    )
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir() -> Result<TempDir> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "livecov-conformance-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(TempDir(dir))
+}

@@ -1,0 +1,249 @@
+/*!
+The livecov instrumenter: Go source in, coverage blocks and counted source out.
+
+Everything livecov reports rests on one promise: its coverage blocks are exactly those of the
+`go tool cover` that ships with the Go used to build. This crate keeps that promise. It parses a
+file with tree-sitter-go, cuts it into blocks with a port of cover's own walk, and writes a
+counter statement at the start of each block without moving any line.
+
+# Brief overview
+
+* [`analyze`] parses one file and returns its [`FileMeta`]: the blocks (positions, statement
+  counts, enclosing function) and the functions (names, content hashes).
+* [`instrument`] does the same and also returns the rewritten source, in one of the three
+  counter [`Mode`]s.
+* [`BuildMeta`] gathers the files of a build; its [`build_id`](BuildMeta::build_id) names the
+  build by the hash of all of its metadata.
+* [`profile`] writes the Go coverprofile text format.
+
+Source that does not parse is refused with an [`Error`] naming the line and column; nothing is
+ever produced from broken input.
+
+# Example
+
+```
+let src = b"package p\n\nfunc Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n";
+let file = instrumenter::analyze("example.com/p/abs.go", src).unwrap();
+let mut text = instrumenter::profile::header(instrumenter::Mode::Set);
+instrumenter::profile::write_blocks(&mut text, &file, |_| 0);
+assert_eq!(text, "mode: set\n\
+    example.com/p/abs.go:3.21,4.11 1 0\n\
+    example.com/p/abs.go:4.11,6.3 1 0\n\
+    example.com/p/abs.go:7.2,7.10 1 0\n");
+```
+*/
+
+mod blocks;
+mod meta;
+mod position;
+pub mod profile;
+mod rewrite;
+mod syntax;
+
+use std::collections::HashSet;
+use std::fmt;
+
+pub use blocks::Rules;
+pub use meta::{Block, BuildMeta, FileMeta, Func, hex};
+pub use position::Pos;
+pub use rewrite::ATOMIC_ALIAS;
+
+/// How counters count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Whether a block ran at all.
+    #[default]
+    Set,
+    /// How many times a block ran (plain increments: racy under heavy concurrency, like Go's).
+    Count,
+    /// How many times a block ran, with atomic increments.
+    Atomic,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Set => "set",
+            Mode::Count => "count",
+            Mode::Atomic => "atomic",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "set" => Ok(Mode::Set),
+            "count" => Ok(Mode::Count),
+            "atomic" => Ok(Mode::Atomic),
+            _ => Err(format!("unknown mode {s:?}: want set, count or atomic")),
+        }
+    }
+}
+
+/// Why a file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source is not valid Go.
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based byte column.
+        column: usize,
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    /// `line:col: message`; callers put the file's path in front.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Syntax {
+                line,
+                column,
+                message,
+            } => write!(f, "{line}:{column}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<syntax::SyntaxError> for Error {
+    fn from(e: syntax::SyntaxError) -> Error {
+        Error::Syntax {
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }
+    }
+}
+
+/// Options for [`instrument`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub mode: Mode,
+    /// Name of the counter array declared in the rewritten file. `None` derives a name from the
+    /// file's profile name that no user code plausibly uses ([`counter_var`]).
+    pub counter_var: Option<String>,
+    pub rules: Rules,
+}
+
+/// The result of [`instrument`].
+#[derive(Debug, Clone)]
+pub struct Instrumented {
+    /// The rewritten source: the original with counters, every line where it was.
+    pub source: Vec<u8>,
+    /// The name of the `[N]uint32` counter array it declares (N = number of blocks).
+    pub counter_var: String,
+    pub meta: FileMeta,
+}
+
+/// The counter array name [`instrument`] uses for a file by default.
+pub fn counter_var(profile_name: &str) -> String {
+    format!(
+        "_livecov_c_{}",
+        &hex(&meta::sha256(profile_name.as_bytes()))[..16]
+    )
+}
+
+/// Parses `src` and returns its coverage blocks, named `profile_name` (`importpath/file.go`).
+pub fn analyze(profile_name: &str, src: &[u8]) -> Result<FileMeta, Error> {
+    Ok(Analysis::new(profile_name, src, Rules::default())?.meta)
+}
+
+/// Parses `src` and rewrites it with a counter at the start of every block.
+pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Instrumented, Error> {
+    let analysis = Analysis::new(profile_name, src, opts.rules)?;
+    let var = opts
+        .counter_var
+        .clone()
+        .unwrap_or_else(|| counter_var(profile_name));
+    let source = rewrite::rewrite(
+        src,
+        &analysis.cut,
+        opts.mode,
+        &var,
+        analysis.package_name_end,
+    );
+    Ok(Instrumented {
+        source,
+        counter_var: var,
+        meta: analysis.meta,
+    })
+}
+
+struct Analysis {
+    cut: blocks::Cut,
+    meta: FileMeta,
+    package_name_end: usize,
+}
+
+impl Analysis {
+    fn new(profile_name: &str, src: &[u8], rules: Rules) -> Result<Analysis, Error> {
+        let tree = syntax::parse(src)?;
+        let lines = position::LineMap::new(src, &tree)?;
+        let name_pos = |offset: usize| {
+            let p = lines.position(offset).1;
+            (p.line, p.col)
+        };
+        let cut = blocks::cut(src, &tree, rules, &name_pos);
+
+        // cover makes (start, end) pairs unique by pushing the end column out, which only
+        // matters when //line directives without columns fold blocks onto each other.
+        let mut seen = HashSet::new();
+        let blocks = cut
+            .blocks
+            .iter()
+            .map(|b| {
+                let (file, start) = lines.position(b.start);
+                let (_, mut end) = lines.position(b.end);
+                while !seen.insert((file, start, end)) {
+                    end.col += 1;
+                }
+                Block {
+                    start,
+                    end,
+                    num_stmt: b.num_stmt,
+                    func: b.func as u32,
+                }
+            })
+            .collect();
+        let funcs = cut
+            .funcs
+            .iter()
+            .map(|f| Func {
+                name: f.name.clone(),
+                hash: meta::sha256(&src[f.start..f.end]),
+            })
+            .collect();
+        let package_name_end = package_name_end(&tree);
+        Ok(Analysis {
+            meta: FileMeta {
+                name: profile_name.to_string(),
+                blocks,
+                funcs,
+            },
+            cut,
+            package_name_end,
+        })
+    }
+}
+
+fn package_name_end(tree: &tree_sitter::Tree) -> usize {
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    let clause = root
+        .named_children(&mut cursor)
+        .find(|n| n.kind() == "package_clause")
+        .expect("syntax::parse refuses files without a package clause");
+    clause.end_byte()
+}

@@ -1,0 +1,3 @@
+﻿package cover
+
+func withBOM(x int) int { if x > 0 { return 1 }; return 0 }
