@@ -9,9 +9,9 @@ use instrumenter::{Mode, profile};
 /// Print the coverage blocks of Go files, as `go tool cover` would cut them.
 ///
 /// The output is a Go coverprofile in `set` mode with every count 0: one line per block,
-/// `name:startLine.startCol,endLine.endCol numStmt 0`, files in the order given and blocks in
-/// the order cover numbers their counters. It is the debugging aid for the instrumenter: diff
-/// it against `go test -coverprofile` output to see where blocks differ.
+/// `name:startLine.startCol,endLine.endCol numStmt 0`, in the order `go test -coverprofile`
+/// writes (by package, file, then position). It is the debugging aid for the instrumenter:
+/// diff it against a `go test -coverprofile` of the same files to see where blocks differ.
 #[derive(clap::Args)]
 pub struct Args {
     /// Import path of the package the files belong to: blocks are named IMPORTPATH/file.go.
@@ -26,14 +26,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     // Read and analyze everything before printing anything: a bad file refuses the whole run.
-    let mut out = profile::header(Mode::Set);
+    let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let name = profile_name(args.pkg_path.as_deref(), path)?;
         let src = read_go_file(path)?;
         let meta = instrumenter::analyze(&name, &src)
             .map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
-        profile::write_blocks(&mut out, &meta, |_| 0);
+        files.push(meta);
     }
+    let mut out = profile::header(Mode::Set);
+    profile::write_textual(&mut out, &files, |_, _| 0);
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;

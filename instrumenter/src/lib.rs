@@ -14,7 +14,8 @@ counter statement at the start of each block without moving any line.
   counter [`Mode`]s.
 * [`BuildMeta`] gathers the files of a build; its [`build_id`](BuildMeta::build_id) names the
   build by the hash of all of its metadata.
-* [`profile`] writes the Go coverprofile text format.
+* [`profile`] writes the Go coverprofile text format, in counter order or in the order
+  `go test -coverprofile` writes.
 
 Source that does not parse is refused with an [`Error`] naming the line and column; nothing is
 ever produced from broken input.
@@ -25,7 +26,7 @@ ever produced from broken input.
 let src = b"package p\n\nfunc Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n";
 let file = instrumenter::analyze("example.com/p/abs.go", src).unwrap();
 let mut text = instrumenter::profile::header(instrumenter::Mode::Set);
-instrumenter::profile::write_blocks(&mut text, &file, |_| 0);
+instrumenter::profile::write_textual(&mut text, &[file], |_, _| 0);
 assert_eq!(text, "mode: set\n\
     example.com/p/abs.go:3.21,4.11 1 0\n\
     example.com/p/abs.go:4.11,6.3 1 0\n\

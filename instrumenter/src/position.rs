@@ -48,8 +48,14 @@ impl LineMap {
             lines,
             infos: Vec::new(),
         };
+        // Nearly no file has a directive: look for the text before walking the tree for comments.
+        let has_directive = src
+            .windows(7)
+            .any(|w| w[0] == b'/' && matches!(w[1], b'/' | b'*') && &w[2..] == b"line ");
         let mut comments = Vec::new();
-        collect_comments(tree.root_node(), &mut comments);
+        if has_directive {
+            collect_comments(tree.root_node(), &mut comments);
+        }
         for c in comments {
             map.add_directive(src, c.start_byte(), c.end_byte())
                 .map_err(|(offset, message)| {

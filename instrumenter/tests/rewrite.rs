@@ -1,0 +1,196 @@
+//! Rewritten source, compiled and run by the real Go toolchain.
+//!
+//! `testdata/run/main.go` is instrumented in each mode, built (with `go vet` first), and run:
+//! every block must have run exactly as often as the program's logic says, the race detector
+//! must stay quiet in set mode, and a panic's stack trace must point at the original lines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use instrumenter::{Mode, Options};
+
+const PROGRAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/run");
+
+struct Run {
+    output: Output,
+    /// Count of each block, keyed by its start `line.col`.
+    counts: BTreeMap<String, u32>,
+}
+
+fn go(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("go")
+        .args(args)
+        .current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go is installed");
+    assert!(
+        out.status.success(),
+        "go {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Instruments the program in `mode`, vets and builds it (with `-race` if asked) and runs it
+/// with `arg`.
+fn run(mode: Mode, race: bool, arg: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(PROGRAM).join("go.mod"), dir.path().join("go.mod")).unwrap();
+    let src = std::fs::read(Path::new(PROGRAM).join("main.go")).unwrap();
+    let opts = Options {
+        mode,
+        ..Options::default()
+    };
+    let inst = instrumenter::instrument("example.com/run/main.go", &src, &opts).unwrap();
+    std::fs::write(dir.path().join("main.go"), &inst.source).unwrap();
+    let dump = format!(
+        "package main\n\nimport \"fmt\"\n\nfunc dump() {{\n\tfor i, c := range {} {{\n\t\tfmt.Println(i, c)\n\t}}\n}}\n",
+        inst.counter_var
+    );
+    std::fs::write(dir.path().join("dump.go"), dump).unwrap();
+
+    go(dir.path(), &["vet", "."]);
+    let mut build = vec!["build", "-o", "prog"];
+    if race {
+        build.push("-race");
+    }
+    go(dir.path(), &build);
+    let output = Command::new(dir.path().join("prog"))
+        .arg(arg)
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut counts = BTreeMap::new();
+    for line in stdout.lines().skip_while(|l| *l != "done").skip(1) {
+        let (i, c) = line.split_once(' ').unwrap();
+        let b = &inst.meta.blocks[i.parse::<usize>().unwrap()];
+        counts.insert(
+            format!("{}.{}", b.start.line, b.start.col),
+            c.parse().unwrap(),
+        );
+    }
+    if arg != "panic" {
+        assert_eq!(counts.len(), inst.meta.blocks.len(), "stdout:\n{stdout}");
+    }
+    Run { output, counts }
+}
+
+/// Expected counts of the blocks of `classify` (by start position) for 23 calls, x = -2..=20.
+const SEQUENTIAL: &[(&str, u32)] = &[
+    ("11.29", 23), // entry
+    ("12.11", 2),  // x < 0
+    ("15.2", 21),  // if x == 0
+    ("15.12", 1),  // zero
+    ("17.8", 20),  // else if x == 1
+    ("17.19", 1),  // one
+    ("19.8", 19),  // else
+    ("22.2", 19),  // switch
+    ("23.15", 0),  // huge
+    ("25.14", 9),  // big
+    ("28.2", 10),  // pos
+];
+
+/// The same blocks for 8 goroutines × 1000 calls, x = 0..1000.
+const CONCURRENT: &[(&str, u32)] = &[
+    ("11.29", 8000),
+    ("12.11", 0),
+    ("15.2", 8000),
+    ("15.12", 8),
+    ("17.8", 7992),
+    ("17.19", 8),
+    ("19.8", 7984),
+    ("22.2", 7984),
+    ("23.15", 7184),
+    ("25.14", 720),
+    ("28.2", 80),
+];
+
+fn assert_counts(run: &Run, want: &[(&str, u32)], set: bool) {
+    for &(pos, n) in want {
+        let want = if set { u32::from(n > 0) } else { n };
+        assert_eq!(run.counts.get(pos), Some(&want), "block at {pos}");
+    }
+}
+
+#[test]
+fn count_mode_counts_every_execution() {
+    let run = run(Mode::Count, false, "");
+    assert!(run.output.status.success());
+    assert_counts(&run, SEQUENTIAL, false);
+    // main's own blocks: the default branch ran once, the others not at all.
+    assert_eq!(run.counts["52.29"], 23, "loop body");
+    assert_eq!(run.counts["37.15"], 0, "panic branch");
+}
+
+#[test]
+fn atomic_mode_counts_under_concurrency() {
+    let run = run(Mode::Atomic, false, "concurrent");
+    assert!(run.output.status.success());
+    assert_counts(&run, CONCURRENT, false);
+}
+
+#[test]
+fn set_mode_is_race_free_and_marks_reached_blocks() {
+    let run = run(Mode::Set, true, "concurrent");
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert!(run.output.status.success(), "stderr:\n{stderr}");
+    assert!(!stderr.contains("DATA RACE"), "{stderr}");
+    assert_counts(&run, CONCURRENT, true);
+}
+
+#[test]
+fn panics_point_at_the_original_lines() {
+    for mode in [Mode::Set, Mode::Count, Mode::Atomic] {
+        let run = run(mode, false, "panic");
+        assert_eq!(run.output.status.code(), Some(2), "{mode}");
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        assert!(stderr.contains("panic: boom"), "{stderr}");
+        let frame_at = |line: u32| {
+            stderr.lines().any(|l| {
+                l.trim_start().split(' ').next() == Some(&*format!("{}/main.go:{line}", dir_of(l)))
+            })
+        };
+        assert!(frame_at(32), "{mode}: boom() frame:\n{stderr}");
+        assert!(frame_at(38), "{mode}: main() frame:\n{stderr}");
+    }
+}
+
+/// The directory part of a stack-trace file line (`\t/tmp/x/main.go:32 +0x2a`).
+fn dir_of(line: &str) -> &str {
+    line.trim_start()
+        .rsplit_once("/main.go:")
+        .map_or("", |(dir, _)| dir)
+}
+
+#[test]
+fn rewriting_keeps_every_line_in_place() {
+    let src = std::fs::read(Path::new(PROGRAM).join("main.go")).unwrap();
+    for mode in [Mode::Set, Mode::Count, Mode::Atomic] {
+        let opts = Options {
+            mode,
+            ..Options::default()
+        };
+        let out = instrumenter::instrument("m/main.go", &src, &opts)
+            .unwrap()
+            .source;
+        let (orig, new) = (String::from_utf8_lossy(&src), String::from_utf8_lossy(&out));
+        let orig_lines: Vec<&str> = orig.lines().collect();
+        let new_lines: Vec<&str> = new.lines().collect();
+        assert!(new_lines.len() > orig_lines.len());
+        for (n, (a, b)) in orig_lines.iter().zip(&new_lines).enumerate() {
+            // Each original line survives on its own line, counters only added around it.
+            let words: Vec<&str> = a.split_whitespace().collect();
+            let mut rest = *b;
+            for w in words {
+                let at = rest
+                    .find(w)
+                    .unwrap_or_else(|| panic!("{mode}: line {} lost {w:?}: {b}", n + 1));
+                rest = &rest[at + w.len()..];
+            }
+        }
+    }
+}
