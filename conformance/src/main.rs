@@ -35,7 +35,10 @@ fn run() -> Result<()> {
     match cmd.as_str() {
         "golden" => golden(rest),
         "compare" => {
-            let files = go_files(rest.iter().map(PathBuf::from))?;
+            let mut files = Vec::new();
+            for path in rest {
+                files.extend(livecov_testkit::go_files(Path::new(path), false)?);
+            }
             let report = compare(&files)?;
             report.print();
             report.check()
@@ -49,6 +52,7 @@ fn run() -> Result<()> {
 /// prints them for a file named by its base name.
 fn golden(files: &[String]) -> Result<()> {
     let scratch = tempdir()?;
+    let scratch = scratch.path();
     for file in files {
         let path = Path::new(file);
         let name = path.file_name().context("not a file")?.to_string_lossy();
@@ -58,30 +62,6 @@ fn golden(files: &[String]) -> Result<()> {
                 std::fs::write(path.with_extension("golden"), text)?;
             }
             Outcome::Refused(msg) => bail!("go tool cover refused {file}: {msg}"),
-        }
-    }
-    Ok(())
-}
-
-/// Every non-test `.go` file under the given paths, sorted.
-pub fn go_files(paths: impl Iterator<Item = PathBuf>) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        walk(&p, &mut out)?;
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
-            walk(&entry?.path(), out)?;
-        }
-    } else {
-        let name = path.to_string_lossy();
-        if name.ends_with(".go") && !name.ends_with("_test.go") {
-            out.push(path.to_path_buf());
         }
     }
     Ok(())
@@ -122,13 +102,14 @@ impl Report {
 /// Compares the instrumenter's blocks with `go tool cover`'s for each file, on two threads.
 pub fn compare(files: &[PathBuf]) -> Result<Report> {
     let scratch = tempdir()?;
+    let scratch = scratch.path();
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|s| -> Result<()> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (next, report, scratch) = (&next, &report, &scratch);
+                let (next, report) = (&next, &report);
                 s.spawn(move || -> Result<()> {
                     let out = scratch.join(format!("out{t}.go"));
                     loop {
@@ -209,29 +190,9 @@ fn first_difference(got: &[GoBlock], want: &[GoBlock]) -> String {
     )
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn tempdir() -> Result<TempDir> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "livecov-conformance-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(TempDir(dir))
+pub fn tempdir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("livecov-conformance-")
+        .tempdir()
+        .context("creating a temporary directory")
 }
