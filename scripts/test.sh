@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every livecov test: formatting and lint gates, the Rust tests (which build and run real
+# instrumented Go programs), and the conformance run against `go tool cover` on real modules.
+# Installs what is missing first; needs Go and Rust (rustup) on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchains"
+for tool in go cargo; do
+  command -v "$tool" >/dev/null || { echo "$tool is not on PATH: install Go 1.26 and Rust first" >&2; exit 1; }
+done
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+go version
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "gofmt, go vet"
+go_dirs=(instrumenter/testdata/run)
+unformatted=$(gofmt -l "${go_dirs[@]}")
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./...); done
+
+step "cargo test"
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$test_log"
+passed=$(grep -o '^test result: ok\. [0-9]* passed' "$test_log" | awk '{s += $4} END {print s + 0}')
+
+step "conformance: pinned modules against go tool cover, go build, go vet and go test -cover"
+cargo run --quiet --locked -p livecov-conformance -- modules
+
+step "conformance: the testdata corpus against this Go's go tool cover"
+cargo run --quiet --locked -p livecov-conformance -- compare instrumenter/testdata/cover
+
+echo
+echo "tests: $passed passed, 0 failed"
