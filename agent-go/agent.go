@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// config is everything an agent needs besides its registry. configFromEnv reads it from the
+// environment; tests build it directly.
+type config struct {
+	addr       string        // listen address; "off" for no listener (and no registration)
+	server     string        // server base URL; "" or "off" for no registration
+	service    string        // service name to register under
+	token      string        // bearer token, required by the endpoints and sent to the server
+	heartbeat  time.Duration // interval between heartbeats
+	timeout    time.Duration // bound on each request to the server
+	backoffMin time.Duration // first delay after a failed request
+	backoffMax time.Duration // largest delay after failed requests
+	logger     *log.Logger   // debug log; nil for none
+}
+
+const (
+	defaultHeartbeat = 10 * time.Second
+	minHeartbeat     = 10 * time.Millisecond
+)
+
+// configFromEnv returns the configuration given by the environment and the build.
+func configFromEnv(b buildInfo) config {
+	cfg := config{
+		addr:       ":0",
+		server:     b.Server,
+		service:    b.Service,
+		token:      os.Getenv("LIVECOV_TOKEN"),
+		heartbeat:  defaultHeartbeat,
+		timeout:    5 * time.Second,
+		backoffMin: time.Second,
+		backoffMax: time.Minute,
+	}
+	if os.Getenv("LIVECOV_DEBUG") != "" {
+		cfg.logger = log.New(os.Stderr, "livecov: ", log.LstdFlags|log.Lmsgprefix)
+	}
+	if os.Getenv("LIVECOV_TEST_DIR") != "" {
+		// A test binary of `livecov test`: its counters are written by AfterRun, and it
+		// neither listens nor registers unless told to.
+		cfg.addr = "off"
+	}
+	if v := os.Getenv("LIVECOV_AGENT_ADDR"); v != "" {
+		cfg.addr = v
+	}
+	if v := os.Getenv("LIVECOV_SERVER"); v != "" {
+		cfg.server = v
+	}
+	if v := os.Getenv("LIVECOV_SERVICE"); v != "" {
+		cfg.service = v
+	}
+	if cfg.service == "" && len(os.Args) > 0 {
+		cfg.service = strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
+	}
+	if v := os.Getenv("LIVECOV_HEARTBEAT"); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			logf(cfg.logger, "LIVECOV_HEARTBEAT: %v; using %v", err, cfg.heartbeat)
+		case d < minHeartbeat:
+			logf(cfg.logger, "LIVECOV_HEARTBEAT=%v is too short; using %v", d, minHeartbeat)
+			cfg.heartbeat = minHeartbeat
+		default:
+			cfg.heartbeat = d
+		}
+	}
+	return cfg
+}
+
+// stdAgent is the agent of this process, started by init.
+var stdAgent *agent
+
+func init() {
+	defer func() { recover() }()
+	stdAgent = start(configFromEnv(build), std)
+}
+
+// An agent serves one registry over HTTP and keeps it registered with the server.
+type agent struct {
+	cfg     config
+	reg     *registry
+	started time.Time
+	ctx     context.Context // cancelled by close
+	cancel  context.CancelFunc
+	client  *http.Client
+	wg      sync.WaitGroup
+
+	// Set by run before ready is closed; read only after.
+	ready     chan struct{}
+	readyOnce sync.Once
+	addr      net.Addr     // the listener's address; nil if the agent does not listen
+	srv       *http.Server // nil if the agent does not listen
+}
+
+// start starts an agent and returns at once: listening, serving and registering happen in
+// goroutines.
+func start(cfg config, reg *registry) *agent {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agent{
+		cfg:     cfg,
+		reg:     reg,
+		started: time.Now(),
+		ctx:     ctx,
+		cancel:  cancel,
+		client:  newClient(cfg.timeout),
+		ready:   make(chan struct{}),
+	}
+	a.wg.Add(1)
+	go a.run()
+	return a
+}
+
+func (a *agent) run() {
+	defer a.wg.Done()
+	defer a.markReady()
+	defer a.recoverPanic("agent")
+	if a.cfg.addr == "off" {
+		logf(a.cfg.logger, "LIVECOV_AGENT_ADDR=off: agent disabled")
+		return
+	}
+	ln, err := net.Listen("tcp", a.cfg.addr)
+	if err != nil {
+		logf(a.cfg.logger, "cannot listen, counters will not be served: %v", err)
+		return
+	}
+	a.addr = ln.Addr()
+	a.srv = &http.Server{
+		Handler:           &handler{reg: a.reg, token: a.cfg.token, log: a.cfg.logger},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// net/http logs to the standard logger by default, which is the host's stderr.
+		ErrorLog: a.errorLog(),
+	}
+	a.markReady()
+	logf(a.cfg.logger, "serving build %s on %s", a.reg.build.ID, a.addr)
+	a.wg.Add(1)
+	go a.serve(ln)
+	port := 0
+	if t, ok := a.addr.(*net.TCPAddr); ok {
+		port = t.Port
+	}
+	a.report(port)
+}
+
+func (a *agent) serve(ln net.Listener) {
+	defer a.wg.Done()
+	defer a.recoverPanic("serve")
+	err := a.srv.Serve(ln)
+	if err != http.ErrServerClosed {
+		logf(a.cfg.logger, "agent stopped serving: %v", err)
+	}
+}
+
+func (a *agent) markReady() { a.readyOnce.Do(func() { close(a.ready) }) }
+
+func (a *agent) recoverPanic(what string) {
+	if v := recover(); v != nil {
+		logf(a.cfg.logger, "panic in %s (recovered): %v", what, v)
+	}
+}
+
+// close stops the agent and waits for its goroutines. The process's own agent is never
+// closed; tests close theirs.
+func (a *agent) close() {
+	a.cancel()
+	<-a.ready
+	if a.srv != nil {
+		a.srv.Close()
+	}
+	a.wg.Wait()
+	a.client.CloseIdleConnections()
+}
+
+func (a *agent) errorLog() *log.Logger {
+	if a.cfg.logger == nil {
+		return log.New(io.Discard, "", 0)
+	}
+	return a.cfg.logger
+}
+
+func logf(l *log.Logger, format string, args ...interface{}) {
+	if l != nil {
+		l.Printf(format, args...)
+	}
+}

@@ -1,0 +1,3 @@
+module livecov.dev/agent
+
+go 1.22

@@ -1,0 +1,220 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mathrand "math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxResponse bounds how much of a server answer the agent reads.
+const maxResponse = 64 << 10
+
+// registration is the body of POST /api/v1/agents/register.
+type registration struct {
+	Service   string `json:"service"`
+	Instance  string `json:"instance"`
+	Build     string `json:"build"`
+	Hostname  string `json:"hostname"`
+	PID       int    `json:"pid"`
+	StartTime string `json:"start_time"` // RFC 3339, UTC
+	Mode      string `json:"mode"`
+	Port      int    `json:"port"` // the agent's listen port
+	GoVersion string `json:"go_version"`
+}
+
+// newClient returns the client for talking to the server. It shares nothing with the host's
+// http.DefaultClient, uses no proxy (the server pulls from the agent directly, so the agent
+// reaches the server directly too), follows no redirects, and bounds every request in time
+// and every response header in size.
+func newClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:            (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxIdleConns:           1,
+			MaxIdleConnsPerHost:    1,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: maxResponse,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       timeout,
+	}
+}
+
+// report registers the agent with the server and sends heartbeats until the agent is closed.
+// It runs on the agent's one goroutine for all talk with the server: requests are sequential,
+// each bounded in time and in what it reads, so memory stays bounded whatever the server does.
+func (a *agent) report(port int) {
+	if a.cfg.server == "" || a.cfg.server == "off" {
+		return
+	}
+	base, err := serverURL(a.cfg.server)
+	if err != nil {
+		logf(a.cfg.logger, "not registering: %v", err)
+		return
+	}
+	instance := newInstanceID()
+	hostname, _ := os.Hostname()
+	body, _ := json.Marshal(registration{
+		Service:   a.cfg.service,
+		Instance:  instance,
+		Build:     a.reg.build.ID,
+		Hostname:  hostname,
+		PID:       os.Getpid(),
+		StartTime: a.started.UTC().Format(time.RFC3339),
+		Mode:      a.reg.build.Mode,
+		Port:      port,
+		GoVersion: runtime.Version(),
+	})
+	registerURL := base + "/api/v1/agents/register"
+	heartbeatURL := base + "/api/v1/agents/" + url.PathEscape(instance) + "/heartbeat"
+
+	back := backoff{initial: a.cfg.backoffMin, limit: a.cfg.backoffMax}
+	registered := false
+	for {
+		var wait time.Duration
+		if !registered {
+			if err := a.post(registerURL, body); err != nil {
+				logf(a.cfg.logger, "register with %s: %v", base, err)
+				wait = back.next()
+			} else {
+				logf(a.cfg.logger, "registered with %s as service %q, instance %s", base, a.cfg.service, instance)
+				registered = true
+				back.reset()
+				wait = a.cfg.heartbeat
+			}
+		} else {
+			err := a.post(heartbeatURL, []byte("{}"))
+			var status statusError
+			switch {
+			case err == nil:
+				back.reset()
+				wait = a.cfg.heartbeat
+			case errors.As(err, &status) && int(status) == http.StatusNotFound:
+				// The server forgot this instance (it restarted, or expired it): register again,
+				// now.
+				logf(a.cfg.logger, "heartbeat: server does not know instance %s, registering again", instance)
+				registered = false
+			default:
+				logf(a.cfg.logger, "heartbeat: %v", err)
+				wait = back.next()
+			}
+		}
+		if !a.sleep(wait) {
+			return
+		}
+	}
+}
+
+// statusError is a non-2xx answer of the server.
+type statusError int
+
+func (e statusError) Error() string {
+	return "server answered " + strconv.Itoa(int(e)) + " " + http.StatusText(int(e))
+}
+
+// post sends body as JSON to url and succeeds on a 2xx answer. It reads at most maxResponse
+// bytes of the answer and gives up after the configured timeout.
+func (a *agent) post(url string, body []byte) error {
+	ctx, cancel := context.WithTimeout(a.ctx, a.cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "livecov-agent/1")
+	if a.cfg.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.cfg.token)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	// Reading (a bounded part of) the answer lets the connection be reused; closing a body
+	// that was not read to its end closes the connection instead.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return statusError(resp.StatusCode)
+	}
+	return nil
+}
+
+// sleep waits for d, or until the agent is closed; it reports whether to go on.
+func (a *agent) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return a.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-a.ctx.Done():
+		return false
+	}
+}
+
+// serverURL checks a server URL and returns it without a trailing slash.
+func serverURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("server URL %q: want http://host[:port] or https://host[:port]", s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+// newInstanceID returns 16 random bytes in hex.
+func newInstanceID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// Before Go 1.24 crypto/rand can fail; an id that is unique in practice will do.
+		s := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.Itoa(os.Getpid())
+		copy(b[:], s)
+		for i := range b {
+			b[i] ^= byte(mathrand.Intn(256))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// backoff yields exponentially growing delays with jitter: the ceiling doubles from initial
+// up to limit, and each delay is drawn between half the ceiling and the ceiling, so that many
+// instances that lost the server at once do not come back at once.
+type backoff struct {
+	initial, limit, ceiling time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.ceiling < b.initial:
+		b.ceiling = b.initial
+	case b.ceiling < b.limit/2:
+		b.ceiling *= 2
+	default:
+		b.ceiling = b.limit
+	}
+	half := b.ceiling / 2
+	return half + time.Duration(mathrand.Int63n(int64(b.ceiling-half)+1))
+}
+
+func (b *backoff) reset() { b.ceiling = 0 }
