@@ -1,6 +1,8 @@
 //! The `livecov` executable: a thin layer of argument parsing over the livecov crates.
 
 mod blocks;
+mod build;
+mod test;
 
 use std::process::ExitCode;
 
@@ -20,15 +22,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Blocks(blocks::Args),
+    Build(build::Args),
+    Test(test::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Blocks(args) => blocks::run(args),
+        Command::Blocks(args) => blocks::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Build(args) => build::run(args),
+        Command::Test(args) => test::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;

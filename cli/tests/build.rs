@@ -1,0 +1,427 @@
+//! `livecov build` end to end: the example service built with counters and the agent, run as a
+//! real process, hit over real HTTP, its coverage read back from the agent.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/greeter");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.0 client: (status, body).
+fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Ok((status, buf[split + 4..].to_vec()))
+}
+
+fn wait_for(port: u16, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = http("GET", port, path) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing answered on port {port}{path}");
+}
+
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tree_state(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn build(out: &Path, cache: &Path, mode: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
+        .args(["build", "--mode", mode, "--cache-dir"])
+        .arg(cache)
+        .args(["--", "-o"])
+        .arg(out)
+        .arg(".")
+        .current_dir(EXAMPLE)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Decodes the agent's counters format (docs/COUNTERS.md) into one vector per file.
+fn decode_counters(mut b: &[u8]) -> (String, u8, Vec<Vec<u64>>) {
+    fn uvarint(b: &mut &[u8]) -> u64 {
+        let (mut x, mut shift) = (0u64, 0);
+        loop {
+            let byte = b[0];
+            *b = &b[1..];
+            x |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return x;
+            }
+            shift += 7;
+        }
+    }
+    assert_eq!(&b[..4], b"LCC1");
+    b = &b[4..];
+    let n = uvarint(&mut b) as usize;
+    let build = String::from_utf8(b[..n].to_vec()).unwrap();
+    b = &b[n..];
+    let mode = b[0];
+    b = &b[1..];
+    let files = uvarint(&mut b);
+    let mut out = Vec::new();
+    for _ in 0..files {
+        let n = uvarint(&mut b) as usize;
+        let mut counters = Vec::with_capacity(n);
+        while counters.len() < n {
+            let zeros = uvarint(&mut b);
+            counters.extend(std::iter::repeat_n(0, zeros as usize));
+            let k = uvarint(&mut b);
+            for _ in 0..k {
+                counters.push(uvarint(&mut b));
+            }
+        }
+        out.push(counters);
+    }
+    assert!(b.is_empty(), "trailing bytes");
+    (build, mode, out)
+}
+
+/// Lines of a coverprofile for blocks starting on `line`.
+fn blocks_on(profile: &str, line: u32) -> Vec<&str> {
+    profile
+        .lines()
+        .filter(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|p| p.starts_with(&format!("{line}.")))
+        })
+        .collect()
+}
+
+#[test]
+fn built_service_serves_its_live_coverage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, cache) = (tmp.path().join("greeter"), tmp.path().join("cache"));
+    let before = tree_state(Path::new(EXAMPLE));
+    build(&bin, &cache, "count");
+    assert_eq!(
+        before,
+        tree_state(Path::new(EXAMPLE)),
+        "the user's tree is untouched"
+    );
+
+    let (app, agent) = (free_port(), free_port());
+    let _svc = Service(
+        Command::new(&bin)
+            .env("ADDR", format!("127.0.0.1:{app}"))
+            .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+            .env_remove("LIVECOV_SERVER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(app, "/healthz");
+    wait_for(agent, "/livecov/v1/profile");
+    let (status, body) = http("GET", app, "/hello?name=qa&lang=fr").unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"Bonjour, qa!\n".as_slice())
+    );
+
+    let (status, profile) = http("GET", agent, "/livecov/v1/profile").unwrap();
+    assert_eq!(status, 200);
+    let profile = String::from_utf8(profile).unwrap();
+    assert!(profile.starts_with("mode: count\n"), "{profile}");
+    // hello's French case (its block starts on line 37) ran once, German (39) not; calc (47)
+    // never ran.
+    let count = |l: &str| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    let fr = blocks_on(&profile, 37);
+    assert_eq!(fr.len(), 1, "{profile}");
+    assert_eq!(count(fr[0]), 1);
+    assert_eq!(count(blocks_on(&profile, 39)[0]), 0);
+    let calc = blocks_on(&profile, 47);
+    assert!(
+        !calc.is_empty() && calc.iter().all(|l| count(l) == 0),
+        "{profile}"
+    );
+    assert!(profile.contains("example.com/greeter/main.go:"));
+
+    // go tool cover reads it.
+    let file = tmp.path().join("live.out");
+    std::fs::write(&file, &profile).unwrap();
+    let func = Command::new("go")
+        .args(["tool", "cover", "-func"])
+        .arg(&file)
+        .current_dir(EXAMPLE)
+        .output()
+        .unwrap();
+    assert!(
+        func.status.success(),
+        "{}",
+        String::from_utf8_lossy(&func.stderr)
+    );
+    let func = String::from_utf8_lossy(&func.stdout);
+    assert!(func.contains("hello") && func.contains("calc"), "{func}");
+
+    // Reset returns what it took and leaves zeros behind.
+    let (status, taken) = http("POST", agent, "/livecov/v1/reset").unwrap();
+    assert_eq!(status, 200);
+    let (build_id, mode, files) = decode_counters(&taken);
+    assert_eq!((build_id.len(), mode), (64, 1));
+    assert!(
+        files.iter().flatten().sum::<u64>() > 0,
+        "the reset handed back the counts"
+    );
+    let (_, now) = http("GET", agent, "/livecov/v1/counters").unwrap();
+    let (same_build, _, after) = decode_counters(&now);
+    assert_eq!(same_build, build_id);
+    assert_eq!(after.len(), files.len());
+    assert!(after.iter().flatten().all(|&c| c == 0), "{after:?}");
+}
+
+#[test]
+fn second_build_comes_from_the_cache_and_refusals_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    build(&tmp.path().join("a"), &cache, "set");
+    let entries = |c: &Path| std::fs::read_dir(c.join("files")).unwrap().count();
+    let after_first = entries(&cache);
+    build(&tmp.path().join("b"), &cache, "set");
+    assert_eq!(entries(&cache), after_first, "no file instrumented twice");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_livecov"))
+        .args(["build", "--cache-dir"])
+        .arg(&cache)
+        .args(["--", "-overlay", "x.json", "."])
+        .current_dir(EXAMPLE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("-overlay cannot be combined with livecov"),
+        "{err}"
+    );
+}
+
+/// The example built once with livecov (set mode) and once with plain `go build`, shared by
+/// the host-safety tests.
+fn binaries() -> &'static (PathBuf, PathBuf) {
+    static BINS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    BINS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let (inst, plain) = (dir.join("greeter-livecov"), dir.join("greeter-plain"));
+        build(&inst, &dir.join("cache"), "set");
+        let status = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&plain)
+            .arg(".")
+            .current_dir(EXAMPLE)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (inst, plain)
+    })
+}
+
+/// Starts `bin` with `env`, checks that it serves its own traffic, stops it with SIGTERM and
+/// returns what it wrote to stdout and how it exited.
+fn serve_and_stop(bin: &Path, env: &[(&str, String)]) -> (Vec<u8>, std::process::ExitStatus) {
+    let app = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.env("ADDR", format!("127.0.0.1:{app}"))
+        .env_remove("LIVECOV_SERVER")
+        .env_remove("LIVECOV_AGENT_ADDR")
+        .env_remove("LIVECOV_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let child = cmd.spawn().unwrap();
+    wait_for(app, "/healthz");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "start-up took {:?}",
+        started.elapsed()
+    );
+    let (status, body) = http("GET", app, "/hello?name=x").unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"Hello, x!\n".as_slice()));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    (out.stdout, out.status)
+}
+
+/// A listener that accepts connections and then does `answer` with each.
+fn fake_server(answer: fn(TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(conn));
+        }
+    });
+    port
+}
+
+#[test]
+fn the_host_is_unharmed_whatever_the_server_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let (inst, plain) = binaries();
+    let (plain_out, plain_status) = serve_and_stop(plain, &[]);
+    assert_eq!(
+        plain_status.signal(),
+        Some(15),
+        "uninstrumented: killed by SIGTERM"
+    );
+
+    let silent = fake_server(|conn| {
+        std::thread::sleep(Duration::from_secs(60));
+        drop(conn);
+    });
+    let garbage = fake_server(|mut conn| {
+        let _ = conn.write_all(b"\x00\xffnot http at all\r\n\r\n");
+    });
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let scenarios: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("no server configured", vec![]),
+        (
+            "server absent",
+            vec![(
+                "LIVECOV_SERVER",
+                format!("http://127.0.0.1:{}", free_port()),
+            )],
+        ),
+        (
+            "server accepts and never answers",
+            vec![
+                ("LIVECOV_SERVER", format!("http://127.0.0.1:{silent}")),
+                ("LIVECOV_HEARTBEAT", "50ms".into()),
+            ],
+        ),
+        (
+            "server answers garbage",
+            vec![
+                ("LIVECOV_SERVER", format!("http://127.0.0.1:{garbage}")),
+                ("LIVECOV_HEARTBEAT", "50ms".into()),
+            ],
+        ),
+        (
+            "agent port taken",
+            vec![("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{taken_port}"))],
+        ),
+        (
+            "server URL malformed",
+            vec![("LIVECOV_SERVER", "::not a url".into())],
+        ),
+    ];
+    for (name, env) in scenarios {
+        let (out, status) = serve_and_stop(inst, &env);
+        assert_eq!(
+            out, plain_out,
+            "{name}: stdout differs from the plain build"
+        );
+        assert_eq!(
+            status.signal(),
+            plain_status.signal(),
+            "{name}: exits as the plain build does"
+        );
+    }
+    drop(taken);
+}
+
+#[test]
+fn a_token_guards_every_agent_endpoint() {
+    let (inst, _) = binaries();
+    let (app, agent) = (free_port(), free_port());
+    let _svc = Service(
+        Command::new(inst)
+            .env("ADDR", format!("127.0.0.1:{app}"))
+            .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+            .env("LIVECOV_TOKEN", "s3cret")
+            .env_remove("LIVECOV_SERVER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(app, "/healthz");
+    let get = |path: &str, token: Option<&str>| {
+        let mut s = TcpStream::connect(("127.0.0.1", agent)).unwrap();
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(s, "GET {path} HTTP/1.0\r\n{auth}\r\n").unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let head = String::from_utf8_lossy(&buf[..buf.len().min(16)]).into_owned();
+        head.split(' ').nth(1).unwrap_or("").to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get("/livecov/v1/profile", Some("s3cret")) != "200" {
+        assert!(Instant::now() < deadline, "agent never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in [
+        "/livecov/v1/profile",
+        "/livecov/v1/counters",
+        "/livecov/v1/meta",
+    ] {
+        assert_eq!(get(path, None), "401", "{path} without a token");
+        assert_eq!(get(path, Some("wrong")), "401", "{path} with a wrong token");
+        assert_eq!(get(path, Some("s3cret")), "200", "{path} with the token");
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", agent)).unwrap();
+    write!(
+        s,
+        "POST /livecov/v1/reset HTTP/1.0\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    assert!(
+        buf.starts_with("HTTP/1.0 401"),
+        "reset without a token: {buf}"
+    );
+}

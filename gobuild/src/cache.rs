@@ -1,0 +1,179 @@
+//! Instrumented files, cached on disk by content: a file whose bytes, name and mode did not
+//! change since the last build is not instrumented again.
+//!
+//! Layout under the cache directory: `files/<key>.go` (the rewritten source) and
+//! `files/<key>.meta` (its block metadata, one line per function and per block). The key is a
+//! hash of everything the output depends on, so entries never need invalidating; files are
+//! written to a temporary name and renamed, so concurrent builds never see half an entry.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use instrumenter::{Block, FileMeta, Func, Mode, Options, Pos};
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// One instrumented file, from the cache or freshly made.
+pub struct Entry {
+    /// The rewritten source on disk.
+    pub source: PathBuf,
+    pub counter_var: String,
+    pub meta: FileMeta,
+    pub reused: bool,
+}
+
+/// Returns the instrumented form of `path` (named `profile_name` in profiles) in `mode`.
+pub fn instrument(
+    cache: &Path,
+    path: &Path,
+    profile_name: &str,
+    mode: Mode,
+) -> Result<Entry, Error> {
+    let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let key = key(profile_name, mode, &src);
+    let dir = cache.join("files");
+    let source = dir.join(format!("{key}.go"));
+    let meta_path = dir.join(format!("{key}.meta"));
+    let counter_var = instrumenter::counter_var(profile_name);
+    if let Ok(text) = std::fs::read_to_string(&meta_path)
+        && source.is_file()
+        && let Some(meta) = decode_meta(profile_name, &text)
+    {
+        return Ok(Entry {
+            source,
+            counter_var,
+            meta,
+            reused: true,
+        });
+    }
+    let opts = Options {
+        mode,
+        counter_var: Some(counter_var.clone()),
+        ..Options::default()
+    };
+    let out = instrumenter::instrument(profile_name, &src, &opts).map_err(|e| Error::Syntax {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    write_atomic(&source, &out.source)?;
+    write_atomic(&meta_path, encode_meta(&out.meta).as_bytes())?;
+    Ok(Entry {
+        source,
+        counter_var,
+        meta: out.meta,
+        reused: false,
+    })
+}
+
+fn key(profile_name: &str, mode: Mode, src: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(concat!("livecov ", env!("CARGO_PKG_VERSION"), "\n"));
+    h.update(mode.as_str());
+    h.update(b"\n");
+    h.update(profile_name.as_bytes());
+    h.update(b"\n");
+    h.update(src);
+    instrumenter::hex(&h.finalize())
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn encode_meta(meta: &FileMeta) -> String {
+    let mut out = String::new();
+    for f in &meta.funcs {
+        let _ = writeln!(out, "f {} {}", instrumenter::hex(&f.hash), f.name);
+    }
+    for b in &meta.blocks {
+        let _ = writeln!(
+            out,
+            "b {} {} {} {} {} {}",
+            b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt, b.func
+        );
+    }
+    out
+}
+
+/// Reads what [`encode_meta`] wrote; `None` for anything else (a damaged entry is rebuilt).
+fn decode_meta(name: &str, text: &str) -> Option<FileMeta> {
+    let mut meta = FileMeta {
+        name: name.to_string(),
+        blocks: Vec::new(),
+        funcs: Vec::new(),
+    };
+    for line in text.lines() {
+        match line.split_once(' ')? {
+            ("f", rest) => {
+                let (hash, fname) = rest.split_once(' ')?;
+                let mut bytes = [0u8; 32];
+                if hash.len() != 64 {
+                    return None;
+                }
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(hash.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                meta.funcs.push(Func {
+                    name: fname.to_string(),
+                    hash: bytes,
+                });
+            }
+            ("b", rest) => {
+                let n: Vec<u32> = rest
+                    .split(' ')
+                    .map(|s| s.parse().ok())
+                    .collect::<Option<_>>()?;
+                let [l0, c0, l1, c1, num_stmt, func] = n[..] else {
+                    return None;
+                };
+                meta.blocks.push(Block {
+                    start: Pos { line: l0, col: c0 },
+                    end: Pos { line: l1, col: c1 },
+                    num_stmt,
+                    func,
+                });
+            }
+            _ => return None,
+        }
+    }
+    Some(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips() {
+        let src = b"package p\n\nfunc (t *T) F(x int) int {\n\tif x > 0 {\n\t\treturn 1\n\t}\n\treturn 0\n}\n";
+        let meta = instrumenter::analyze("example.com/p/f.go", src).unwrap();
+        let back = decode_meta("example.com/p/f.go", &encode_meta(&meta)).unwrap();
+        assert_eq!(back, meta);
+        assert!(decode_meta("x", "b 1 2 3\n").is_none());
+    }
+
+    #[test]
+    fn second_instrumentation_comes_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.go");
+        std::fs::write(&file, "package p\n\nfunc F() {}\n").unwrap();
+        let cache = dir.path().join("cache");
+        let first = instrument(&cache, &file, "p/f.go", Mode::Set).unwrap();
+        let second = instrument(&cache, &file, "p/f.go", Mode::Set).unwrap();
+        assert!(!first.reused && second.reused);
+        assert_eq!(first.meta, second.meta);
+        assert_eq!(first.source, second.source);
+        let count = instrument(&cache, &file, "p/f.go", Mode::Count).unwrap();
+        assert!(!count.reused, "the mode is part of the key");
+        std::fs::write(&file, "package p\n\nfunc F() { _ = 1 }\n").unwrap();
+        assert!(
+            !instrument(&cache, &file, "p/f.go", Mode::Set)
+                .unwrap()
+                .reused
+        );
+    }
+}

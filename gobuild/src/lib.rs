@@ -1,0 +1,526 @@
+/*!
+Driving the `go` command with instrumented sources: what `livecov build` does.
+
+The user's tree is never written. livecov asks `go list` which packages the build compiles,
+instruments the files of the main module's packages (cached on disk by content), adds the Go
+agent as a package of the main module and a small registration file to every instrumented
+package, and hands all of it to `go build` through `-overlay`: a JSON map from the paths `go`
+would read to the files it should read instead (or add).
+
+# Brief overview
+
+* [`prepare`] does everything up to the overlay and returns a [`Prepared`] build: the overlay
+  path and the build's [`BuildMeta`].
+* [`Prepared::command`] is the `go` command to run with it.
+
+# Example
+
+```no_run
+use gobuild::{Options, prepare};
+let opts = Options::new(instrumenter::Mode::Set, std::env::temp_dir().join("livecov-cache"));
+let args = vec!["-o".to_string(), "app".to_string(), "./cmd/app".to_string()];
+let prepared = prepare(&opts, std::path::Path::new("."), &args).unwrap();
+let status = prepared.command("build", &args).status().unwrap();
+```
+*/
+
+mod args;
+mod cache;
+mod golist;
+mod module;
+mod testmain;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use instrumenter::{BuildMeta, FileMeta, Mode};
+
+include!(concat!(env!("OUT_DIR"), "/agent_files.rs"));
+
+pub use module::AGENT_MODULE;
+
+/// Why a build could not be prepared.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The go command failed or said something livecov did not expect.
+    Go(String),
+    /// A source file is not valid Go.
+    Syntax {
+        path: PathBuf,
+        error: instrumenter::Error,
+    },
+    /// Reading or writing a file failed.
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The arguments cannot work with livecov.
+    Usage(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Go(msg) | Error::Usage(msg) => f.write_str(msg),
+            Error::Syntax { path, error } => write!(f, "{}:{error}", path.display()),
+            Error::Io { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How to instrument a build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    /// Service name baked into the binary (`LIVECOV_SERVICE` overrides it at run time).
+    pub service: Option<String>,
+    /// Server URL baked into the binary (`LIVECOV_SERVER` overrides it at run time).
+    pub server: Option<String>,
+    /// Where instrumented files and per-build files are kept.
+    pub cache_dir: PathBuf,
+}
+
+impl Options {
+    pub fn new(mode: Mode, cache_dir: PathBuf) -> Options {
+        Options {
+            mode,
+            service: None,
+            server: None,
+            cache_dir,
+        }
+    }
+}
+
+/// A build ready to run: the overlay and what it counts.
+#[derive(Debug)]
+pub struct Prepared {
+    pub overlay: PathBuf,
+    pub meta: BuildMeta,
+    pub build_id: String,
+    pub packages: usize,
+    /// Files taken from the cache rather than instrumented anew.
+    pub reused: usize,
+    dir: PathBuf,
+    setup: module::Setup,
+}
+
+impl Prepared {
+    /// `go SUBCOMMAND -overlay=… ARGS`, to run in the directory the build was prepared in.
+    pub fn command(&self, subcommand: &str, args: &[String]) -> Command {
+        let mut cmd = Command::new("go");
+        cmd.arg(subcommand)
+            .arg(format!("-overlay={}", self.overlay.display()))
+            .args(&self.setup.args)
+            .args(args)
+            .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+/// Instruments the main module's packages that `go build ARGS` (run in `dir`) compiles and
+/// writes the overlay that makes `go` use them.
+pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepared, Error> {
+    let parsed = parse_args(dir, go_args)?;
+    let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
+    let plan = Plan::new(opts, dir, &packages, &parsed.patterns)?;
+    plan.write(&[])
+}
+
+/// A `go test` run prepared by [`prepare_test`].
+#[derive(Debug)]
+pub struct PreparedTest {
+    pub build: Prepared,
+    /// Indices (into `build.meta.files`) of the files of the packages under test: the ones a
+    /// coverprofile of this run lists, as `go test -coverprofile` would.
+    pub reported: Vec<usize>,
+}
+
+/// Like [`prepare`] for `go test ARGS`: also makes every test binary write the counters of
+/// its package when its tests are done (see `testmain.rs`), into the directory named by
+/// `LIVECOV_TEST_DIR` when it runs.
+pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<PreparedTest, Error> {
+    let parsed = parse_args(dir, go_args)?;
+    let packages = golist::list(
+        dir,
+        &["-deps", "-test"],
+        &parsed.list_flags,
+        &parsed.patterns,
+    )?;
+    let tested = golist::list(dir, &[], &parsed.list_flags, &parsed.patterns)?;
+    let plan = Plan::new(opts, dir, &packages, &parsed.patterns)?;
+
+    let mut extra = Vec::new();
+    for pkg in tested.iter().filter(|p| p.in_main_module()) {
+        let mut hooked = false;
+        for file in pkg.test_go_files.iter().chain(&pkg.x_test_go_files) {
+            let path = pkg.dir.join(file);
+            let src = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            if let Some(found) = testmain::find(&src) {
+                let text = testmain::wrap(&src, &found, &plan.agent_import, &pkg.import_path);
+                extra.push((path, text));
+                hooked = true;
+                break;
+            }
+        }
+        let has_tests = !pkg.test_go_files.is_empty() || !pkg.x_test_go_files.is_empty();
+        if has_tests && !hooked {
+            let text = testmain::generated(&pkg.name, &plan.agent_import, &pkg.import_path);
+            extra.push((pkg.dir.join("livecov_testmain_test.go"), text.into_bytes()));
+        }
+    }
+    let tested_paths: std::collections::HashSet<&str> = tested
+        .iter()
+        .filter(|p| p.in_main_module())
+        .map(|p| p.import_path.as_str())
+        .collect();
+    let reported = plan
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, job)| tested_paths.contains(plan.packages[job.0].import_path.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    Ok(PreparedTest {
+        build: plan.write(&extra)?,
+        reported,
+    })
+}
+
+/// Runs `go test ARGS` in `dir` with livecov's counters and writes the Go coverprofile of the
+/// packages under test to `coverprofile`, as `go test -coverprofile` does. Returns how `go
+/// test` exited; the profile is written whatever it was.
+pub fn test(
+    opts: &Options,
+    dir: &Path,
+    go_args: &[String],
+    coverprofile: &Path,
+) -> Result<std::process::ExitStatus, Error> {
+    let prepared = prepare_test(opts, dir, go_args)?;
+    let fragments = std::env::temp_dir().join(format!(
+        "livecov-test-{}-{}",
+        std::process::id(),
+        &prepared.build.build_id[..12]
+    ));
+    std::fs::create_dir_all(&fragments).map_err(|e| Error::io(&fragments, e))?;
+    let status = prepared
+        .build
+        .command("test", go_args)
+        .env("LIVECOV_TEST_DIR", &fragments)
+        .status()
+        .map_err(|e| Error::Go(format!("cannot run go test: {e}")));
+    let counts = read_fragments(&fragments, opts.mode);
+    let _ = std::fs::remove_dir_all(&fragments);
+    let (status, counts) = (status?, counts?);
+    let files: Vec<FileMeta> = prepared
+        .reported
+        .iter()
+        .map(|&i| prepared.build.meta.files[i].clone())
+        .collect();
+    let mut out = instrumenter::profile::header(opts.mode);
+    instrumenter::profile::write_textual(&mut out, &files, |f, i| {
+        counts.get(&block_key(&files[f], i)).copied().unwrap_or(0)
+    });
+    std::fs::write(coverprofile, out).map_err(|e| Error::io(coverprofile, e))?;
+    Ok(status)
+}
+
+/// `name:l0.c0,l1.c1 numStmt`: a block as profiles name it, without its count.
+fn block_key(file: &FileMeta, i: usize) -> String {
+    let b = &file.blocks[i];
+    format!(
+        "{}:{}.{},{}.{} {}",
+        file.name, b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt
+    )
+}
+
+/// Merges the profile fragments test binaries wrote: set mode ORs, the others add.
+fn read_fragments(dir: &Path, mode: Mode) -> Result<std::collections::HashMap<String, u64>, Error> {
+    let mut counts = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("mode:"))
+        {
+            let (block, count) = line
+                .rsplit_once(' ')
+                .and_then(|(b, c)| Some((b, c.parse::<u64>().ok()?)))
+                .ok_or_else(|| {
+                    Error::Go(format!("{}: bad profile line {line:?}", path.display()))
+                })?;
+            let slot: &mut u64 = counts.entry(block.to_string()).or_insert(0);
+            *slot = match mode {
+                Mode::Set => (*slot).max(count.min(1)),
+                Mode::Count | Mode::Atomic => slot.saturating_add(count),
+            };
+        }
+    }
+    Ok(counts)
+}
+
+fn parse_args(dir: &Path, go_args: &[String]) -> Result<args::GoArgs, Error> {
+    let parsed = args::parse(go_args);
+    if let Some(flag) = &parsed.conflicting {
+        return Err(Error::Usage(format!(
+            "{flag} cannot be combined with livecov: livecov instruments the build itself through -overlay"
+        )));
+    }
+    for flag in &parsed.list_flags {
+        if flag == "-mod=vendor" || flag.starts_with("-modfile") {
+            return Err(Error::Usage(format!(
+                "{flag} is not supported yet: livecov adds its agent as a module dependency"
+            )));
+        }
+    }
+    if !parsed.list_flags.iter().any(|f| f.starts_with("-mod=")) && dir_has_vendor(dir) {
+        return Err(Error::Usage(
+            "vendored modules are not supported yet: build with -- -mod=mod".into(),
+        ));
+    }
+    check_go_version(dir)?;
+    Ok(parsed)
+}
+
+/// Whether the module holding `dir` has a vendor directory (which makes `go` default to
+/// `-mod=vendor`).
+fn dir_has_vendor(dir: &Path) -> bool {
+    dir.ancestors()
+        .find(|d| d.join("go.mod").is_file())
+        .is_some_and(|root| root.join("vendor").join("modules.txt").is_file())
+}
+
+/// The packages to instrument and where the agent goes.
+struct Plan<'a> {
+    opts: &'a Options,
+    dir: PathBuf,
+    packages: Vec<&'a golist::Package>,
+    /// Every file: (index into `packages`, path, profile name), in metadata order.
+    jobs: Vec<(usize, PathBuf, String)>,
+    agent_import: String,
+}
+
+impl<'a> Plan<'a> {
+    fn new(
+        opts: &'a Options,
+        dir: &Path,
+        all: &'a [golist::Package],
+        patterns: &[String],
+    ) -> Result<Plan<'a>, Error> {
+        let packages: Vec<&golist::Package> = all
+            .iter()
+            .filter(|p| p.in_main_module() && p.files().next().is_some())
+            .collect();
+        if packages.is_empty() {
+            return Err(Error::Usage(format!(
+                "no package of the main module among {}: run livecov inside the module",
+                patterns.join(" ")
+            )));
+        }
+        let jobs = packages
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pkg)| {
+                pkg.files()
+                    .map(move |f| (p, pkg.dir.join(f), format!("{}/{f}", pkg.import_path)))
+            })
+            .collect();
+        Ok(Plan {
+            opts,
+            dir: dir.to_path_buf(),
+            agent_import: AGENT_MODULE.to_string(),
+            packages,
+            jobs,
+        })
+    }
+
+    /// Instruments every file and writes the overlay, with `extra` files (path, contents)
+    /// replaced or added too.
+    fn write(&self, extra: &[(PathBuf, Vec<u8>)]) -> Result<Prepared, Error> {
+        let opts = self.opts;
+        let entries = instrument_all(&opts.cache_dir, &self.jobs, opts.mode)?;
+        let reused = entries.iter().filter(|e| e.reused).count();
+        let meta = BuildMeta {
+            mode: opts.mode,
+            files: entries.iter().map(|e| e.meta.clone()).collect(),
+        };
+        let build_id = meta.build_id();
+        let build_dir = opts.cache_dir.join("builds").join(&build_id);
+        std::fs::create_dir_all(&build_dir).map_err(|e| Error::io(&build_dir, e))?;
+
+        let mut replace: Vec<(PathBuf, PathBuf)> = Vec::new();
+        for ((_, path, _), entry) in self.jobs.iter().zip(&entries) {
+            replace.push((path.clone(), entry.source.clone()));
+        }
+        let mut add = |name: String, to: &Path, text: &[u8]| -> Result<(), Error> {
+            let file = build_dir.join(name);
+            cache::write_atomic(&file, text)?;
+            replace.push((to.to_path_buf(), file));
+            Ok(())
+        };
+        // One registration file per package: hands the agent each file's counter array.
+        for (p, pkg) in self.packages.iter().enumerate() {
+            let mut text = format!(
+                "package {}\n\nimport _livecov_agent {:?}\n\nfunc init() {{\n",
+                pkg.name, self.agent_import
+            );
+            for (i, ((pi, _, _), entry)) in self.jobs.iter().zip(&entries).enumerate() {
+                if *pi == p {
+                    text.push_str(&format!(
+                        "\t_livecov_agent.RegisterFile({i}, {}[:])\n",
+                        entry.counter_var
+                    ));
+                }
+            }
+            text.push_str("}\n");
+            add(
+                format!("register_{p}.go"),
+                &pkg.dir.join("livecov_register.go"),
+                text.as_bytes(),
+            )?;
+        }
+        // The agent: a real module directory, with the file that tells it what this build is.
+        let agent_dir = build_dir.join("agent");
+        std::fs::create_dir_all(&agent_dir).map_err(|e| Error::io(&agent_dir, e))?;
+        let mut agent_files: Vec<(&str, String)> = AGENT_FILES
+            .iter()
+            .map(|(name, text)| (*name, text.to_string()))
+            .collect();
+        agent_files.push(("go.mod", format!("module {AGENT_MODULE}\n\ngo 1.13\n")));
+        agent_files.push(("zz_build.go", build_info_go(opts, &meta, &build_id)));
+        for (name, text) in &agent_files {
+            cache::write_atomic(&agent_dir.join(name), text.as_bytes())?;
+        }
+        let setup = module::setup(&self.dir, &build_dir, &agent_dir)?;
+        for (i, (path, text)) in extra.iter().enumerate() {
+            let base = path.file_name().unwrap_or_default().to_string_lossy();
+            add(format!("extra_{i}_{base}"), path, text)?;
+        }
+
+        let overlay = build_dir.join("overlay.json");
+        let map: serde_json::Map<String, serde_json::Value> = replace
+            .into_iter()
+            .map(|(from, to)| {
+                (
+                    from.to_string_lossy().into_owned(),
+                    serde_json::Value::String(to.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let json = serde_json::json!({ "Replace": map });
+        cache::write_atomic(&overlay, json.to_string().as_bytes())?;
+        Ok(Prepared {
+            overlay,
+            meta,
+            build_id,
+            packages: self.packages.len(),
+            reused,
+            dir: self.dir.clone(),
+            setup,
+        })
+    }
+}
+
+/// Instruments `jobs` (package index, path, profile name) on all cores, in order.
+fn instrument_all(
+    cache: &Path,
+    jobs: &[(usize, PathBuf, String)],
+    mode: Mode,
+) -> Result<Vec<cache::Entry>, Error> {
+    let results: Vec<Mutex<Option<Result<cache::Entry, Error>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, path, name)) = jobs.get(i) else {
+                        break;
+                    };
+                    let r = cache::instrument(cache, path, name, mode);
+                    *results[i].lock().unwrap() = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap().expect("every job ran"))
+        .collect()
+}
+
+/// The generated `zz_build.go` of the agent package: this build's identity and metadata.
+fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str) -> String {
+    // A raw string literal cannot hold a backquote; JSON can spell it inside strings.
+    let json = meta_json(meta, build_id).replace('`', "\\u0060");
+    format!(
+        "package agent\n\nvar build = buildInfo{{\n\tID:      {build_id:?},\n\tMode:    {:?},\n\tService: {:?},\n\tServer:  {:?},\n\tMeta:    `{json}`,\n\tFiles:   {},\n}}\n",
+        meta.mode.as_str(),
+        opts.service.as_deref().unwrap_or(""),
+        opts.server.as_deref().unwrap_or(""),
+        meta.files.len(),
+    )
+}
+
+/// The block metadata as the agent serves it: see `docs/COUNTERS.md`.
+pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
+    let file = |f: &FileMeta| {
+        serde_json::json!({
+            "name": f.name,
+            "funcs": f.funcs.iter().map(|func| serde_json::json!({
+                "name": func.name,
+                "hash": instrumenter::hex(&func.hash),
+            })).collect::<Vec<_>>(),
+            "blocks": f.blocks.iter().map(|b| [
+                b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt, b.func,
+            ]).collect::<Vec<_>>(),
+        })
+    };
+    serde_json::json!({
+        "build": build_id,
+        "mode": meta.mode.as_str(),
+        "files": meta.files.iter().map(file).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// livecov cuts blocks by the rules of Go 1.20 to 1.26; a newer Go cuts them differently.
+fn check_go_version(dir: &Path) -> Result<(), Error> {
+    let out = Command::new("go")
+        .args(["env", "GOVERSION"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let minor = version
+        .strip_prefix("go1.")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
+    match minor {
+        Some(m) if (20..=26).contains(&m) => Ok(()),
+        Some(_) => Err(Error::Usage(format!(
+            "{version} is not supported: livecov's blocks follow go tool cover of Go 1.20 to 1.26"
+        ))),
+        None => Err(Error::Go(format!(
+            "cannot tell the Go version from {version:?}"
+        ))),
+    }
+}

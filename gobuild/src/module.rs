@@ -1,0 +1,167 @@
+//! Making the agent a dependency of the build without touching the user's go.mod, go.sum or
+//! go.work.
+//!
+//! The agent is a real module on disk, `livecov.dev/agent`, written per build into the cache.
+//! `go` learns about it from a copy of the user's module file (`-modfile`, with a `require` and
+//! a `replace` pointing at the agent's directory; `go` then keeps its sums in the copy's go.sum)
+//! or, in a workspace, from a copy of the user's go.work (`GOWORK`) that also `use`s the agent.
+//! A real directory matters: `go vet` and the vet step of `go test` run inside every package's
+//! directory, which an overlay-only package does not have.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The agent's module path, and its only package's import path.
+pub const AGENT_MODULE: &str = "livecov.dev/agent";
+
+/// What the go command needs to see the agent: extra flags and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Writes the module or workspace file that adds the agent at `agent_dir` to the build run in
+/// `dir`, into `build_dir`.
+pub fn setup(dir: &Path, build_dir: &Path, agent_dir: &Path) -> Result<Setup, Error> {
+    let gowork = go_env(dir, "GOWORK")?;
+    if !gowork.is_empty() && gowork != "off" {
+        return workspace(dir, Path::new(&gowork), build_dir, agent_dir);
+    }
+    let gomod = go_env(dir, "GOMOD")?;
+    if gomod.is_empty() || gomod == "/dev/null" || gomod == "NUL" {
+        return Err(Error::Usage(
+            "not in a Go module: livecov builds modules (run it where go.mod is, or below)".into(),
+        ));
+    }
+    let gomod = PathBuf::from(gomod);
+    let text = std::fs::read_to_string(&gomod).map_err(|e| Error::io(&gomod, e))?;
+    let modfile = build_dir.join("go.mod");
+    let added = format!(
+        "{text}\n\nrequire {AGENT_MODULE} v0.0.0\n\nreplace {AGENT_MODULE} => {}\n",
+        quote_path(agent_dir)
+    );
+    crate::cache::write_atomic(&modfile, added.as_bytes())?;
+    let gosum = gomod.with_file_name("go.sum");
+    let sums = match std::fs::read(&gosum) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&gosum, e)),
+    };
+    crate::cache::write_atomic(&build_dir.join("go.sum"), &sums)?;
+    Ok(Setup {
+        args: vec![format!("-modfile={}", modfile.display())],
+        env: Vec::new(),
+    })
+}
+
+/// `go work edit -json`: the fields used here.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WorkFile {
+    go: Option<String>,
+    toolchain: Option<String>,
+    #[serde(default)]
+    use_: Vec<WorkUse>,
+    #[serde(default)]
+    replace: Vec<WorkReplace>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WorkUse {
+    disk_path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WorkReplace {
+    old: WorkModule,
+    new: WorkModule,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WorkModule {
+    path: String,
+    version: Option<String>,
+}
+
+fn workspace(
+    dir: &Path,
+    gowork: &Path,
+    build_dir: &Path,
+    agent_dir: &Path,
+) -> Result<Setup, Error> {
+    let out = Command::new("go")
+        .args(["work", "edit", "-json"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Go(format!("cannot run go work edit: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Go(format!(
+            "go work edit -json failed:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        )));
+    }
+    // serde cannot name a field `Use`; rename it before parsing.
+    let json = String::from_utf8_lossy(&out.stdout).replace("\"Use\":", "\"Use_\":");
+    let work: WorkFile = serde_json::from_str(&json)
+        .map_err(|e| Error::Go(format!("unexpected go work edit -json output: {e}")))?;
+    let base = gowork.parent().unwrap_or(Path::new("/"));
+    let abs = |p: &str| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut text = String::new();
+    if let Some(go) = &work.go {
+        text.push_str(&format!("go {go}\n\n"));
+    }
+    if let Some(tc) = &work.toolchain {
+        text.push_str(&format!("toolchain {tc}\n\n"));
+    }
+    text.push_str("use (\n");
+    for u in &work.use_ {
+        text.push_str(&format!("\t{}\n", quote_path(&abs(&u.disk_path))));
+    }
+    text.push_str(&format!("\t{}\n)\n", quote_path(agent_dir)));
+    for r in &work.replace {
+        let old = match &r.old.version {
+            Some(v) => format!("{} {v}", r.old.path),
+            None => r.old.path.clone(),
+        };
+        let new = match &r.new.version {
+            Some(v) => format!("{} {v}", r.new.path),
+            None => quote_path(&abs(&r.new.path)),
+        };
+        text.push_str(&format!("\nreplace {old} => {new}\n"));
+    }
+    let file = build_dir.join("go.work");
+    crate::cache::write_atomic(&file, text.as_bytes())?;
+    Ok(Setup {
+        args: Vec::new(),
+        env: vec![("GOWORK".into(), file.to_string_lossy().into_owned())],
+    })
+}
+
+/// A path as go.mod and go.work syntax spells it (quoted, so spaces are fine).
+fn quote_path(p: &Path) -> String {
+    format!("{:?}", p.to_string_lossy())
+}
+
+fn go_env(dir: &Path, var: &str) -> Result<String, Error> {
+    let out = Command::new("go")
+        .args(["env", var])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
