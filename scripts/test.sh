@@ -25,10 +25,13 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "gofmt, go vet"
-go_dirs=(instrumenter/testdata/run)
+go_dirs=(agent-go examples/greeter instrumenter/testdata/run)
 unformatted=$(gofmt -l "${go_dirs[@]}")
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./...); done
+
+step "agent: go test -race"
+(cd agent-go && go test -race -count=1 ./...)
 
 step "cargo test"
 test_log=$(mktemp)
@@ -36,7 +39,7 @@ trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"
 passed=$(grep -o '^test result: ok\. [0-9]* passed' "$test_log" | awk '{s += $4} END {print s + 0}')
 
-step "conformance: pinned modules against go tool cover, go build, go vet and go test -cover"
+step "conformance: pinned modules against go tool cover, go build, go vet, go test -cover and livecov test"
 cargo run --quiet --locked -p livecov-conformance -- modules
 
 step "conformance: the testdata corpus against this Go's go tool cover"

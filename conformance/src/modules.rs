@@ -5,7 +5,13 @@
 //! 2. every package builds and passes `go vet` with all its files rewritten, in each mode
 //!    (the rewritten files reach `go` through `-overlay`, as `livecov build` does);
 //! 3. `go test -coverprofile` (which drives cover the way `go build -cover` does, per package)
-//!    lists exactly the blocks the instrumenter finds, file by file.
+//!    lists exactly the blocks the instrumenter finds, file by file;
+//! 4. `livecov test` passes the same tests as `go test` and writes the same profile: in count
+//!    mode the same blocks with the same counts, in set mode the same covered blocks, and under
+//!    `-race` in set mode no race. Tests run with `-parallel=1` on both sides, since parallel
+//!    tests lose plain count-mode increments at random; blocks whose native counts still differ
+//!    between two native runs (tests with timing-dependent paths) are named and left out of the
+//!    count comparison.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -80,6 +86,7 @@ fn check_module(module: &str) -> Result<Summary> {
     );
 
     compare_go_test(&root, work, &packages)?;
+    compare_livecov_test(&root, work, module)?;
     Ok(Summary {
         files: report.files,
         blocks: report.blocks,
@@ -232,4 +239,193 @@ fn compare_go_test(root: &Path, work: &Path, packages: &[Package]) -> Result<()>
         theirs.len()
     );
     Ok(())
+}
+
+type Profile = BTreeMap<String, u64>;
+
+/// Reads a coverprofile, merging repeated blocks as Go's readers do (set: OR, else add).
+fn read_profile(path: &Path) -> Result<(String, Profile)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut lines = text.lines();
+    let mode = lines
+        .next()
+        .and_then(|l| l.strip_prefix("mode: "))
+        .context("no mode line")?
+        .to_string();
+    let mut blocks = Profile::new();
+    for line in lines {
+        let (block, count) = line.rsplit_once(' ').context("bad profile line")?;
+        let count: u64 = count.parse()?;
+        let slot = blocks.entry(block.to_string()).or_insert(0);
+        *slot = if mode == "set" {
+            (*slot).max(count)
+        } else {
+            *slot + count
+        };
+    }
+    Ok((mode, blocks))
+}
+
+/// Tests skipped on both sides: (module, test, why, whether only for the count comparison).
+const SKIPPED_TESTS: &[(&str, &str, &str, bool)] = &[
+    (
+        "github.com/spf13/cobra@v1.10.2",
+        "TestFailGenFishCompletionFile",
+        "expects writing a read-only file to fail, which it does not as root",
+        false,
+    ),
+    (
+        "github.com/BurntSushi/toml@v1.6.0",
+        "TestDecodeParallel",
+        "decodes in 10 goroutines at once: plain count-mode increments are lost at random",
+        true,
+    ),
+];
+
+/// `go test` arguments for both sides: no cache, no parallel tests, the skips of `module`
+/// (those that only matter for counts too, when `counts`).
+fn test_args(module: &str, counts: bool) -> Vec<String> {
+    let mut args = vec!["-count=1".to_string(), "-parallel=1".to_string()];
+    let skips: Vec<&str> = SKIPPED_TESTS
+        .iter()
+        .filter(|(m, _, _, only_counts)| *m == module && (counts || !only_counts))
+        .map(|(_, test, _, _)| *test)
+        .collect();
+    if !skips.is_empty() {
+        args.push(format!("-skip=^({})$", skips.join("|")));
+    }
+    args
+}
+
+fn native_profile(
+    root: &Path,
+    work: &Path,
+    module: &str,
+    mode: &str,
+    run: usize,
+) -> Result<Profile> {
+    let file = work.join(format!("native-{mode}-{run}.out"));
+    let mut args = vec!["test".to_string()];
+    args.extend(test_args(module, mode == "count"));
+    args.push(format!("-covermode={mode}"));
+    args.push(format!("-coverprofile={}", file.display()));
+    args.push("./...".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    go(root, &args)?;
+    Ok(read_profile(&file)?.1)
+}
+
+fn livecov_profile(
+    root: &Path,
+    work: &Path,
+    module: &str,
+    mode: Mode,
+    extra: &[&str],
+) -> Result<Profile> {
+    let file = work.join(format!("livecov-{mode}.out"));
+    let opts = gobuild::Options::new(mode, work.join("cache"));
+    let mut args = test_args(module, mode == Mode::Count);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("./...".into());
+    let status = gobuild::test(&opts, root, &args, &file)?;
+    if !status.success() {
+        bail!(
+            "livecov test {mode} {} failed ({status}) where go test passed",
+            extra.join(" ")
+        );
+    }
+    let (got_mode, blocks) = read_profile(&file)?;
+    if got_mode != mode.as_str() {
+        bail!("livecov test wrote mode {got_mode}, want {mode}");
+    }
+    Ok(blocks)
+}
+
+/// Rounds of runs at most: each round runs `go test` and `livecov test` once.
+const MAX_ROUNDS: usize = 3;
+
+fn compare_livecov_test(root: &Path, work: &Path, module: &str) -> Result<()> {
+    let counts = rounds(
+        "count mode",
+        |round| native_profile(root, work, module, "count", round),
+        || livecov_profile(root, work, module, Mode::Count, &[]),
+    )?;
+    let set = rounds(
+        "set mode under -race",
+        |round| native_profile(root, work, module, "set", round),
+        || livecov_profile(root, work, module, Mode::Set, &["-race"]),
+    )?;
+    let unstable: BTreeSet<&String> = counts.unstable.union(&set.unstable).collect();
+    println!(
+        "livecov test: {} blocks, counts equal to go test -covermode=count, covered blocks under -race equal to -covermode=set{}",
+        counts.blocks,
+        if unstable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} blocks vary from run to run: {})",
+                unstable.len(),
+                unstable
+                    .iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    Ok(())
+}
+
+struct Rounds {
+    blocks: usize,
+    /// Blocks whose count changed between runs of one tool: they depend on timing.
+    unstable: BTreeSet<String>,
+}
+
+/// Runs both tools for up to [`MAX_ROUNDS`] rounds and compares every block's count. A block
+/// whose count changes between runs of one tool depends on timing and is set aside; one that
+/// is steady in both and still differs is a real difference, and repeats in every round.
+fn rounds(
+    what: &str,
+    native: impl Fn(usize) -> Result<Profile>,
+    ours: impl Fn() -> Result<Profile>,
+) -> Result<Rounds> {
+    let mut seen: BTreeMap<String, (BTreeSet<u64>, BTreeSet<u64>)> = BTreeMap::new();
+    let mut diffs = Vec::new();
+    for round in 1..=MAX_ROUNDS {
+        for (block, count) in native(round)? {
+            seen.entry(block).or_default().0.insert(count);
+        }
+        for (block, count) in ours()? {
+            seen.entry(block).or_default().1.insert(count);
+        }
+        if round == 1 {
+            continue;
+        }
+        diffs = seen
+            .iter()
+            .filter(|(_, (n, o))| {
+                n.is_empty() || o.is_empty() || (n.len() == 1 && o.len() == 1 && n != o)
+            })
+            .map(|(block, (n, o))| format!("{block}: livecov {o:?}, go test {n:?}"))
+            .collect();
+        if diffs.is_empty() {
+            break;
+        }
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "livecov test differs from go test in {what}, in {MAX_ROUNDS} rounds:\n  {}",
+            diffs.join("\n  ")
+        );
+    }
+    Ok(Rounds {
+        blocks: seen.len(),
+        unstable: seen
+            .into_iter()
+            .filter(|(_, (n, o))| n.len() > 1 || o.len() > 1)
+            .map(|(block, _)| block)
+            .collect(),
+    })
 }
