@@ -21,6 +21,8 @@ type config struct {
 	service    string        // service name to register under
 	token      string        // bearer token, required by the endpoints and sent to the server
 	heartbeat  time.Duration // interval between heartbeats
+	dir        string        // directory for the on-disk copy of the counters; "" for none
+	flush      time.Duration // interval between writes of the counters to dir
 	timeout    time.Duration // bound on each request to the server
 	backoffMin time.Duration // first delay after a failed request
 	backoffMax time.Duration // largest delay after failed requests
@@ -30,6 +32,8 @@ type config struct {
 const (
 	defaultHeartbeat = 10 * time.Second
 	minHeartbeat     = 10 * time.Millisecond
+	defaultFlush     = 10 * time.Second
+	minFlush         = 10 * time.Millisecond
 )
 
 // configFromEnv returns the configuration given by the environment and the build.
@@ -40,6 +44,7 @@ func configFromEnv(b buildInfo) config {
 		service:    b.Service,
 		token:      os.Getenv("LIVECOV_TOKEN"),
 		heartbeat:  defaultHeartbeat,
+		flush:      defaultFlush,
 		timeout:    5 * time.Second,
 		backoffMin: time.Second,
 		backoffMax: time.Minute,
@@ -47,10 +52,18 @@ func configFromEnv(b buildInfo) config {
 	if os.Getenv("LIVECOV_DEBUG") != "" {
 		cfg.logger = log.New(os.Stderr, "livecov: ", log.LstdFlags|log.Lmsgprefix)
 	}
+	if v := os.Getenv("LIVECOV_DIR"); v != "" && v != "off" {
+		// Made absolute now: the host may change its working directory later.
+		if abs, err := filepath.Abs(v); err == nil {
+			v = abs
+		}
+		cfg.dir = v
+	}
 	if os.Getenv("LIVECOV_TEST_DIR") != "" {
-		// A test binary of `livecov test`: its counters are written by AfterRun, and it
-		// neither listens nor registers unless told to.
+		// A test binary of `livecov test`: its counters are written by AfterRun, it never
+		// keeps them in LIVECOV_DIR, and it neither listens nor registers unless told to.
 		cfg.addr = "off"
+		cfg.dir = ""
 	}
 	if v := os.Getenv("LIVECOV_AGENT_ADDR"); v != "" {
 		cfg.addr = v
@@ -64,19 +77,28 @@ func configFromEnv(b buildInfo) config {
 	if cfg.service == "" && len(os.Args) > 0 {
 		cfg.service = strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
 	}
-	if v := os.Getenv("LIVECOV_HEARTBEAT"); v != "" {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			logf(cfg.logger, "LIVECOV_HEARTBEAT: %v; using %v", err, cfg.heartbeat)
-		case d < minHeartbeat:
-			logf(cfg.logger, "LIVECOV_HEARTBEAT=%v is too short; using %v", d, minHeartbeat)
-			cfg.heartbeat = minHeartbeat
-		default:
-			cfg.heartbeat = d
-		}
-	}
+	cfg.heartbeat = envInterval(cfg.logger, "LIVECOV_HEARTBEAT", cfg.heartbeat, minHeartbeat)
+	cfg.flush = envInterval(cfg.logger, "LIVECOV_FLUSH", cfg.flush, minFlush)
 	return cfg
+}
+
+// envInterval returns the duration that the environment variable name sets, def if it sets
+// none or one that does not parse, and least if it sets a shorter one.
+func envInterval(l *log.Logger, name string, def, least time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		logf(l, "%s: %v; using %v", name, err, def)
+		return def
+	case d < least:
+		logf(l, "%s=%v is too short; using %v", name, d, least)
+		return least
+	}
+	return d
 }
 
 // stdAgent is the agent of this process, started by init.
@@ -96,6 +118,10 @@ type agent struct {
 	cancel  context.CancelFunc
 	client  *http.Client
 	wg      sync.WaitGroup
+	disk    *diskWriter // keeps the counters in cfg.dir; nil if cfg.dir is ""
+
+	instanceOnce sync.Once
+	instance     string // see instanceID
 
 	// Set by run before ready is closed; read only after.
 	ready     chan struct{}
@@ -104,8 +130,8 @@ type agent struct {
 	srv       *http.Server // nil if the agent does not listen
 }
 
-// start starts an agent and returns at once: listening, serving and registering happen in
-// goroutines.
+// start starts an agent and returns at once: listening, serving, registering and writing
+// the counters to disk happen in goroutines.
 func start(cfg config, reg *registry) *agent {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent{
@@ -117,9 +143,22 @@ func start(cfg config, reg *registry) *agent {
 		client:  newClient(cfg.timeout),
 		ready:   make(chan struct{}),
 	}
+	if cfg.dir != "" {
+		a.disk = newDiskWriter(a)
+		a.wg.Add(1)
+		go a.writeLoop()
+	}
 	a.wg.Add(1)
 	go a.run()
 	return a
+}
+
+// instanceID returns the id of this agent's instance, made on first use: the id it registers
+// under and the name of its counters file. It is not made in start because reading random
+// bytes can block early in a machine's boot.
+func (a *agent) instanceID() string {
+	a.instanceOnce.Do(func() { a.instance = newInstanceID() })
+	return a.instance
 }
 
 func (a *agent) run() {

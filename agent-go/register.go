@@ -68,7 +68,7 @@ func (a *agent) report(port int) {
 		logf(a.cfg.logger, "not registering: %v", err)
 		return
 	}
-	instance := newInstanceID()
+	instance := a.instanceID()
 	hostname, _ := os.Hostname()
 	body, _ := json.Marshal(registration{
 		Service:   a.cfg.service,

@@ -1,16 +1,30 @@
 //! livecov-bench: how livecov compares with the Go toolchain.
 //!
 //! ```text
-//! livecov-bench instrument [--runs N]   instrumentation throughput: livecov against
-//!                                       `go tool cover` as `go build -cover` runs it
+//! livecov-bench instrument [--runs N]         instrumentation throughput: livecov against
+//!                                             `go tool cover` as `go build -cover` runs it
+//! livecov-bench build [--cold N] [--warm N]   build time on a real module: `livecov build`
+//!                                             against `go build` and `go build -cover`
+//! livecov-bench runtime [--count N] [--benchtime D]
+//!                                             cost of the counters at run time: livecov's
+//!                                             modes against `go test -covermode`
+//! livecov-bench agent [--requests N]          the agent's counters against its text profile,
+//!                                             bytes and latency, for ~100,000 blocks
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov.
+//! say nothing about livecov. `build`, `runtime` and `agent` drive the livecov executable,
+//! `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release -p livecov`).
 
+mod agent;
+mod build;
+mod common;
 mod instrument;
+mod runtime;
 
 use anyhow::{Result, bail};
+
+const BENCHMARKS: &str = "instrument, build, runtime or agent";
 
 fn main() {
     if let Err(err) = run() {
@@ -22,10 +36,13 @@ fn main() {
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        bail!("usage: livecov-bench instrument [--runs N]");
+        bail!("usage: livecov-bench BENCHMARK [OPTIONS]: BENCHMARK is {BENCHMARKS}");
     };
     match cmd.as_str() {
         "instrument" => instrument::run(rest),
-        other => bail!("unknown benchmark {other:?}: want instrument"),
+        "build" => build::run(rest),
+        "runtime" => runtime::run(rest),
+        "agent" => agent::run(rest),
+        other => bail!("unknown benchmark {other:?}: want {BENCHMARKS}"),
     }
 }

@@ -34,6 +34,11 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     server: Option<String>,
 
+    /// Also instrument these packages outside the main module (comma-separated `go list`
+    /// patterns, such as example.com/lib/...).
+    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    coverpkg: Vec<String>,
+
     /// Where instrumented files are cached [default: $XDG_CACHE_HOME/livecov or
     /// ~/.cache/livecov].
     #[arg(long, env = "LIVECOV_CACHE", value_name = "DIR")]
@@ -52,6 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut opts = gobuild::Options::new(args.mode, cache_dir(args.cache_dir)?);
     opts.service = args.service;
     opts.server = args.server;
+    opts.coverpkg = args.coverpkg;
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let prepared = gobuild::prepare(&opts, &dir, &args.go_args)?;
     if std::io::stderr().is_terminal() {

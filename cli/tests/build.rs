@@ -59,8 +59,9 @@ impl Drop for Service {
 fn tree_state(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             (p, bytes)
         })
@@ -424,4 +425,164 @@ fn a_token_guards_every_agent_endpoint() {
         buf.starts_with("HTTP/1.0 401"),
         "reset without a token: {buf}"
     );
+}
+
+#[test]
+fn a_process_that_returns_from_main_leaves_its_counters_in_livecov_dir() {
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../instrumenter/testdata/run");
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, dir) = (tmp.path().join("run"), tmp.path().join("coverage"));
+    let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
+        .args(["build", "--mode", "count", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .args(["--", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(program)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Command::new(&bin)
+        .env("LIVECOV_DIR", &dir)
+        .env("LIVECOV_AGENT_ADDR", "off")
+        .env("LIVECOV_SERVICE", "run")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"done\n", "the agent writes nothing to stdout");
+
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let lcc = names
+        .iter()
+        .find(|n| n.starts_with("run-") && n.ends_with(".lcc"))
+        .unwrap_or_else(|| panic!("no counters file in {names:?}"));
+    let (build_id, mode, files) = decode_counters(&std::fs::read(dir.join(lcc)).unwrap());
+    assert!(
+        names.contains(&format!("{build_id}.meta.json.gz")),
+        "{names:?}"
+    );
+    assert_eq!(mode, 1);
+    // classify ran 23 times; its entry block is counted in full by the final flush.
+    assert!(files.iter().flatten().any(|&c| c == 23), "{files:?}");
+}
+
+/// Builds `dir` with livecov (count mode) and returns the profile its agent serves while the
+/// program sleeps, and the program's stdout.
+fn build_run_profile(dir: &Path, livecov_args: &[&str]) -> (String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("prog");
+    let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
+        .args(["build", "--mode", "count", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .args(livecov_args)
+        .args(["--", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(dir)
+        .env_remove("GOFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let agent = free_port();
+    let child = Command::new(&bin)
+        .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(agent, "/livecov/v1/profile");
+    let (_, profile) = http("GET", agent, "/livecov/v1/profile").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8(profile).unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+const SLEEPER: &str = "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n\n\t\"github.com/google/uuid\"\n)\n\nfunc main() {\n\tfmt.Println(len(uuid.NewString()))\n\ttime.Sleep(2 * time.Second)\n}\n";
+
+#[test]
+fn coverpkg_instruments_a_dependency_from_the_module_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("go.mod"),
+        "module example.com/dep\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("main.go"), SLEEPER).unwrap();
+    let tidy = Command::new("go")
+        .args(["mod", "download", "github.com/google/uuid"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(tidy.success());
+    let status = Command::new("go")
+        .args(["mod", "tidy"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = tree_state(dir);
+    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"]);
+    assert_eq!(stdout, "36\n");
+    assert_eq!(before, tree_state(dir), "go.mod and go.sum untouched");
+    let covered = |prefix: &str| {
+        profile
+            .lines()
+            .filter(|l| l.starts_with(prefix) && !l.ends_with(" 0"))
+            .count()
+    };
+    assert!(covered("github.com/google/uuid/") > 3, "{profile}");
+    assert!(covered("example.com/dep/main.go:") == 1, "{profile}");
+    // Without --coverpkg, the dependency is not instrumented.
+    let (profile, _) = build_run_profile(dir, &[]);
+    assert!(!profile.contains("github.com/google/uuid/"), "{profile}");
+}
+
+#[test]
+fn workspaces_build_and_their_go_work_is_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(
+        dir.join("go.work"),
+        "go 1.22\n\nuse (\n\t./app\n\t./lib\n)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("lib/go.mod"),
+        "module example.com/lib\n\ngo 1.22\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("lib/lib.go"),
+        "package lib\n\nfunc Twice(x int) int {\n\tif x > 0 {\n\t\treturn 2 * x\n\t}\n\treturn 0\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/go.mod"),
+        "module example.com/app\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n\n\t\"example.com/lib\"\n)\n\nfunc main() {\n\tfmt.Println(lib.Twice(21))\n\ttime.Sleep(2 * time.Second)\n}\n",
+    )
+    .unwrap();
+    let (work_before, app_before) = (tree_state(dir), tree_state(&dir.join("app")));
+    let (profile, stdout) = build_run_profile(&dir.join("app"), &[]);
+    assert_eq!(stdout, "42\n");
+    assert_eq!(work_before, tree_state(dir));
+    assert_eq!(app_before, tree_state(&dir.join("app")));
+    // Both workspace modules are main modules: both are instrumented.
+    assert!(
+        profile.contains("example.com/lib/lib.go:4.11,6.3 1 1"),
+        "{profile}"
+    );
+    assert!(profile.contains("example.com/app/main.go:"), "{profile}");
 }

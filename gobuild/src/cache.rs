@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use instrumenter::{Block, FileMeta, Func, Mode, Options, Pos};
+use instrumenter::{Block, FileMeta, Func, Mode, Options, Pos, Prologue};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -31,7 +31,8 @@ pub fn instrument(
     mode: Mode,
 ) -> Result<Entry, Error> {
     let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let key = key(profile_name, mode, &src);
+    let prologue = main_prologue();
+    let key = key(profile_name, mode, &prologue, &src);
     let dir = cache.join("files");
     let source = dir.join(format!("{key}.go"));
     let meta_path = dir.join(format!("{key}.meta"));
@@ -50,6 +51,7 @@ pub fn instrument(
     let opts = Options {
         mode,
         counter_var: Some(counter_var.clone()),
+        main_prologue: Some(prologue),
         ..Options::default()
     };
     let out = instrumenter::instrument(profile_name, &src, &opts).map_err(|e| Error::Syntax {
@@ -67,9 +69,20 @@ pub fn instrument(
     })
 }
 
-fn key(profile_name: &str, mode: Mode, src: &[u8]) -> String {
+/// What every binary's `func main()` runs first: a deferred final write of the counters, so
+/// that counts up to a normal return of main are kept (see the agent's `Flush`).
+fn main_prologue() -> Prologue {
+    Prologue {
+        import: ("_livecov_agent".into(), crate::AGENT_MODULE.into()),
+        statement: "defer _livecov_agent.Flush()".into(),
+    }
+}
+
+/// A hash of everything the instrumented file depends on.
+fn key(profile_name: &str, mode: Mode, prologue: &Prologue, src: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(concat!("livecov ", env!("CARGO_PKG_VERSION"), "\n"));
+    h.update(format!("{prologue:?}\n").as_bytes());
     h.update(mode.as_str());
     h.update(b"\n");
     h.update(profile_name.as_bytes());

@@ -34,8 +34,12 @@ pub struct Package {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Module {
+    pub path: String,
+    pub version: Option<String>,
     #[serde(default)]
     pub main: bool,
+    /// Where the module's files are: its directory, or that of its replacement.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,8 +87,12 @@ impl Package {
     /// Whether the package belongs to one of the main modules (the module, or a workspace's),
     /// as itself: not a test variant, not a generated test main.
     pub fn in_main_module(&self) -> bool {
+        self.module.as_ref().is_some_and(|m| m.main) && self.is_itself()
+    }
+
+    /// Whether this is the package itself, not a test variant or a generated test main.
+    pub fn is_itself(&self) -> bool {
         !self.standard
-            && self.module.as_ref().is_some_and(|m| m.main)
             && self.for_test.is_empty()
             && !self.import_path.contains(' ')
             && !self.import_path.ends_with(".test")

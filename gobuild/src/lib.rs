@@ -91,6 +91,9 @@ pub struct Options {
     pub service: Option<String>,
     /// Server URL baked into the binary (`LIVECOV_SERVER` overrides it at run time).
     pub server: Option<String>,
+    /// Package patterns (as `go list` takes them) of packages outside the main module to
+    /// instrument too.
+    pub coverpkg: Vec<String>,
     /// Where instrumented files and per-build files are kept.
     pub cache_dir: PathBuf,
 }
@@ -101,6 +104,7 @@ impl Options {
             mode,
             service: None,
             server: None,
+            coverpkg: Vec::new(),
             cache_dir,
         }
     }
@@ -138,8 +142,29 @@ impl Prepared {
 pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepared, Error> {
     let parsed = parse_args(dir, go_args)?;
     let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
-    let plan = Plan::new(opts, dir, &packages, &parsed.patterns)?;
+    let extra = coverpkg(opts, dir, &parsed.list_flags)?;
+    let plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.write(&[])
+}
+
+/// The import paths `--coverpkg` names. The standard library cannot be instrumented: the agent
+/// itself is built from it.
+fn coverpkg(
+    opts: &Options,
+    dir: &Path,
+    flags: &[String],
+) -> Result<std::collections::HashSet<String>, Error> {
+    if opts.coverpkg.is_empty() {
+        return Ok(Default::default());
+    }
+    let listed = golist::list(dir, &[], flags, &opts.coverpkg)?;
+    if let Some(std) = listed.iter().find(|p| p.standard) {
+        return Err(Error::Usage(format!(
+            "--coverpkg matches {}, a standard library package: livecov instruments module code only",
+            std.import_path
+        )));
+    }
+    Ok(listed.into_iter().map(|p| p.import_path).collect())
 }
 
 /// A `go test` run prepared by [`prepare_test`].
@@ -163,7 +188,8 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
         &parsed.patterns,
     )?;
     let tested = golist::list(dir, &[], &parsed.list_flags, &parsed.patterns)?;
-    let plan = Plan::new(opts, dir, &packages, &parsed.patterns)?;
+    let extra = coverpkg(opts, dir, &parsed.list_flags)?;
+    let plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
@@ -322,10 +348,14 @@ impl<'a> Plan<'a> {
         dir: &Path,
         all: &'a [golist::Package],
         patterns: &[String],
+        coverpkg: &std::collections::HashSet<String>,
     ) -> Result<Plan<'a>, Error> {
         let packages: Vec<&golist::Package> = all
             .iter()
-            .filter(|p| p.in_main_module() && p.files().next().is_some())
+            .filter(|p| {
+                (p.in_main_module() || (p.is_itself() && coverpkg.contains(&p.import_path)))
+                    && p.files().next().is_some()
+            })
             .collect();
         if packages.is_empty() {
             return Err(Error::Usage(format!(
@@ -350,6 +380,57 @@ impl<'a> Plan<'a> {
         })
     }
 
+    /// Copies the dependency modules (`--coverpkg`) whose packages are instrumented into
+    /// `build_dir/deps`, since `go` refuses overlays in the module cache. Returns them, and the
+    /// function that maps a path in the module cache to its place in the copy.
+    #[allow(clippy::type_complexity)]
+    fn copy_dependencies(
+        &self,
+        build_dir: &Path,
+    ) -> Result<(Vec<module::Copied>, Box<dyn Fn(&Path) -> PathBuf>), Error> {
+        let modcache = PathBuf::from(module::go_env(&self.dir, "GOMODCACHE")?);
+        let mut copied: Vec<(PathBuf, module::Copied)> = Vec::new();
+        for pkg in &self.packages {
+            let Some(m) = pkg.module.as_ref().filter(|m| !m.main) else {
+                continue;
+            };
+            let Some(src) = m.dir.as_ref().filter(|d| d.starts_with(&modcache)) else {
+                continue; // Replaced by a local directory: overlays work there.
+            };
+            if copied.iter().any(|(from, _)| from == src) {
+                continue;
+            }
+            let dest = build_dir.join("deps").join(copied.len().to_string());
+            if !dest.join("go.mod").is_file() && !dest.exists() {
+                copy_tree(src, &dest)?;
+            }
+            copied.push((
+                src.clone(),
+                module::Copied {
+                    path: m.path.clone(),
+                    version: m.version.clone(),
+                    dir: dest,
+                },
+            ));
+        }
+        let map: Vec<(PathBuf, PathBuf)> = copied
+            .iter()
+            .map(|(from, c)| (from.clone(), c.dir.clone()))
+            .collect();
+        let relocate = move |path: &Path| {
+            for (from, to) in &map {
+                if let Ok(rest) = path.strip_prefix(from) {
+                    return to.join(rest);
+                }
+            }
+            path.to_path_buf()
+        };
+        Ok((
+            copied.into_iter().map(|(_, c)| c).collect(),
+            Box::new(relocate),
+        ))
+    }
+
     /// Instruments every file and writes the overlay, with `extra` files (path, contents)
     /// replaced or added too.
     fn write(&self, extra: &[(PathBuf, Vec<u8>)]) -> Result<Prepared, Error> {
@@ -364,9 +445,10 @@ impl<'a> Plan<'a> {
         let build_dir = opts.cache_dir.join("builds").join(&build_id);
         std::fs::create_dir_all(&build_dir).map_err(|e| Error::io(&build_dir, e))?;
 
+        let (copied, relocate) = self.copy_dependencies(&build_dir)?;
         let mut replace: Vec<(PathBuf, PathBuf)> = Vec::new();
         for ((_, path, _), entry) in self.jobs.iter().zip(&entries) {
-            replace.push((path.clone(), entry.source.clone()));
+            replace.push((relocate(path), entry.source.clone()));
         }
         let mut add = |name: String, to: &Path, text: &[u8]| -> Result<(), Error> {
             let file = build_dir.join(name);
@@ -391,7 +473,7 @@ impl<'a> Plan<'a> {
             text.push_str("}\n");
             add(
                 format!("register_{p}.go"),
-                &pkg.dir.join("livecov_register.go"),
+                &relocate(&pkg.dir.join("livecov_register.go")),
                 text.as_bytes(),
             )?;
         }
@@ -407,7 +489,7 @@ impl<'a> Plan<'a> {
         for (name, text) in &agent_files {
             cache::write_atomic(&agent_dir.join(name), text.as_bytes())?;
         }
-        let setup = module::setup(&self.dir, &build_dir, &agent_dir)?;
+        let setup = module::setup(&self.dir, &build_dir, &agent_dir, &copied)?;
         for (i, (path, text)) in extra.iter().enumerate() {
             let base = path.file_name().unwrap_or_default().to_string_lossy();
             add(format!("extra_{i}_{base}"), path, text)?;
@@ -523,4 +605,26 @@ fn check_go_version(dir: &Path) -> Result<(), Error> {
             "cannot tell the Go version from {version:?}"
         ))),
     }
+}
+
+/// Copies a directory tree into a fresh directory, leaving the copies writable (the module
+/// cache is read-only). The copy is made under a temporary name and renamed into place.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    fn copy(from: &Path, to: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+            let entry = entry.map_err(|e| Error::io(from, e))?;
+            let (src, dst) = (entry.path(), to.join(entry.file_name()));
+            if entry.file_type().map_err(|e| Error::io(&src, e))?.is_dir() {
+                copy(&src, &dst)?;
+            } else {
+                let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+                std::fs::write(&dst, bytes).map_err(|e| Error::io(&dst, e))?;
+            }
+        }
+        Ok(())
+    }
+    let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+    copy(from, &tmp)?;
+    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
 }

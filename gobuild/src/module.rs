@@ -25,12 +25,35 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
 }
 
-/// Writes the module or workspace file that adds the agent at `agent_dir` to the build run in
-/// `dir`, into `build_dir`.
-pub fn setup(dir: &Path, build_dir: &Path, agent_dir: &Path) -> Result<Setup, Error> {
+/// A dependency module whose packages are instrumented (`--coverpkg`): `go` refuses overlays
+/// in the module cache, so the module is copied and the copy replaces it.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub path: String,
+    pub version: Option<String>,
+    pub dir: PathBuf,
+}
+
+impl Copied {
+    fn directive(&self) -> String {
+        match &self.version {
+            Some(v) => format!("replace {} {v} => {}\n", self.path, quote_path(&self.dir)),
+            None => format!("replace {} => {}\n", self.path, quote_path(&self.dir)),
+        }
+    }
+}
+
+/// Writes the module or workspace file that adds the agent at `agent_dir` (and the `copied`
+/// dependencies) to the build run in `dir`, into `build_dir`.
+pub fn setup(
+    dir: &Path,
+    build_dir: &Path,
+    agent_dir: &Path,
+    copied: &[Copied],
+) -> Result<Setup, Error> {
     let gowork = go_env(dir, "GOWORK")?;
     if !gowork.is_empty() && gowork != "off" {
-        return workspace(dir, Path::new(&gowork), build_dir, agent_dir);
+        return workspace(dir, Path::new(&gowork), build_dir, agent_dir, copied);
     }
     let gomod = go_env(dir, "GOMOD")?;
     if gomod.is_empty() || gomod == "/dev/null" || gomod == "NUL" {
@@ -41,10 +64,13 @@ pub fn setup(dir: &Path, build_dir: &Path, agent_dir: &Path) -> Result<Setup, Er
     let gomod = PathBuf::from(gomod);
     let text = std::fs::read_to_string(&gomod).map_err(|e| Error::io(&gomod, e))?;
     let modfile = build_dir.join("go.mod");
-    let added = format!(
+    let mut added = format!(
         "{text}\n\nrequire {AGENT_MODULE} v0.0.0\n\nreplace {AGENT_MODULE} => {}\n",
         quote_path(agent_dir)
     );
+    for c in copied {
+        added.push_str(&c.directive());
+    }
     crate::cache::write_atomic(&modfile, added.as_bytes())?;
     let gosum = gomod.with_file_name("go.sum");
     let sums = match std::fs::read(&gosum) {
@@ -65,10 +91,10 @@ pub fn setup(dir: &Path, build_dir: &Path, agent_dir: &Path) -> Result<Setup, Er
 struct WorkFile {
     go: Option<String>,
     toolchain: Option<String>,
-    #[serde(default)]
-    use_: Vec<WorkUse>,
-    #[serde(default)]
-    replace: Vec<WorkReplace>,
+    // `go work edit -json` writes null for an empty list.
+    #[serde(rename = "Use")]
+    use_: Option<Vec<WorkUse>>,
+    replace: Option<Vec<WorkReplace>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +122,7 @@ fn workspace(
     gowork: &Path,
     build_dir: &Path,
     agent_dir: &Path,
+    copied: &[Copied],
 ) -> Result<Setup, Error> {
     let out = Command::new("go")
         .args(["work", "edit", "-json"])
@@ -108,18 +135,18 @@ fn workspace(
             String::from_utf8_lossy(&out.stderr).trim_end()
         )));
     }
-    // serde cannot name a field `Use`; rename it before parsing.
-    let json = String::from_utf8_lossy(&out.stdout).replace("\"Use\":", "\"Use_\":");
-    let work: WorkFile = serde_json::from_str(&json)
+    let work: WorkFile = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::Go(format!("unexpected go work edit -json output: {e}")))?;
     let base = gowork.parent().unwrap_or(Path::new("/"));
     let abs = |p: &str| {
         let p = Path::new(p);
-        if p.is_absolute() {
+        // Components drop the `.` of `./app`: go compares these paths with directories.
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             base.join(p)
-        }
+        };
+        joined.components().collect::<PathBuf>()
     };
     let mut text = String::new();
     if let Some(go) = &work.go {
@@ -129,11 +156,11 @@ fn workspace(
         text.push_str(&format!("toolchain {tc}\n\n"));
     }
     text.push_str("use (\n");
-    for u in &work.use_ {
+    for u in work.use_.iter().flatten() {
         text.push_str(&format!("\t{}\n", quote_path(&abs(&u.disk_path))));
     }
     text.push_str(&format!("\t{}\n)\n", quote_path(agent_dir)));
-    for r in &work.replace {
+    for r in work.replace.iter().flatten() {
         let old = match &r.old.version {
             Some(v) => format!("{} {v}", r.old.path),
             None => r.old.path.clone(),
@@ -143,6 +170,9 @@ fn workspace(
             None => quote_path(&abs(&r.new.path)),
         };
         text.push_str(&format!("\nreplace {old} => {new}\n"));
+    }
+    for c in copied {
+        text.push_str(&c.directive());
     }
     let file = build_dir.join("go.work");
     crate::cache::write_atomic(&file, text.as_bytes())?;
@@ -157,7 +187,7 @@ fn quote_path(p: &Path) -> String {
     format!("{:?}", p.to_string_lossy())
 }
 
-fn go_env(dir: &Path, var: &str) -> Result<String, Error> {
+pub(crate) fn go_env(dir: &Path, var: &str) -> Result<String, Error> {
     let out = Command::new("go")
         .args(["env", var])
         .current_dir(dir)

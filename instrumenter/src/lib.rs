@@ -136,6 +136,19 @@ pub struct Options {
     /// file's profile name that no user code plausibly uses ([`counter_var`]).
     pub counter_var: Option<String>,
     pub rules: Rules,
+    /// A statement to run first in `func main()`, if the file is of package main and has it.
+    pub main_prologue: Option<Prologue>,
+}
+
+/// A statement put at the very start of `func main()`, with the import it needs: livecov uses
+/// it to defer a final write of the counters when `main` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Prologue {
+    /// The import the statement needs, as `(name, path)`; the name should be one no user code
+    /// uses.
+    pub import: (String, String),
+    /// The statement, without a trailing `;`.
+    pub statement: String,
 }
 
 /// The result of [`instrument`].
@@ -168,12 +181,17 @@ pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Inst
         .counter_var
         .clone()
         .unwrap_or_else(|| counter_var(profile_name));
+    let prologue = opts
+        .main_prologue
+        .as_ref()
+        .and_then(|p| analysis.main_body.map(|at| (at, p)));
     let source = rewrite::rewrite(
         src,
         &analysis.cut,
         opts.mode,
         &var,
         analysis.package_name_end,
+        prologue,
     );
     Ok(Instrumented {
         source,
@@ -186,6 +204,8 @@ struct Analysis {
     cut: blocks::Cut,
     meta: FileMeta,
     package_name_end: usize,
+    /// Offset just past the `{` of `func main()`, in package main.
+    main_body: Option<usize>,
 }
 
 impl Analysis {
@@ -227,6 +247,7 @@ impl Analysis {
             })
             .collect();
         let package_name_end = package_name_end(&tree);
+        let main_body = main_body(src, &tree);
         Ok(Analysis {
             meta: FileMeta {
                 name: profile_name.to_string(),
@@ -235,6 +256,7 @@ impl Analysis {
             },
             cut,
             package_name_end,
+            main_body,
         })
     }
 }
@@ -247,4 +269,24 @@ fn package_name_end(tree: &tree_sitter::Tree) -> usize {
         .find(|n| n.kind() == "package_clause")
         .expect("syntax::parse refuses files without a package clause");
     clause.end_byte()
+}
+
+/// Offset just past the `{` of `func main()` if the file is of package main and declares it.
+fn main_body(src: &[u8], tree: &tree_sitter::Tree) -> Option<usize> {
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    let children: Vec<_> = root.named_children(&mut cursor).collect();
+    let clause = children.iter().find(|n| n.kind() == "package_clause")?;
+    let mut cc = clause.walk();
+    let name = clause.named_children(&mut cc).next()?;
+    if &src[name.byte_range()] != b"main" {
+        return None;
+    }
+    let main = children.iter().find(|n| {
+        n.kind() == "function_declaration"
+            && n.child_by_field_name("name")
+                .is_some_and(|id| &src[id.byte_range()] == b"main")
+            && n.child_by_field_name("type_parameters").is_none()
+    })?;
+    Some(main.child_by_field_name("body")?.start_byte() + 1)
 }

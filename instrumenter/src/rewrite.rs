@@ -6,8 +6,8 @@
 //! only import added is `sync/atomic` from the standard library, under a name no user code
 //! uses, so a rewritten file never needs anything from `go.mod`.
 
-use crate::Mode;
 use crate::blocks::{Cut, Insert};
+use crate::{Mode, Prologue};
 
 /// The name under which rewritten files import `sync/atomic`.
 pub const ATOMIC_ALIAS: &str = "_livecov_atomic";
@@ -19,6 +19,7 @@ pub(crate) fn rewrite(
     mode: Mode,
     var: &str,
     package_name_end: usize,
+    prologue: Option<(usize, &Prologue)>,
 ) -> Vec<u8> {
     let mut inserts: Vec<&Insert> = cut.inserts.iter().collect();
     // Stable: insertions at the same offset keep walk order (an `else if`'s `{` comes before
@@ -27,14 +28,25 @@ pub(crate) fn rewrite(
 
     let n = cut.blocks.len();
     let mut out = Vec::with_capacity(src.len() + n * 48 + 128);
-    let mut copied = 0;
+    out.extend_from_slice(&src[..package_name_end]);
     if n > 0 && mode != Mode::Count {
-        out.extend_from_slice(&src[..package_name_end]);
         out.extend_from_slice(format!("; import {ATOMIC_ALIAS} \"sync/atomic\"").as_bytes());
-        copied = package_name_end;
     }
+    if let Some((_, p)) = prologue {
+        out.extend_from_slice(format!("; import {} {:?}", p.import.0, p.import.1).as_bytes());
+    }
+    let mut copied = package_name_end;
+    let mut prologue = prologue;
     for insert in inserts {
         let offset = insert.offset();
+        // The prologue goes first in main's body, before main's own counter.
+        if let Some((at, p)) = prologue.filter(|(at, _)| *at <= offset) {
+            out.extend_from_slice(&src[copied..at]);
+            out.extend_from_slice(p.statement.as_bytes());
+            out.push(b';');
+            copied = at;
+            prologue = None;
+        }
         out.extend_from_slice(&src[copied..offset]);
         copied = offset;
         match *insert {
@@ -44,6 +56,12 @@ pub(crate) fn rewrite(
                 out.push(b';');
             }
         }
+    }
+    if let Some((at, p)) = prologue {
+        out.extend_from_slice(&src[copied..at]);
+        out.extend_from_slice(p.statement.as_bytes());
+        out.push(b';');
+        copied = at;
     }
     out.extend_from_slice(&src[copied..]);
     out.extend_from_slice(format!("\n\nvar {var} [{n}]uint32\n").as_bytes());

@@ -127,3 +127,44 @@ fn count_mode_needs_no_import_and_empty_files_get_no_import() {
         )
     );
 }
+
+#[test]
+fn main_prologue_runs_first_in_main_and_only_there() {
+    let opts = Options {
+        mode: Mode::Count,
+        counter_var: Some("C".into()),
+        main_prologue: Some(instrumenter::Prologue {
+            import: ("_hook".into(), "example.com/hook".into()),
+            statement: "defer _hook.Flush()".into(),
+        }),
+        ..Options::default()
+    };
+    let main = "package main\n\nfunc helper() {}\n\nfunc main() {\n\thelper()\n}\n";
+    let out = instrumenter::instrument("m/main.go", main.as_bytes(), &opts).unwrap();
+    let text = String::from_utf8(out.source).unwrap();
+    assert!(
+        text.starts_with("package main; import _hook \"example.com/hook\"\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("func main() {defer _hook.Flush();C[1]++;\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Flush").count(), 1);
+    assert_eq!(
+        out.meta,
+        instrumenter::analyze("m/main.go", main.as_bytes()).unwrap()
+    );
+
+    // Not package main, or no func main: nothing added, no import.
+    let lib = "package lib\n\nfunc main() {}\n";
+    let text = instrumenter::instrument("m/lib.go", lib.as_bytes(), &opts)
+        .unwrap()
+        .source;
+    assert!(!String::from_utf8(text).unwrap().contains("_hook"));
+    let other = "package main\n\nfunc run() {}\n";
+    let text = instrumenter::instrument("m/run.go", other.as_bytes(), &opts)
+        .unwrap()
+        .source;
+    assert!(!String::from_utf8(text).unwrap().contains("_hook"));
+}

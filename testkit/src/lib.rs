@@ -29,11 +29,15 @@ pub fn go(dir: &Path, args: &[&str]) -> Result<String> {
         .output()
         .with_context(|| format!("cannot run `go {}`: is Go on PATH?", args.join(" ")))?;
     if !out.status.success() {
+        // go test reports failing tests on stdout: keep its end too.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
         bail!(
-            "go {} (in {}) failed:\n{}",
+            "go {} (in {}) failed:\n{}{}",
             args.join(" "),
             dir.display(),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -1,0 +1,338 @@
+//! Run-time cost of the counters: the same Go benchmarks uninstrumented, with Go's own
+//! coverage (`go test -covermode=set|count|atomic`) and with livecov's
+//! (`livecov test --mode set|count|atomic`).
+//!
+//! The Go package is generated here. `BenchmarkCPU` runs a branchy tokenizer (a small state
+//! machine) over 5 KB of text on one goroutine: the cost of a counter on every block of a hot
+//! loop. `BenchmarkContended` calls a three-block function from 16 goroutines on 2 threads
+//! (`b.SetParallelism(8)`, `-cpu 2`): every call writes the same few counters, from both
+//! cores. That is where the modes differ. Go's set mode stores 1 on every pass, so each store
+//! takes the counter's cache line away from the other core; livecov's set mode loads the
+//! counter and stores only while it is still zero, so after the first pass both cores only
+//! read it. Count mode increments without atomics (and loses counts under contention, as Go's
+//! does); atomic mode increments atomically.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::common::{self, median};
+
+const USAGE: &str = "livecov-bench runtime [--count N] [--benchtime D]";
+const BENCHMARKS: [&str; 2] = ["BenchmarkCPU", "BenchmarkContended"];
+const MODES: [&str; 3] = ["set", "count", "atomic"];
+
+const GO_MOD: &str = "module livecovbench/work\n\ngo 1.22\n";
+
+const WORK_GO: &str = r#"// Package work holds the code livecov-bench's runtime benchmark runs instrumented.
+package work
+
+const (
+	space = iota
+	ident
+	number
+	str
+)
+
+// Counts is what Scan found.
+type Counts struct {
+	Idents, Numbers, Strings, Ops int
+}
+
+// Scan counts the tokens of src with a small state machine.
+func Scan(src []byte) Counts {
+	var n Counts
+	state := space
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch state {
+		case space:
+			switch {
+			case c == ' ' || c == '\t' || c == '\n':
+			case isDigit(c):
+				state = number
+				n.Numbers++
+			case c == '"':
+				state = str
+				n.Strings++
+			case isLetter(c):
+				state = ident
+				n.Idents++
+			default:
+				n.Ops++
+			}
+			i++
+		case ident:
+			if isLetter(c) || isDigit(c) {
+				i++
+			} else {
+				state = space
+			}
+		case number:
+			if isDigit(c) || c == '.' || c == 'x' {
+				i++
+			} else {
+				state = space
+			}
+		default:
+			if c == '\\' {
+				i += 2
+				continue
+			}
+			if c == '"' {
+				state = space
+			}
+			i++
+		}
+	}
+	return n
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isLetter(c byte) bool {
+	if c == '_' {
+		return true
+	}
+	c |= 0x20
+	return 'a' <= c && c <= 'z'
+}
+
+// hot is what every goroutine of BenchmarkContended calls: they all bump the same counters.
+func hot(x int) int {
+	if x&1 == 0 {
+		return x >> 1
+	}
+	if x%3 == 0 {
+		return x + 5
+	}
+	return 3*x + 1
+}
+"#;
+
+const WORK_TEST_GO: &str = r#"package work
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+const line = `func f(x int) int { if x > 0x1f { return g("a\"b", 3.5) }; return x_1 + 42 }` + "\n"
+
+var input = []byte(strings.Repeat(line, 64))
+
+var (
+	sink  Counts
+	total int64
+)
+
+func BenchmarkCPU(b *testing.B) {
+	b.SetBytes(int64(len(input)))
+	for i := 0; i < b.N; i++ {
+		sink = Scan(input)
+	}
+}
+
+func BenchmarkContended(b *testing.B) {
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		x, n := 0, 0
+		for pb.Next() {
+			x = hot(x ^ n)
+			n++
+		}
+		atomic.AddInt64(&total, int64(x))
+	})
+}
+"#;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Plain,
+    Native(&'static str),
+    Livecov(&'static str),
+}
+
+impl Variant {
+    fn label(self) -> String {
+        match self {
+            Variant::Plain => "uninstrumented (`go test`)".into(),
+            Variant::Native(mode) => format!("`go test -covermode={mode}`"),
+            Variant::Livecov(mode) => format!("`livecov test --mode {mode}`"),
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut count = 5;
+    let mut benchtime = "1s".to_string();
+    for (name, value) in common::options(args, USAGE)? {
+        match name.as_str() {
+            "count" => count = common::positive(&name, &value)?,
+            "benchtime" => benchtime = value,
+            _ => bail!("unknown option --{name}: usage: {USAGE}"),
+        }
+    }
+    let livecov = common::livecov_bin()?;
+    common::warn_if_busy();
+    let scratch = tempfile::Builder::new()
+        .prefix("livecov-bench-")
+        .tempdir()?;
+    let scratch = scratch.path();
+    let module = scratch.join("work");
+    std::fs::create_dir_all(&module)?;
+    std::fs::write(module.join("go.mod"), GO_MOD)?;
+    std::fs::write(module.join("work.go"), WORK_GO)?;
+    std::fs::write(module.join("work_test.go"), WORK_TEST_GO)?;
+    let blocks = String::from_utf8_lossy(
+        &common::run_ok(
+            Command::new(&livecov)
+                .arg("blocks")
+                .arg(module.join("work.go")),
+        )?
+        .stdout,
+    )
+    .lines()
+    .skip(1)
+    .count();
+
+    let count_arg = count.to_string();
+    let go_args = [
+        "-run",
+        "^$",
+        "-bench",
+        ".",
+        "-benchtime",
+        &benchtime,
+        "-count",
+        &count_arg,
+        "-cpu",
+        "2",
+    ];
+    let mut variants = vec![Variant::Plain];
+    variants.extend(MODES.map(Variant::Native));
+    variants.extend(MODES.map(Variant::Livecov));
+
+    // variant → benchmark → ns/op of every run
+    let mut results: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
+    for &variant in &variants {
+        let mut cmd = match variant {
+            Variant::Plain => common::go_command(&module, &["test"]),
+            Variant::Native(mode) => {
+                let mut cmd = common::go_command(&module, &["test"]);
+                cmd.arg(format!("-covermode={mode}"));
+                cmd
+            }
+            Variant::Livecov(mode) => {
+                let mut cmd = Command::new(&livecov);
+                cmd.current_dir(&module)
+                    .env("GOFLAGS", "-mod=mod")
+                    .env("GOTOOLCHAIN", "local")
+                    .args(["test", "--mode", mode, "--coverprofile"])
+                    .arg(scratch.join(format!("{mode}.out")))
+                    .arg("--cache-dir")
+                    .arg(scratch.join("livecov-cache"))
+                    .arg("--");
+                cmd
+            }
+        };
+        cmd.args(go_args).env("GOMAXPROCS", "2");
+        eprintln!("running {}", variant.label());
+        let out = common::run_ok(&mut cmd)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match variant {
+            Variant::Native(_) if !stdout.contains("coverage:") => {
+                bail!("{} reported no coverage:\n{stdout}", variant.label())
+            }
+            Variant::Livecov(mode) => check_profile(&scratch.join(format!("{mode}.out")))?,
+            _ => {}
+        }
+        let parsed = parse_bench(&stdout);
+        for name in BENCHMARKS {
+            let runs = parsed.get(name).map_or(0, Vec::len);
+            if runs != count {
+                bail!(
+                    "{}: {runs} results for {name}, want {count}:\n{stdout}",
+                    variant.label()
+                );
+            }
+        }
+        results.push(parsed);
+    }
+
+    println!("## Input\n");
+    println!(
+        "A generated package of one file, {blocks} blocks (`livecov blocks`); \
+         `-benchtime {benchtime} -count {count} -cpu 2`, GOMAXPROCS=2."
+    );
+    for name in BENCHMARKS {
+        println!("\n## {name}, median ns/op of {count} runs\n");
+        println!("| variant | ns/op | vs uninstrumented | livecov vs Go, same mode |");
+        println!("|---|---:|---:|---:|");
+        let ns = |v: Variant| -> f64 {
+            let i = variants.iter().position(|&w| w == v).expect("a variant");
+            median(&results[i][name])
+        };
+        let plain = ns(Variant::Plain);
+        for &v in &variants {
+            let same_mode = match v {
+                Variant::Livecov(mode) => format!("{:.2}×", ns(v) / ns(Variant::Native(mode))),
+                _ => String::new(),
+            };
+            println!(
+                "| {} | {} | {:.2}× | {same_mode} |",
+                v.label(),
+                format_ns(ns(v)),
+                ns(v) / plain
+            );
+        }
+    }
+    common::print_machine("runtime", &livecov)
+}
+
+/// `go test -bench` output: ns/op of every run of every benchmark, by name without the
+/// `-GOMAXPROCS` suffix.
+fn parse_bench(stdout: &str) -> BTreeMap<String, Vec<f64>> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for line in stdout.lines().filter(|l| l.starts_with("Benchmark")) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = fields.iter().position(|&f| f == "ns/op") else {
+            continue;
+        };
+        let Some(ns) = at
+            .checked_sub(1)
+            .and_then(|i| fields[i].parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let name = fields[0].rsplit_once('-').map_or(fields[0], |(n, _)| n);
+        out.entry(name.to_string()).or_default().push(ns);
+    }
+    out
+}
+
+/// The profile `livecov test` wrote must show the benchmarks' blocks as run.
+fn check_profile(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("livecov test wrote no {}", path.display()))?;
+    let covered = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.rsplit(' ').next().is_some_and(|c| c != "0"))
+        .count();
+    if covered == 0 {
+        bail!("{}: no block ran:\n{text}", path.display());
+    }
+    Ok(())
+}
+
+fn format_ns(ns: f64) -> String {
+    if ns >= 100.0 {
+        format!("{ns:.0}")
+    } else {
+        format!("{ns:.2}")
+    }
+}
