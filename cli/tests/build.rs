@@ -530,17 +530,50 @@ fn coverpkg_instruments_a_dependency_from_the_module_cache() {
     let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"]);
     assert_eq!(stdout, "36\n");
     assert_eq!(before, tree_state(dir), "go.mod and go.sum untouched");
-    let covered = |prefix: &str| {
-        profile
-            .lines()
-            .filter(|l| l.starts_with(prefix) && !l.ends_with(" 0"))
-            .count()
-    };
-    assert!(covered("github.com/google/uuid/") > 3, "{profile}");
-    assert!(covered("example.com/dep/main.go:") == 1, "{profile}");
+    assert!(
+        covered_in(&profile, "github.com/google/uuid/") > 3,
+        "{profile}"
+    );
+    assert_eq!(
+        covered_in(&profile, "example.com/dep/main.go:"),
+        1,
+        "{profile}"
+    );
     // Without --coverpkg, the dependency is not instrumented.
     let (profile, _) = build_run_profile(dir, &[]);
     assert!(!profile.contains("github.com/google/uuid/"), "{profile}");
+
+    // Vendored: the same build from vendor/, which stays as it was.
+    let vendor = Command::new("go")
+        .args(["mod", "vendor"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(vendor.success());
+    let vendored = dir.join("vendor/github.com/google/uuid");
+    let before = (tree_state(dir), tree_state(&vendored));
+    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"]);
+    assert_eq!(stdout, "36\n");
+    assert_eq!(before, (tree_state(dir), tree_state(&vendored)));
+    assert!(
+        covered_in(&profile, "github.com/google/uuid/") > 3,
+        "{profile}"
+    );
+    let test = Command::new(env!("CARGO_BIN_EXE_livecov"))
+        .args(["test", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(test.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&test.stderr).contains("does not support vendored modules"));
+}
+
+fn covered_in(profile: &str, prefix: &str) -> usize {
+    profile
+        .lines()
+        .filter(|l| l.starts_with(prefix) && !l.ends_with(" 0"))
+        .count()
 }
 
 #[test]

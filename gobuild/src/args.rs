@@ -63,6 +63,8 @@ pub struct GoArgs {
     pub patterns: Vec<String>,
     /// A flag livecov cannot combine with its own (`-overlay`, `-cover…`), if any.
     pub conflicting: Option<String>,
+    /// Whether dependencies come from `vendor/` (set by the caller, which can look at disk).
+    pub vendor: bool,
 }
 
 /// Parses `go build` arguments.

@@ -29,9 +29,10 @@ pub fn instrument(
     path: &Path,
     profile_name: &str,
     mode: Mode,
+    agent_import: &str,
 ) -> Result<Entry, Error> {
     let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let prologue = main_prologue();
+    let prologue = main_prologue(agent_import);
     let key = key(profile_name, mode, &prologue, &src);
     let dir = cache.join("files");
     let source = dir.join(format!("{key}.go"));
@@ -71,9 +72,9 @@ pub fn instrument(
 
 /// What every binary's `func main()` runs first: a deferred final write of the counters, so
 /// that counts up to a normal return of main are kept (see the agent's `Flush`).
-fn main_prologue() -> Prologue {
+fn main_prologue(agent_import: &str) -> Prologue {
     Prologue {
-        import: ("_livecov_agent".into(), crate::AGENT_MODULE.into()),
+        import: ("_livecov_agent".into(), agent_import.into()),
         statement: "defer _livecov_agent.Flush()".into(),
     }
 }
@@ -175,16 +176,16 @@ mod tests {
         let file = dir.path().join("f.go");
         std::fs::write(&file, "package p\n\nfunc F() {}\n").unwrap();
         let cache = dir.path().join("cache");
-        let first = instrument(&cache, &file, "p/f.go", Mode::Set).unwrap();
-        let second = instrument(&cache, &file, "p/f.go", Mode::Set).unwrap();
+        let first = instrument(&cache, &file, "p/f.go", Mode::Set, "a").unwrap();
+        let second = instrument(&cache, &file, "p/f.go", Mode::Set, "a").unwrap();
         assert!(!first.reused && second.reused);
         assert_eq!(first.meta, second.meta);
         assert_eq!(first.source, second.source);
-        let count = instrument(&cache, &file, "p/f.go", Mode::Count).unwrap();
+        let count = instrument(&cache, &file, "p/f.go", Mode::Count, "a").unwrap();
         assert!(!count.reused, "the mode is part of the key");
         std::fs::write(&file, "package p\n\nfunc F() { _ = 1 }\n").unwrap();
         assert!(
-            !instrument(&cache, &file, "p/f.go", Mode::Set)
+            !instrument(&cache, &file, "p/f.go", Mode::Set, "a")
                 .unwrap()
                 .reused
         );

@@ -143,7 +143,10 @@ pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepare
     let parsed = parse_args(dir, go_args)?;
     let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
     let extra = coverpkg(opts, dir, &parsed.list_flags)?;
-    let plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
+    let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
+    if parsed.vendor {
+        plan.vendor_agent()?;
+    }
     plan.write(&[])
 }
 
@@ -181,6 +184,13 @@ pub struct PreparedTest {
 /// `LIVECOV_TEST_DIR` when it runs.
 pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<PreparedTest, Error> {
     let parsed = parse_args(dir, go_args)?;
+    if parsed.vendor {
+        // go test vets every dependency inside its directory, and a vendored agent exists
+        // only in the overlay.
+        return Err(Error::Usage(
+            "livecov test does not support vendored modules yet: run it with -- -mod=mod".into(),
+        ));
+    }
     let packages = golist::list(
         dir,
         &["-deps", "-test"],
@@ -302,34 +312,51 @@ fn read_fragments(dir: &Path, mode: Mode) -> Result<std::collections::HashMap<St
 }
 
 fn parse_args(dir: &Path, go_args: &[String]) -> Result<args::GoArgs, Error> {
-    let parsed = args::parse(go_args);
+    let mut parsed = args::parse(go_args);
     if let Some(flag) = &parsed.conflicting {
         return Err(Error::Usage(format!(
             "{flag} cannot be combined with livecov: livecov instruments the build itself through -overlay"
         )));
     }
-    for flag in &parsed.list_flags {
-        if flag == "-mod=vendor" || flag.starts_with("-modfile") {
-            return Err(Error::Usage(format!(
-                "{flag} is not supported yet: livecov adds its agent as a module dependency"
-            )));
-        }
+    if let Some(flag) = parsed.list_flags.iter().find(|f| f.starts_with("-modfile")) {
+        return Err(Error::Usage(format!(
+            "{flag} is not supported: livecov passes its own -modfile (a copy of go.mod that adds the agent)"
+        )));
     }
-    if !parsed.list_flags.iter().any(|f| f.starts_with("-mod=")) && dir_has_vendor(dir) {
-        return Err(Error::Usage(
-            "vendored modules are not supported yet: build with -- -mod=mod".into(),
-        ));
-    }
+    parsed.vendor = vendor_mode(dir, &parsed.list_flags);
     check_go_version(dir)?;
     Ok(parsed)
 }
 
-/// Whether the module holding `dir` has a vendor directory (which makes `go` default to
-/// `-mod=vendor`).
-fn dir_has_vendor(dir: &Path) -> bool {
-    dir.ancestors()
-        .find(|d| d.join("go.mod").is_file())
-        .is_some_and(|root| root.join("vendor").join("modules.txt").is_file())
+/// Whether `go` will read dependencies from `vendor/`: `-mod=vendor` given (on the command line
+/// or in GOFLAGS), or no `-mod` at all and a vendor/modules.txt next to a go.mod that says
+/// go 1.14 or later.
+fn vendor_mode(dir: &Path, flags: &[String]) -> bool {
+    let goflags = std::env::var("GOFLAGS").unwrap_or_default();
+    // The command line overrides GOFLAGS: look at it last.
+    let given = goflags
+        .split_whitespace()
+        .chain(flags.iter().map(String::as_str))
+        .filter_map(|f| f.strip_prefix("-mod="))
+        .next_back();
+    if let Some(mode) = given {
+        return mode == "vendor";
+    }
+    let Some(root) = dir.ancestors().find(|d| d.join("go.mod").is_file()) else {
+        return false;
+    };
+    let go_minor = std::fs::read_to_string(root.join("go.mod"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("go 1.").map(str::to_string))
+        .and_then(|v| {
+            v.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or(0);
+    go_minor >= 14 && root.join("vendor").join("modules.txt").is_file()
 }
 
 /// The packages to instrument and where the agent goes.
@@ -340,6 +367,10 @@ struct Plan<'a> {
     /// Every file: (index into `packages`, path, profile name), in metadata order.
     jobs: Vec<(usize, PathBuf, String)>,
     agent_import: String,
+    /// In vendor mode, where the agent package goes instead of a module of its own: a
+    /// directory of the main module that exists only in the overlay (`go` reads
+    /// vendor/modules.txt from disk, so no new module can be vendored through the overlay).
+    vendor_agent_dir: Option<PathBuf>,
 }
 
 impl<'a> Plan<'a> {
@@ -375,9 +406,28 @@ impl<'a> Plan<'a> {
             opts,
             dir: dir.to_path_buf(),
             agent_import: AGENT_MODULE.to_string(),
+            vendor_agent_dir: None,
             packages,
             jobs,
         })
+    }
+
+    /// Puts the agent inside the main module, as `<module>/_livecov_agent` (the underscore keeps
+    /// it out of `./...`), for vendor mode.
+    fn vendor_agent(&mut self) -> Result<(), Error> {
+        let host = self
+            .packages
+            .iter()
+            .filter_map(|p| p.module.as_ref())
+            .find(|m| m.main)
+            .ok_or_else(|| Error::Go("no main module among the packages".into()))?;
+        let dir = host
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Go(format!("go list gave no directory for {}", host.path)))?;
+        self.agent_import = format!("{}/_livecov_agent", host.path);
+        self.vendor_agent_dir = Some(dir.join("_livecov_agent"));
+        Ok(())
     }
 
     /// Copies the dependency modules (`--coverpkg`) whose packages are instrumented into
@@ -435,7 +485,7 @@ impl<'a> Plan<'a> {
     /// replaced or added too.
     fn write(&self, extra: &[(PathBuf, Vec<u8>)]) -> Result<Prepared, Error> {
         let opts = self.opts;
-        let entries = instrument_all(&opts.cache_dir, &self.jobs, opts.mode)?;
+        let entries = instrument_all(&opts.cache_dir, &self.jobs, opts.mode, &self.agent_import)?;
         let reused = entries.iter().filter(|e| e.reused).count();
         let meta = BuildMeta {
             mode: opts.mode,
@@ -489,11 +539,19 @@ impl<'a> Plan<'a> {
         for (name, text) in &agent_files {
             cache::write_atomic(&agent_dir.join(name), text.as_bytes())?;
         }
-        let setup = module::setup(&self.dir, &build_dir, &agent_dir, &copied)?;
         for (i, (path, text)) in extra.iter().enumerate() {
             let base = path.file_name().unwrap_or_default().to_string_lossy();
             add(format!("extra_{i}_{base}"), path, text)?;
         }
+        let setup = match &self.vendor_agent_dir {
+            Some(in_module) => {
+                for (name, _) in agent_files.iter().filter(|(n, _)| n.ends_with(".go")) {
+                    replace.push((in_module.join(name), agent_dir.join(name)));
+                }
+                module::Setup::default()
+            }
+            None => module::setup(&self.dir, &build_dir, &agent_dir, &copied)?,
+        };
 
         let overlay = build_dir.join("overlay.json");
         let map: serde_json::Map<String, serde_json::Value> = replace
@@ -524,6 +582,7 @@ fn instrument_all(
     cache: &Path,
     jobs: &[(usize, PathBuf, String)],
     mode: Mode,
+    agent_import: &str,
 ) -> Result<Vec<cache::Entry>, Error> {
     let results: Vec<Mutex<Option<Result<cache::Entry, Error>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
@@ -537,7 +596,7 @@ fn instrument_all(
                     let Some((_, path, name)) = jobs.get(i) else {
                         break;
                     };
-                    let r = cache::instrument(cache, path, name, mode);
+                    let r = cache::instrument(cache, path, name, mode, agent_import);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
