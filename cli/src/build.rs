@@ -11,7 +11,7 @@ use instrumenter::Mode;
 ///
 /// Instruments every package of the main module that the build compiles (blocks identical to
 /// `go tool cover`'s), adds the agent that serves the live counters over HTTP, and runs
-/// `go build` with GO_BUILD_ARGS. Nothing in the source tree, go.mod or go.sum is written:
+/// `go build` with GO_BUILD_ARGS. Nothing in the source tree, go.mod, go.sum or go.work is written:
 /// instrumented files live in the cache directory and reach `go` through `-overlay`. Files
 /// that did not change since the last build are taken from the cache.
 ///
@@ -59,8 +59,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.server = args.server;
     opts.coverpkg = args.coverpkg;
     let dir = std::env::current_dir().context("cannot read the current directory")?;
-    let prepared = gobuild::prepare(&opts, &dir, &args.go_args)?;
-    if std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    if terminal {
+        // Overwritten by the summary below once the files are instrumented.
+        eprint!("livecov: listing packages and instrumenting…\r");
+    }
+    let prepared = gobuild::prepare(&opts, &dir, &args.go_args);
+    if terminal {
+        eprint!("\x1b[2K");
+    }
+    let prepared = prepared?;
+    if terminal {
         eprintln!(
             "livecov: {} files in {} packages instrumented ({} from cache), {} blocks, build {}",
             prepared.meta.files.len(),

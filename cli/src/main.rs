@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 /// Coverage of running Go services.
 ///
-/// livecov builds Go programs with coverage counters identical to `go tool cover`'s blocks,
-/// collects the live counters of running instances and stores them as snapshots.
+/// livecov builds Go programs with coverage counters cut exactly where `go tool cover` cuts
+/// its blocks, and with an agent that serves the running program's live counters over HTTP.
 #[derive(Parser)]
 #[command(name = "livecov", version, about, long_about)]
 struct Cli {
