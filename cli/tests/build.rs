@@ -619,3 +619,76 @@ fn workspaces_build_and_their_go_work_is_untouched() {
     );
     assert!(profile.contains("example.com/app/main.go:"), "{profile}");
 }
+
+#[test]
+fn cgo_build_tags_and_trimpath_build_as_with_go_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("go.mod"), "module example.com/cg\n\ngo 1.22\n").unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(add(2, 3), flavor())\n\ttime.Sleep(2 * time.Second)\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("add.go"),
+        "package main\n\n/*\nstatic int c_add(int a, int b) { return a + b; }\n*/\nimport \"C\"\n\nfunc add(a, b int) int {\n\tif a < 0 {\n\t\treturn 0\n\t}\n\treturn int(C.c_add(C.int(a), C.int(b)))\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("plain.go"),
+        "//go:build !extra\n\npackage main\n\nfunc flavor() string { return \"plain\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("extra.go"),
+        "//go:build extra\n\npackage main\n\nfunc flavor() string { return \"extra\" }\n",
+    )
+    .unwrap();
+
+    let run = |go_args: &[&str]| {
+        let bin = dir.join("prog");
+        let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
+            .args(["build", "--cache-dir"])
+            .arg(dir.join(".cache"))
+            .arg("--")
+            .args(go_args)
+            .arg("-o")
+            .arg(&bin)
+            .arg(".")
+            .current_dir(dir)
+            .env("CGO_ENABLED", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "livecov build {go_args:?}");
+        let agent = free_port();
+        let child = Command::new(&bin)
+            .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(agent, "/livecov/v1/profile");
+        let (_, profile) = http("GET", agent, "/livecov/v1/profile").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8(profile).unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    };
+    let (profile, stdout) = run(&[]);
+    assert_eq!(stdout, "5 plain\n");
+    assert!(
+        profile.contains("example.com/cg/add.go:8.24,9.11 1 1"),
+        "{profile}"
+    );
+    assert!(profile.contains("example.com/cg/plain.go:"), "{profile}");
+    assert!(!profile.contains("extra.go"), "{profile}");
+
+    let (profile, stdout) = run(&["-tags", "extra", "-trimpath"]);
+    assert_eq!(stdout, "5 extra\n");
+    assert!(
+        profile.contains("example.com/cg/extra.go:5.22,5.40 1 1"),
+        "{profile}"
+    );
+    assert!(!profile.contains("plain.go"), "{profile}");
+}
