@@ -472,21 +472,26 @@ fn a_process_that_returns_from_main_leaves_its_counters_in_livecov_dir() {
 
 /// Builds `dir` with livecov (count mode) and returns the profile its agent serves while the
 /// program sleeps, and the program's stdout.
-fn build_run_profile(dir: &Path, livecov_args: &[&str]) -> (String, String) {
+fn build_run_profile(dir: &Path, livecov_args: &[&str], go_args: &[&str]) -> (String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("prog");
     let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
         .args(["build", "--mode", "count", "--cache-dir"])
         .arg(tmp.path().join("cache"))
         .args(livecov_args)
-        .args(["--", "-o"])
+        .arg("--")
+        .args(go_args)
+        .arg("-o")
         .arg(&bin)
         .arg(".")
         .current_dir(dir)
         .env_remove("GOFLAGS")
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "livecov build {livecov_args:?} -- {go_args:?}"
+    );
     let agent = free_port();
     let child = Command::new(&bin)
         .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
@@ -527,7 +532,7 @@ fn coverpkg_instruments_a_dependency_from_the_module_cache() {
         .unwrap();
     assert!(status.success());
     let before = tree_state(dir);
-    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"]);
+    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"], &[]);
     assert_eq!(stdout, "36\n");
     assert_eq!(before, tree_state(dir), "go.mod and go.sum untouched");
     assert!(
@@ -540,7 +545,7 @@ fn coverpkg_instruments_a_dependency_from_the_module_cache() {
         "{profile}"
     );
     // Without --coverpkg, the dependency is not instrumented.
-    let (profile, _) = build_run_profile(dir, &[]);
+    let (profile, _) = build_run_profile(dir, &[], &[]);
     assert!(!profile.contains("github.com/google/uuid/"), "{profile}");
 
     // Vendored: the same build from vendor/, which stays as it was.
@@ -552,7 +557,7 @@ fn coverpkg_instruments_a_dependency_from_the_module_cache() {
     assert!(vendor.success());
     let vendored = dir.join("vendor/github.com/google/uuid");
     let before = (tree_state(dir), tree_state(&vendored));
-    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"]);
+    let (profile, stdout) = build_run_profile(dir, &["--coverpkg", "github.com/google/uuid"], &[]);
     assert_eq!(stdout, "36\n");
     assert_eq!(before, (tree_state(dir), tree_state(&vendored)));
     assert!(
@@ -608,7 +613,7 @@ fn workspaces_build_and_their_go_work_is_untouched() {
     )
     .unwrap();
     let (work_before, app_before) = (tree_state(dir), tree_state(&dir.join("app")));
-    let (profile, stdout) = build_run_profile(&dir.join("app"), &[]);
+    let (profile, stdout) = build_run_profile(&dir.join("app"), &[], &[]);
     assert_eq!(stdout, "42\n");
     assert_eq!(work_before, tree_state(dir));
     assert_eq!(app_before, tree_state(&dir.join("app")));
@@ -646,36 +651,7 @@ fn cgo_build_tags_and_trimpath_build_as_with_go_build() {
     )
     .unwrap();
 
-    let run = |go_args: &[&str]| {
-        let bin = dir.join("prog");
-        let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
-            .args(["build", "--cache-dir"])
-            .arg(dir.join(".cache"))
-            .arg("--")
-            .args(go_args)
-            .arg("-o")
-            .arg(&bin)
-            .arg(".")
-            .current_dir(dir)
-            .env("CGO_ENABLED", "1")
-            .status()
-            .unwrap();
-        assert!(status.success(), "livecov build {go_args:?}");
-        let agent = free_port();
-        let child = Command::new(&bin)
-            .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for(agent, "/livecov/v1/profile");
-        let (_, profile) = http("GET", agent, "/livecov/v1/profile").unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            String::from_utf8(profile).unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-        )
-    };
-    let (profile, stdout) = run(&[]);
+    let (profile, stdout) = build_run_profile(dir, &[], &[]);
     assert_eq!(stdout, "5 plain\n");
     assert!(
         profile.contains("example.com/cg/add.go:8.24,9.11 1 1"),
@@ -684,7 +660,7 @@ fn cgo_build_tags_and_trimpath_build_as_with_go_build() {
     assert!(profile.contains("example.com/cg/plain.go:"), "{profile}");
     assert!(!profile.contains("extra.go"), "{profile}");
 
-    let (profile, stdout) = run(&["-tags", "extra", "-trimpath"]);
+    let (profile, stdout) = build_run_profile(dir, &[], &["-tags", "extra", "-trimpath"]);
     assert_eq!(stdout, "5 extra\n");
     assert!(
         profile.contains("example.com/cg/extra.go:5.22,5.40 1 1"),

@@ -270,19 +270,13 @@ pub fn test(
         .collect();
     let mut out = instrumenter::profile::header(opts.mode);
     instrumenter::profile::write_textual(&mut out, &files, |f, i| {
-        counts.get(&block_key(&files[f], i)).copied().unwrap_or(0)
+        counts
+            .get(&instrumenter::profile::block(&files[f], i))
+            .copied()
+            .unwrap_or(0)
     });
     std::fs::write(coverprofile, out).map_err(|e| Error::io(coverprofile, e))?;
     Ok(status)
-}
-
-/// `name:l0.c0,l1.c1 numStmt`: a block as profiles name it, without its count.
-fn block_key(file: &FileMeta, i: usize) -> String {
-    let b = &file.blocks[i];
-    format!(
-        "{}:{}.{},{}.{} {}",
-        file.name, b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt
-    )
 }
 
 /// Merges the profile fragments test binaries wrote: set mode ORs, the others add.

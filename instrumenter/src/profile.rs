@@ -20,19 +20,19 @@ pub fn header(mode: Mode) -> String {
 /// Appends one line per block of `file` to `out`, in counter order, with the count that
 /// `count(i)` gives block `i`.
 pub fn write_blocks(out: &mut String, file: &FileMeta, count: impl Fn(usize) -> u64) {
-    for (i, b) in file.blocks.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{}:{}.{},{}.{} {} {}",
-            file.name,
-            b.start.line,
-            b.start.col,
-            b.end.line,
-            b.end.col,
-            b.num_stmt,
-            count(i)
-        );
+    for i in 0..file.blocks.len() {
+        let _ = writeln!(out, "{} {}", block(file, i), count(i));
     }
+}
+
+/// Block `i` of `file` as a profile line names it, without the count:
+/// `name:startLine.startCol,endLine.endCol numStmt`.
+pub fn block(file: &FileMeta, i: usize) -> String {
+    let b = &file.blocks[i];
+    format!(
+        "{}:{}.{},{}.{} {}",
+        file.name, b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt
+    )
 }
 
 /// Appends the blocks of `files` to `out` in the order Go writes textual profiles
@@ -61,17 +61,6 @@ pub fn write_textual(out: &mut String, files: &[FileMeta], count: impl Fn(usize,
     };
     order.sort_by(|a, b| key(a).cmp(&key(b)));
     for (f, i) in order {
-        let (file, b) = (&files[f], &files[f].blocks[i]);
-        let _ = writeln!(
-            out,
-            "{}:{}.{},{}.{} {} {}",
-            file.name,
-            b.start.line,
-            b.start.col,
-            b.end.line,
-            b.end.col,
-            b.num_stmt,
-            count(f, i)
-        );
+        let _ = writeln!(out, "{} {}", block(&files[f], i), count(f, i));
     }
 }
