@@ -470,6 +470,15 @@ fn a_process_that_returns_from_main_leaves_its_counters_in_livecov_dir() {
     assert!(files.iter().flatten().any(|&c| c == 23), "{files:?}");
 }
 
+/// Writes files (path relative to `dir`, contents), making their directories.
+fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
 /// Builds `dir` with livecov (count mode) and returns the profile its agent serves while the
 /// program sleeps, and the program's stdout.
 fn build_run_profile(dir: &Path, livecov_args: &[&str], go_args: &[&str]) -> (String, String) {
@@ -513,11 +522,13 @@ const SLEEPER: &str = "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n\n\t\"gi
 fn coverpkg_instruments_a_dependency_from_the_module_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("go.mod"),
-        "module example.com/dep\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
-    )
-    .unwrap();
+    write_tree(
+        dir,
+        &[(
+            "go.mod",
+            "module example.com/dep\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
+        )],
+    );
     std::fs::write(dir.join("main.go"), SLEEPER).unwrap();
     let tidy = Command::new("go")
         .args(["mod", "download", "github.com/google/uuid"])
@@ -585,33 +596,25 @@ fn covered_in(profile: &str, prefix: &str) -> usize {
 fn workspaces_build_and_their_go_work_is_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("app")).unwrap();
-    std::fs::create_dir_all(dir.join("lib")).unwrap();
-    std::fs::write(
-        dir.join("go.work"),
-        "go 1.22\n\nuse (\n\t./app\n\t./lib\n)\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("lib/go.mod"),
-        "module example.com/lib\n\ngo 1.22\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("lib/lib.go"),
-        "package lib\n\nfunc Twice(x int) int {\n\tif x > 0 {\n\t\treturn 2 * x\n\t}\n\treturn 0\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("app/go.mod"),
-        "module example.com/app\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("app/main.go"),
-        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n\n\t\"example.com/lib\"\n)\n\nfunc main() {\n\tfmt.Println(lib.Twice(21))\n\ttime.Sleep(2 * time.Second)\n}\n",
-    )
-    .unwrap();
+    write_tree(
+        dir,
+        &[
+            ("go.work", "go 1.22\n\nuse (\n\t./app\n\t./lib\n)\n"),
+            ("lib/go.mod", "module example.com/lib\n\ngo 1.22\n"),
+            (
+                "lib/lib.go",
+                "package lib\n\nfunc Twice(x int) int {\n\tif x > 0 {\n\t\treturn 2 * x\n\t}\n\treturn 0\n}\n",
+            ),
+            (
+                "app/go.mod",
+                "module example.com/app\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
+            ),
+            (
+                "app/main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n\n\t\"example.com/lib\"\n)\n\nfunc main() {\n\tfmt.Println(lib.Twice(21))\n\ttime.Sleep(2 * time.Second)\n}\n",
+            ),
+        ],
+    );
     let (work_before, app_before) = (tree_state(dir), tree_state(&dir.join("app")));
     let (profile, stdout) = build_run_profile(&dir.join("app"), &[], &[]);
     assert_eq!(stdout, "42\n");
@@ -629,27 +632,28 @@ fn workspaces_build_and_their_go_work_is_untouched() {
 fn cgo_build_tags_and_trimpath_build_as_with_go_build() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("go.mod"), "module example.com/cg\n\ngo 1.22\n").unwrap();
-    std::fs::write(
-        dir.join("main.go"),
-        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(add(2, 3), flavor())\n\ttime.Sleep(2 * time.Second)\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("add.go"),
-        "package main\n\n/*\nstatic int c_add(int a, int b) { return a + b; }\n*/\nimport \"C\"\n\nfunc add(a, b int) int {\n\tif a < 0 {\n\t\treturn 0\n\t}\n\treturn int(C.c_add(C.int(a), C.int(b)))\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("plain.go"),
-        "//go:build !extra\n\npackage main\n\nfunc flavor() string { return \"plain\" }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("extra.go"),
-        "//go:build extra\n\npackage main\n\nfunc flavor() string { return \"extra\" }\n",
-    )
-    .unwrap();
+    write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/cg\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(add(2, 3), flavor())\n\ttime.Sleep(2 * time.Second)\n}\n",
+            ),
+            (
+                "add.go",
+                "package main\n\n/*\nstatic int c_add(int a, int b) { return a + b; }\n*/\nimport \"C\"\n\nfunc add(a, b int) int {\n\tif a < 0 {\n\t\treturn 0\n\t}\n\treturn int(C.c_add(C.int(a), C.int(b)))\n}\n",
+            ),
+            (
+                "plain.go",
+                "//go:build !extra\n\npackage main\n\nfunc flavor() string { return \"plain\" }\n",
+            ),
+            (
+                "extra.go",
+                "//go:build extra\n\npackage main\n\nfunc flavor() string { return \"extra\" }\n",
+            ),
+        ],
+    );
 
     let (profile, stdout) = build_run_profile(dir, &[], &[]);
     assert_eq!(stdout, "5 plain\n");
