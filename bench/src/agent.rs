@@ -54,11 +54,7 @@ pub fn run(args: &[String]) -> Result<()> {
             _ => bail!("unknown option --{name}: usage: {USAGE}"),
         }
     }
-    let livecov = common::livecov_bin()?;
-    common::warn_if_busy();
-    let scratch = tempfile::Builder::new()
-        .prefix("livecov-bench-")
-        .tempdir()?;
+    let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("big");
     let (files, funcs) = generate(&module)?;
@@ -133,14 +129,13 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(running);
 
     println!("## Input\n");
-    println!("| packages | files | functions | blocks | non-zero counters | build s |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| packages | files | functions | blocks | non-zero counters |");
+    println!("|---:|---:|---:|---:|---:|");
     println!(
-        "| {PACKAGES} | {files} | {funcs} | {blocks} | {nonzero} ({:.1}%) | {:.1} |",
+        "| {PACKAGES} | {files} | {funcs} | {blocks} | {nonzero} ({:.1}%) |",
         100.0 * nonzero as f64 / blocks as f64,
-        secs(build_time)
     );
-    println!("\n## Results ({requests} requests each)\n");
+    println!("\n## Results ({requests} requests each; p99 by nearest rank)\n");
     println!("| endpoint | body bytes | median ms | p99 ms |");
     println!("|---|---:|---:|---:|");
     for (path, (bytes, times)) in ENDPOINTS.iter().zip(&measured) {
@@ -156,7 +151,7 @@ pub fn run(args: &[String]) -> Result<()> {
         profile.0 as f64 / counters.0 as f64,
         median(&profile.1) / median(&counters.1)
     );
-    common::print_machine("agent", &livecov)
+    common::print_machine("agent", ("livecov", &livecov))
 }
 
 /// Writes the Go module; returns how many files and functions it has.

@@ -145,11 +145,7 @@ pub fn run(args: &[String]) -> Result<()> {
             _ => bail!("unknown option --{name}: usage: {USAGE}"),
         }
     }
-    let livecov = common::livecov_bin()?;
-    common::warn_if_busy();
-    let scratch = tempfile::Builder::new()
-        .prefix("livecov-bench-")
-        .tempdir()?;
+    let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
 
     let module_dir = scratch.join("cobra");
@@ -270,7 +266,7 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     println!("| warm ({warm_runs} runs) | {:.3} |", median(&before_warm));
 
-    common::print_machine("build", &livecov)
+    common::print_machine("build", ("livecov", &livecov))
 }
 
 /// The number of packages `go build -n` output compiles: its lines that run the compiler.

@@ -125,7 +125,8 @@ pub fn text_of(program: &str, args: &[&str]) -> Result<String> {
 
 /// Prints the `## Machine` section: CPU, Go, Rust, the livecov executable, the date and the
 /// command that produced the report.
-pub fn print_machine(bench: &str, livecov: &Path) -> Result<()> {
+/// `tool` names the executable measured besides Go: (what it is, its path).
+pub fn print_machine(bench: &str, tool: (&str, &Path)) -> Result<()> {
     println!("\n## Machine\n");
     let cpus = text_of("nproc", &[])?;
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -137,7 +138,7 @@ pub fn print_machine(bench: &str, livecov: &Path) -> Result<()> {
     println!("- CPU: {model}, {cpus} CPUs (`nproc`)");
     println!("- {}", text_of("go", &["version"])?);
     println!("- {}", text_of("rustc", &["--version"])?);
-    println!("- livecov: `{}`", livecov.display());
+    println!("- {}: `{}`", tool.0, tool.1.display());
     println!("- date: {}", text_of("date", &["-u", "+%F"])?);
     let args: String = std::env::args().skip(2).map(|a| format!(" {a}")).collect();
     println!("- command: `cargo run --release -p livecov-bench -- {bench}{args}`");
@@ -161,4 +162,15 @@ pub fn warn_if_busy() {
 /// A `Duration` in seconds.
 pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+/// What every benchmark starts with: the livecov executable, a warning if the machine is busy,
+/// and a scratch directory (removed when dropped).
+pub fn start() -> Result<(std::path::PathBuf, tempfile::TempDir)> {
+    let livecov = livecov_bin()?;
+    warn_if_busy();
+    let scratch = tempfile::Builder::new()
+        .prefix("livecov-bench-")
+        .tempdir()?;
+    Ok((livecov, scratch))
 }

@@ -409,30 +409,8 @@ fn print_report(
         );
     }
 
-    println!("\n## Machine\n");
-    let cpus = text_of("nproc", &[])?;
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    println!("- CPU: {model}, {cpus} CPUs (`nproc`)");
-    println!("- {}", text_of("go", &["version"])?);
-    println!("- {}", text_of("rustc", &["--version"])?);
-    println!("- cover binary: `{}` (`go tool -n cover`)", cover.display());
-    println!("- date: {}", text_of("date", &["-u", "+%F"])?);
-    let args: String = std::env::args().skip(2).map(|a| format!(" {a}")).collect();
-    println!("- command: `cargo run --release -p livecov-bench -- instrument{args}`");
+    crate::common::print_machine("instrument", ("cover binary (`go tool -n cover`)", cover))?;
     Ok(())
-}
-
-fn text_of(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {program}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Runs `go ARGS` outside any module and returns its standard output.

@@ -5,7 +5,7 @@
 //!                                             `go tool cover` as `go build -cover` runs it
 //! livecov-bench build [--cold N] [--warm N]   build time on a real module: `livecov build`
 //!                                             against `go build` and `go build -cover`
-//! livecov-bench runtime [--count N] [--benchtime D]
+//! livecov-bench runtime [--runs N] [--benchtime D]
 //!                                             cost of the counters at run time: livecov's
 //!                                             modes against `go test -covermode`
 //! livecov-bench agent [--requests N]          the agent's counters against its text profile,

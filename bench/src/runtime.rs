@@ -4,13 +4,17 @@
 //!
 //! The Go package is generated here. `BenchmarkCPU` runs a branchy tokenizer (a small state
 //! machine) over 5 KB of text on one goroutine: the cost of a counter on every block of a hot
-//! loop. `BenchmarkContended` calls a three-block function from 16 goroutines on 2 threads
+//! loop. `BenchmarkContended` calls a five-block function from 16 goroutines on 2 threads
 //! (`b.SetParallelism(8)`, `-cpu 2`): every call writes the same few counters, from both
 //! cores. That is where the modes differ. Go's set mode stores 1 on every pass, so each store
 //! takes the counter's cache line away from the other core; livecov's set mode loads the
 //! counter and stores only while it is still zero, so after the first pass both cores only
 //! read it. Count mode increments without atomics (and loses counts under contention, as Go's
 //! does); atomic mode increments atomically.
+//!
+//! Every run invokes every variant once (`-count 1`), in turn, so that the machine's slow
+//! spells hit them alike: on a virtual machine the cost of sharing a cache line between the
+//! two vCPUs can change from one minute to the next. The table reports the median run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +24,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::common::{self, median};
 
-const USAGE: &str = "livecov-bench runtime [--count N] [--benchtime D]";
+const USAGE: &str = "livecov-bench runtime [--runs N] [--benchtime D]";
 const BENCHMARKS: [&str; 2] = ["BenchmarkCPU", "BenchmarkContended"];
 const MODES: [&str; 3] = ["set", "count", "atomic"];
 
@@ -167,20 +171,16 @@ impl Variant {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut count = 5;
+    let mut runs = 5;
     let mut benchtime = "1s".to_string();
     for (name, value) in common::options(args, USAGE)? {
         match name.as_str() {
-            "count" => count = common::positive(&name, &value)?,
+            "runs" => runs = common::positive(&name, &value)?,
             "benchtime" => benchtime = value,
             _ => bail!("unknown option --{name}: usage: {USAGE}"),
         }
     }
-    let livecov = common::livecov_bin()?;
-    common::warn_if_busy();
-    let scratch = tempfile::Builder::new()
-        .prefix("livecov-bench-")
-        .tempdir()?;
+    let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("work");
     std::fs::create_dir_all(&module)?;
@@ -199,7 +199,6 @@ pub fn run(args: &[String]) -> Result<()> {
     .skip(1)
     .count();
 
-    let count_arg = count.to_string();
     let go_args = [
         "-run",
         "^$",
@@ -208,89 +207,113 @@ pub fn run(args: &[String]) -> Result<()> {
         "-benchtime",
         &benchtime,
         "-count",
-        &count_arg,
+        "1",
         "-cpu",
         "2",
     ];
     let mut variants = vec![Variant::Plain];
-    variants.extend(MODES.map(Variant::Native));
-    variants.extend(MODES.map(Variant::Livecov));
+    for mode in MODES {
+        variants.extend([Variant::Native(mode), Variant::Livecov(mode)]);
+    }
 
     // variant → benchmark → ns/op of every run
-    let mut results: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
-    for &variant in &variants {
-        let mut cmd = match variant {
-            Variant::Plain => common::go_command(&module, &["test"]),
-            Variant::Native(mode) => {
-                let mut cmd = common::go_command(&module, &["test"]);
-                cmd.arg(format!("-covermode={mode}"));
-                cmd
-            }
-            Variant::Livecov(mode) => {
-                let mut cmd = Command::new(&livecov);
-                cmd.current_dir(&module)
-                    .env("GOFLAGS", "-mod=mod")
-                    .env("GOTOOLCHAIN", "local")
-                    .args(["test", "--mode", mode, "--coverprofile"])
-                    .arg(scratch.join(format!("{mode}.out")))
-                    .arg("--cache-dir")
-                    .arg(scratch.join("livecov-cache"))
-                    .arg("--");
-                cmd
-            }
-        };
-        cmd.args(go_args).env("GOMAXPROCS", "2");
-        eprintln!("running {}", variant.label());
-        let out = common::run_ok(&mut cmd)?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match variant {
-            Variant::Native(_) if !stdout.contains("coverage:") => {
-                bail!("{} reported no coverage:\n{stdout}", variant.label())
-            }
-            Variant::Livecov(mode) => check_profile(&scratch.join(format!("{mode}.out")))?,
-            _ => {}
+    let mut results: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); variants.len()];
+    for run in 1..=runs {
+        eprintln!("run {run}/{runs}");
+        for (&variant, result) in variants.iter().zip(&mut results) {
+            run_variant(variant, &livecov, &module, scratch, &go_args, result)?;
         }
-        let parsed = parse_bench(&stdout);
-        for name in BENCHMARKS {
-            let runs = parsed.get(name).map_or(0, Vec::len);
-            if runs != count {
-                bail!(
-                    "{}: {runs} results for {name}, want {count}:\n{stdout}",
-                    variant.label()
-                );
-            }
-        }
-        results.push(parsed);
     }
 
     println!("## Input\n");
     println!(
         "A generated package of one file, {blocks} blocks (`livecov blocks`); \
-         `-benchtime {benchtime} -count {count} -cpu 2`, GOMAXPROCS=2."
+         `-benchtime {benchtime} -count 1 -cpu 2`, GOMAXPROCS=2; {runs} runs, each running \
+         every variant in turn."
     );
     for name in BENCHMARKS {
-        println!("\n## {name}, median ns/op of {count} runs\n");
-        println!("| variant | ns/op | vs uninstrumented | livecov vs Go, same mode |");
-        println!("|---|---:|---:|---:|");
-        let ns = |v: Variant| -> f64 {
+        println!("\n## {name}, median ns/op of {runs} runs\n");
+        println!(
+            "| variant | ns/op | fastest–slowest run | vs uninstrumented | livecov vs Go, same mode |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        let samples = |v: Variant| -> &Vec<f64> {
             let i = variants.iter().position(|&w| w == v).expect("a variant");
-            median(&results[i][name])
+            &results[i][name]
         };
+        let ns = |v: Variant| median(samples(v));
         let plain = ns(Variant::Plain);
         for &v in &variants {
             let same_mode = match v {
                 Variant::Livecov(mode) => format!("{:.2}×", ns(v) / ns(Variant::Native(mode))),
                 _ => String::new(),
             };
+            let fastest = samples(v).iter().copied().fold(f64::INFINITY, f64::min);
+            let slowest = samples(v).iter().copied().fold(0.0, f64::max);
             println!(
-                "| {} | {} | {:.2}× | {same_mode} |",
+                "| {} | {} | {}–{} | {:.2}× | {same_mode} |",
                 v.label(),
                 format_ns(ns(v)),
+                format_ns(fastest),
+                format_ns(slowest),
                 ns(v) / plain
             );
         }
     }
-    common::print_machine("runtime", &livecov)
+    common::print_machine("runtime", ("livecov", &livecov))
+}
+
+/// Runs `go test` (or `livecov test`) once for `variant` and adds each benchmark's ns/op to
+/// `result`.
+fn run_variant(
+    variant: Variant,
+    livecov: &Path,
+    module: &Path,
+    scratch: &Path,
+    go_args: &[&str],
+    result: &mut BTreeMap<String, Vec<f64>>,
+) -> Result<()> {
+    let mut cmd = match variant {
+        Variant::Plain => common::go_command(module, &["test"]),
+        Variant::Native(mode) => {
+            let mut cmd = common::go_command(module, &["test"]);
+            cmd.arg(format!("-covermode={mode}"));
+            cmd
+        }
+        Variant::Livecov(mode) => {
+            let mut cmd = Command::new(livecov);
+            cmd.current_dir(module)
+                .env("GOFLAGS", "-mod=mod")
+                .env("GOTOOLCHAIN", "local")
+                .args(["test", "--mode", mode, "--coverprofile"])
+                .arg(scratch.join(format!("{mode}.out")))
+                .arg("--cache-dir")
+                .arg(scratch.join("livecov-cache"))
+                .arg("--");
+            cmd
+        }
+    };
+    cmd.args(go_args).env("GOMAXPROCS", "2");
+    let out = common::run_ok(&mut cmd)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match variant {
+        Variant::Native(_) if !stdout.contains("coverage:") => {
+            bail!("{} reported no coverage:\n{stdout}", variant.label())
+        }
+        Variant::Livecov(mode) => check_profile(&scratch.join(format!("{mode}.out")))?,
+        _ => {}
+    }
+    let parsed = parse_bench(&stdout);
+    for name in BENCHMARKS {
+        match parsed.get(name).map(Vec::as_slice) {
+            Some(&[ns]) => result.entry(name.to_string()).or_default().push(ns),
+            _ => bail!(
+                "{}: no single result for {name}:\n{stdout}",
+                variant.label()
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// `go test -bench` output: ns/op of every run of every benchmark, by name without the
