@@ -140,10 +140,11 @@ impl Prepared {
 /// Instruments the main module's packages that `go build ARGS` (run in `dir`) compiles and
 /// writes the overlay that makes `go` use them.
 pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepared, Error> {
-    let parsed = parse_args(dir, go_args)?;
+    let (parsed, env) = parse_args(dir, go_args)?;
     let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
     let extra = coverpkg(opts, dir, &parsed.list_flags)?;
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
+    plan.env = env;
     if parsed.vendor {
         plan.vendor_agent()?;
     }
@@ -183,7 +184,7 @@ pub struct PreparedTest {
 /// its package when its tests are done (see `testmain.rs`), into the directory named by
 /// `LIVECOV_TEST_DIR` when it runs.
 pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<PreparedTest, Error> {
-    let parsed = parse_args(dir, go_args)?;
+    let (parsed, env) = parse_args(dir, go_args)?;
     if parsed.vendor {
         // go test vets every dependency inside its directory, and a vendored agent exists
         // only in the overlay.
@@ -199,7 +200,8 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
     )?;
     let tested = golist::list(dir, &[], &parsed.list_flags, &parsed.patterns)?;
     let extra = coverpkg(opts, dir, &parsed.list_flags)?;
-    let plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
+    let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
+    plan.env = env;
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
@@ -305,7 +307,7 @@ fn read_fragments(dir: &Path, mode: Mode) -> Result<std::collections::HashMap<St
     Ok(counts)
 }
 
-fn parse_args(dir: &Path, go_args: &[String]) -> Result<args::GoArgs, Error> {
+fn parse_args(dir: &Path, go_args: &[String]) -> Result<(args::GoArgs, module::GoEnv), Error> {
     let mut parsed = args::parse(go_args);
     if let Some(flag) = &parsed.conflicting {
         return Err(Error::Usage(format!(
@@ -318,8 +320,9 @@ fn parse_args(dir: &Path, go_args: &[String]) -> Result<args::GoArgs, Error> {
         )));
     }
     parsed.vendor = vendor_mode(dir, &parsed.list_flags);
-    check_go_version(dir)?;
-    Ok(parsed)
+    let env = module::GoEnv::read(dir)?;
+    check_go_version(&env.goversion)?;
+    Ok((parsed, env))
 }
 
 /// Whether `go` will read dependencies from `vendor/`: `-mod=vendor` given (on the command line
@@ -365,6 +368,8 @@ struct Plan<'a> {
     /// directory of the main module that exists only in the overlay (`go` reads
     /// vendor/modules.txt from disk, so no new module can be vendored through the overlay).
     vendor_agent_dir: Option<PathBuf>,
+    /// `go env` as read once by [`parse_args`].
+    env: module::GoEnv,
 }
 
 impl<'a> Plan<'a> {
@@ -401,6 +406,7 @@ impl<'a> Plan<'a> {
             dir: dir.to_path_buf(),
             agent_import: AGENT_MODULE.to_string(),
             vendor_agent_dir: None,
+            env: module::GoEnv::default(),
             packages,
             jobs,
         })
@@ -432,7 +438,7 @@ impl<'a> Plan<'a> {
         &self,
         build_dir: &Path,
     ) -> Result<(Vec<module::Copied>, Box<dyn Fn(&Path) -> PathBuf>), Error> {
-        let modcache = PathBuf::from(module::go_env(&self.dir, "GOMODCACHE")?);
+        let modcache = PathBuf::from(&self.env.gomodcache);
         let mut copied: Vec<(PathBuf, module::Copied)> = Vec::new();
         for pkg in &self.packages {
             let Some(m) = pkg.module.as_ref().filter(|m| !m.main) else {
@@ -544,7 +550,7 @@ impl<'a> Plan<'a> {
                 }
                 module::Setup::default()
             }
-            None => module::setup(&self.dir, &build_dir, &agent_dir, &copied)?,
+            None => module::setup(&self.dir, &self.env, &build_dir, &agent_dir, &copied)?,
         };
 
         let overlay = build_dir.join("overlay.json");
@@ -638,13 +644,7 @@ pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
 }
 
 /// livecov cuts blocks by the rules of Go 1.20 to 1.26; a newer Go cuts them differently.
-fn check_go_version(dir: &Path) -> Result<(), Error> {
-    let out = Command::new("go")
-        .args(["env", "GOVERSION"])
-        .current_dir(dir)
-        .output()
-        .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+fn check_go_version(version: &str) -> Result<(), Error> {
     let minor = version
         .strip_prefix("go1.")
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())

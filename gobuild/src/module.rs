@@ -47,15 +47,16 @@ impl Copied {
 /// dependencies) to the build run in `dir`, into `build_dir`.
 pub fn setup(
     dir: &Path,
+    env: &GoEnv,
     build_dir: &Path,
     agent_dir: &Path,
     copied: &[Copied],
 ) -> Result<Setup, Error> {
-    let gowork = go_env(dir, "GOWORK")?;
+    let gowork = env.gowork.as_str();
     if !gowork.is_empty() && gowork != "off" {
-        return workspace(dir, Path::new(&gowork), build_dir, agent_dir, copied);
+        return workspace(dir, Path::new(gowork), build_dir, agent_dir, copied);
     }
-    let gomod = go_env(dir, "GOMOD")?;
+    let gomod = env.gomod.clone();
     if gomod.is_empty() || gomod == "/dev/null" || gomod == "NUL" {
         return Err(Error::Usage(
             "not in a Go module: livecov builds modules (run it where go.mod is, or below)".into(),
@@ -187,11 +188,34 @@ fn quote_path(p: &Path) -> String {
     format!("{:?}", p.to_string_lossy())
 }
 
-pub(crate) fn go_env(dir: &Path, var: &str) -> Result<String, Error> {
-    let out = Command::new("go")
-        .args(["env", var])
-        .current_dir(dir)
-        .output()
-        .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// The `go env` settings livecov needs, read with one `go env -json` run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct GoEnv {
+    #[serde(default)]
+    pub goversion: String,
+    #[serde(default)]
+    pub gowork: String,
+    #[serde(default)]
+    pub gomod: String,
+    #[serde(default)]
+    pub gomodcache: String,
+}
+
+impl GoEnv {
+    pub fn read(dir: &Path) -> Result<GoEnv, Error> {
+        let out = Command::new("go")
+            .args(["env", "-json", "GOVERSION", "GOWORK", "GOMOD", "GOMODCACHE"])
+            .current_dir(dir)
+            .output()
+            .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
+        if !out.status.success() {
+            return Err(Error::Go(format!(
+                "go env failed:\n{}",
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            )));
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::Go(format!("unexpected go env -json output: {e}")))
+    }
 }
