@@ -2,6 +2,8 @@
 
 mod blocks;
 mod build;
+mod client;
+mod server;
 mod test;
 
 use std::process::ExitCode;
@@ -12,6 +14,9 @@ use clap::{Parser, Subcommand};
 ///
 /// livecov builds Go programs with coverage counters cut exactly where `go tool cover` cuts
 /// its blocks, and with an agent that serves the running program's live counters over HTTP.
+/// `livecov server` registers those programs, pulls their counters on request and stores them
+/// as snapshots that can be diffed and exported; `services`, `snapshots`, `snapshot`, `reset`
+/// and `diff` ask a server from the command line.
 #[derive(Parser)]
 #[command(name = "livecov", version, about, long_about)]
 struct Cli {
@@ -21,9 +26,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Blocks(blocks::Args),
     Build(build::Args),
     Test(test::Args),
+    Server(server::Args),
+    Services(client::ServicesArgs),
+    Snapshots(client::SnapshotsArgs),
+    Snapshot(client::SnapshotArgs),
+    Reset(client::ResetArgs),
+    Diff(client::DiffArgs),
+    Blocks(blocks::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +43,12 @@ fn main() -> ExitCode {
         Command::Blocks(args) => blocks::run(args).map(|()| ExitCode::SUCCESS),
         Command::Build(args) => build::run(args),
         Command::Test(args) => test::run(args),
+        Command::Server(args) => server::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Services(args) => client::services(args).map(|()| ExitCode::SUCCESS),
+        Command::Snapshots(args) => client::snapshots(args).map(|()| ExitCode::SUCCESS),
+        Command::Snapshot(args) => client::snapshot(args).map(|()| ExitCode::SUCCESS),
+        Command::Reset(args) => client::reset(args).map(|()| ExitCode::SUCCESS),
+        Command::Diff(args) => client::diff(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,311 @@
+//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff and
+//! profile modules. Every error is `{"error": "..."}` with a fitting status (`error`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::App;
+use crate::auth;
+use crate::error::ApiError;
+use crate::registry;
+use crate::snapshot::{self, info};
+use crate::types::{
+    InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
+};
+
+type AppState = State<Arc<App>>;
+
+pub fn router(app: Arc<App>) -> Router {
+    let max_body = app.config.max_body;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/agents/register", post(register))
+        .route("/api/v1/agents/{instance}/heartbeat", post(heartbeat))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{service}", get(service))
+        .route(
+            "/api/v1/services/{service}/snapshots",
+            get(list_snapshots).post(take_snapshot),
+        )
+        .route("/api/v1/services/{service}/reset", post(reset))
+        .route("/api/v1/snapshots/{id}", get(snapshot_detail))
+        .route("/api/v1/snapshots/{id}/profile", get(profile))
+        .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// A JSON body, with errors as API errors. An empty body reads as `T::default()` where the
+/// handler allows it (see [`OptionalJson`]).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be empty.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body too large".into())
+        } else {
+            ApiError::BadRequest(format!("reading the request body: {e}"))
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
+}
+
+fn parse_id(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|&id| id > 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("snapshot id {s:?}: want a positive integer")))
+}
+
+async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiError> {
+    app.store.ping().await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "store": "up",
+        "held_snapshots": app.pending_len().await,
+    })))
+}
+
+async fn metrics(State(app): AppState) -> Response {
+    let (services, up) = match app.store.services().await {
+        Ok(list) => (
+            list.iter()
+                .map(|s| {
+                    let ratio = s.latest.as_ref().filter(|l| l.totals.stmts > 0).map(|l| {
+                        l.totals.stmts_covered as f64 / l.totals.stmts as f64
+                    });
+                    (s.name.clone(), s.live_instances, ratio)
+                })
+                .collect::<Vec<_>>(),
+            true,
+        ),
+        Err(_) => (Vec::new(), false),
+    };
+    let body = app
+        .metrics
+        .render(&services, up, app.pending_len().await);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn register(
+    State(app): AppState,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    JsonBody(r): JsonBody<crate::types::Registration>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
+    Ok(Json(registry::register(&app, peer, r).await?))
+}
+
+async fn heartbeat(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
+    registry::heartbeat(&app, &instance).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn service_info(app: &App, row: &crate::store::ServiceRow) -> Result<ServiceInfo, ApiError> {
+    let live = app.store.instances(&row.name, true).await?;
+    let mut builds: Vec<String> = live.iter().map(|i| i.build.clone()).collect();
+    builds.sort();
+    builds.dedup();
+    Ok(ServiceInfo {
+        name: row.name.clone(),
+        first_seen: snapshot::rfc3339(row.created_at),
+        live_instances: row.live_instances,
+        instances: row.instances,
+        builds,
+        latest_snapshot: row.latest.as_ref().map(info),
+    })
+}
+
+async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
+    let rows = app.store.services().await?;
+    let mut services = Vec::with_capacity(rows.len());
+    for row in &rows {
+        services.push(service_info(&app, row).await?);
+    }
+    Ok(Json(ServiceList { services }))
+}
+
+async fn service(
+    State(app): AppState,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceDetail>, ApiError> {
+    let rows = app.store.services().await?;
+    let Some(row) = rows.iter().find(|r| r.name == name) else {
+        return Err(ApiError::NotFound(format!("no service {name:?}")));
+    };
+    let instances = app.store.instances(&name, false).await?;
+    Ok(Json(ServiceDetail {
+        service: service_info(&app, row).await?,
+        instance_list: instances
+            .into_iter()
+            .map(|i| InstanceInfo {
+                id: i.id,
+                state: if i.live { "live" } else { "gone" }.to_string(),
+                build: i.build,
+                mode: i.mode,
+                address: i.address,
+                hostname: i.hostname,
+                pid: i.pid,
+                start_time: i.start_time,
+                go_version: i.go_version,
+                registered_at: snapshot::rfc3339(i.registered_at),
+                last_seen: snapshot::rfc3339(i.last_seen),
+                gone_at: i.gone_at.map(snapshot::rfc3339),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct SnapshotParams {
+    #[serde(default)]
+    reset: bool,
+}
+
+async fn take_snapshot(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
+    OptionalJson(req): OptionalJson<SnapshotRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(label) = &req.label {
+        registry::check_name("label", label, 1024)?;
+    }
+    let id = snapshot::take(&app, &service, req.label, params.reset).await?;
+    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+}
+
+async fn reset(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    OptionalJson(req): OptionalJson<SnapshotRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
+    if let Some(label) = &req.label {
+        registry::check_name("label", label, 1024)?;
+    }
+    let id = snapshot::take(&app, &service, req.label, true).await?;
+    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+async fn list_snapshots(
+    State(app): AppState,
+    Path(service): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !app.store.service_exists(&service).await? {
+        return Err(ApiError::NotFound(format!("no service {service:?}")));
+    }
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = app.store.snapshots(&service, limit, params.before).await?;
+    Ok(Json(SnapshotList {
+        service,
+        snapshots: rows.iter().map(info).collect(),
+    }))
+}
+
+async fn snapshot_detail(
+    State(app): AppState,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(snapshot::detail(&app, parse_id(&id)?).await?))
+}
+
+#[derive(Deserialize)]
+struct ProfileParams {
+    format: Option<String>,
+}
+
+async fn profile(
+    State(app): AppState,
+    Path(id): Path<String>,
+    params: Result<Query<ProfileParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = parse_id(&id)?;
+    let crate::profile::Format::Go = params.format.as_deref().unwrap_or("go").parse()?;
+    let text = crate::profile::go_profile(&app, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"snapshot-{id}.cov\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+async fn diff(
+    State(app): AppState,
+    Path((a, b)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        crate::diff::diff(&app, parse_id(&a)?, parse_id(&b)?).await?,
+    ))
+}

@@ -1,0 +1,276 @@
+//! The livecov server: registers agents, pulls their counters, stores snapshots, answers
+//! diff and export requests.
+//!
+//! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
+//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
+//! `profile` read it back. `api` is the HTTP layer over those; it holds no logic of its own.
+
+pub mod api;
+mod auth;
+pub mod diff;
+pub mod error;
+pub mod lcc;
+pub mod meta;
+pub mod metrics;
+pub mod profile;
+pub mod pull;
+pub mod registry;
+#[doc(hidden)]
+pub mod sim;
+pub mod snapshot;
+pub mod store;
+pub mod types;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::ApiError;
+use crate::meta::Build;
+use crate::metrics::Metrics;
+use crate::pull::{AgentClient, Failure};
+use crate::store::{NewSnapshot, Store, StoreError};
+
+/// Everything `livecov server` is told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://PATH`, a plain path (SQLite), or `postgres://…`.
+    pub database_url: String,
+    /// Bearer token required by mutating endpoints (snapshot, reset).
+    pub admin_token: Option<String>,
+    /// Bearer token agents send when registering, and the server sends when pulling.
+    pub agent_token: Option<String>,
+    /// An instance without a heartbeat for this long is marked gone.
+    pub instance_ttl: Duration,
+    /// Bound on each request to an agent.
+    pub pull_timeout: Duration,
+    /// How many instances a snapshot pulls at once.
+    pub pull_concurrency: usize,
+    /// Bound on request bodies sent to the server.
+    pub max_body: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            database_url: "sqlite://livecov.db".to_string(),
+            admin_token: None,
+            agent_token: None,
+            instance_ttl: Duration::from_secs(30),
+            pull_timeout: Duration::from_secs(10),
+            pull_concurrency: 32,
+            max_body: 64 << 10,
+        }
+    }
+}
+
+/// The server's shared state.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub agents: AgentClient,
+    pub metrics: Metrics,
+    /// Parsed metadata of the builds seen so far. Metadata is immutable, so this never goes
+    /// stale.
+    builds: Mutex<HashMap<String, Arc<Build>>>,
+    /// Builds whose metadata is being fetched after a registration.
+    fetching: Mutex<HashSet<String>>,
+    /// Snapshots taken with a reset whose storing failed: the only copy of those counts, kept
+    /// until the database takes them.
+    pending: tokio::sync::Mutex<Vec<(NewSnapshot, Vec<Arc<Build>>)>>,
+}
+
+impl App {
+    pub async fn new(config: Config) -> Result<Arc<App>, StoreError> {
+        let store = Store::open(&config.database_url).await?;
+        let agents = AgentClient::new(config.agent_token.clone(), config.pull_timeout);
+        Ok(Arc::new(App {
+            config,
+            store,
+            agents,
+            metrics: Metrics::default(),
+            builds: Mutex::default(),
+            fetching: Mutex::default(),
+            pending: tokio::sync::Mutex::default(),
+        }))
+    }
+
+    /// The metadata of `build`: from memory, else the store, else fetched from the first of
+    /// `addresses` (instances of that build) that serves it, and then stored.
+    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
+        if let Some(b) = self.builds.lock().unwrap().get(build) {
+            return Ok(b.clone());
+        }
+        if let Some(gz) = self.store.build_meta(build).await? {
+            let b = Build::from_gzip(gz, build)
+                .map_err(|e| ApiError::Internal(format!("stored build {build}: {e}")))?;
+            return Ok(self.remember(b));
+        }
+        let mut failures = Vec::new();
+        for address in addresses {
+            match self.agents.meta(address, build).await {
+                Ok(b) => {
+                    let b = self.remember(b);
+                    self.store.insert_build(&b).await?;
+                    return Ok(b);
+                }
+                Err(Failure { outcome, message }) => {
+                    failures.push(format!("{address}: {}: {message}", outcome.as_str()))
+                }
+            }
+        }
+        Err(ApiError::BadGateway(format!(
+            "no metadata for build {build}: {}",
+            if failures.is_empty() {
+                "no instance to fetch it from".to_string()
+            } else {
+                failures.join("; ")
+            }
+        )))
+    }
+
+    fn remember(&self, b: Build) -> Arc<Build> {
+        self.builds
+            .lock()
+            .unwrap()
+            .entry(b.id.clone())
+            .or_insert_with(|| Arc::new(b))
+            .clone()
+    }
+
+    pub(crate) fn is_known(&self, build: &str) -> bool {
+        self.builds.lock().unwrap().contains_key(build)
+    }
+
+    /// Fetches `build`'s metadata in the background unless it is known or being fetched.
+    pub(crate) fn prefetch(self: &Arc<App>, build: String, address: String) {
+        if self.is_known(&build) || !self.fetching.lock().unwrap().insert(build.clone()) {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.build(&build, &[address]).await {
+                tracing::info!(build, error = %e, "metadata not fetched yet");
+            }
+            app.fetching.lock().unwrap().remove(&build);
+        });
+    }
+
+    pub async fn pending_len(&self) -> usize {
+        self.pending.lock().await.len()
+    }
+
+    /// Tries to store the held snapshots, oldest first; stops at the first failure.
+    pub async fn store_pending(&self) {
+        let mut pending = self.pending.lock().await;
+        while let Some((snap, builds)) = pending.first() {
+            let stored = async {
+                for b in builds {
+                    self.store.insert_build(b).await?;
+                }
+                self.store.insert_snapshot(snap).await
+            }
+            .await;
+            match stored {
+                Ok(id) => {
+                    tracing::info!(snapshot = id, service = snap.service, "stored a held snapshot");
+                    pending.remove(0);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "held snapshots not stored yet");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, binds `config.listen` and serves in the background.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Listen(config.listen, e))?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
+        let app = App::new(config).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve(app.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        Ok(Server {
+            addr,
+            app,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Stops accepting, finishes the requests under way, and closes the store.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let r = (&mut self.task).await.unwrap_or(Ok(()));
+        self.app.store.close().await;
+        r
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Serves the API on `listener`, with the background work (expiring instances, storing held
+/// snapshots), until `shutdown` completes.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let background = tokio::spawn(background(app.clone()));
+    let router = api::router(app.clone());
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    background.abort();
+    app.store_pending().await;
+    let held = app.pending_len().await;
+    if held > 0 {
+        tracing::error!(
+            held,
+            "stopping with snapshots the database did not take: their reset counts are lost"
+        );
+    }
+    result
+}
+
+async fn background(app: Arc<App>) {
+    let ttl = app.config.instance_ttl;
+    let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        registry::sweep(&app).await;
+        app.store_pending().await;
+    }
+}

@@ -1,0 +1,186 @@
+//! A build's block metadata, as agents serve it (`GET /livecov/v1/meta`, gzip JSON, see
+//! `docs/COUNTERS.md`), checked against its build id.
+//!
+//! The build id is a hash of the metadata, so the server recomputes it: an agent cannot store
+//! metadata under another build's id, and metadata stored once is right for every instance of
+//! that build.
+
+use std::io::Read;
+
+use flate2::read::GzDecoder;
+use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
+use serde::Deserialize;
+
+/// Metadata larger than this when decompressed is refused (a 1M-block build is about 30 MB).
+const MAX_JSON: u64 = 512 << 20;
+
+/// A build's metadata with what the server derives from it.
+#[derive(Debug)]
+pub struct Build {
+    pub id: String,
+    pub meta: BuildMeta,
+    /// Counters per file, in metadata order: the shape of the build's counters.
+    pub shape: Vec<u32>,
+    /// Index of each file's first counter in the flat counter array.
+    pub offsets: Vec<usize>,
+    /// Statements per file.
+    pub file_stmts: Vec<u64>,
+    /// The metadata exactly as the agent served it (gzip JSON), which is what is stored.
+    pub gz: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata is not gzip JSON: {0}")]
+    Encoding(String),
+    #[error("metadata does not parse: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("metadata: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct RawMeta {
+    build: String,
+    mode: String,
+    files: Vec<RawFile>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    name: String,
+    funcs: Vec<RawFunc>,
+    blocks: Vec<[u32; 6]>,
+}
+
+#[derive(Deserialize)]
+struct RawFunc {
+    name: String,
+    hash: String,
+}
+
+impl Build {
+    /// Parses metadata served gzip-compressed and checks that it is the metadata of build
+    /// `expect`.
+    pub fn from_gzip(gz: Vec<u8>, expect: &str) -> Result<Build, MetaError> {
+        let mut json = Vec::new();
+        GzDecoder::new(gz.as_slice())
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut json)
+            .map_err(|e| MetaError::Encoding(e.to_string()))?;
+        if json.len() as u64 > MAX_JSON {
+            return Err(MetaError::Invalid(format!(
+                "more than {MAX_JSON} bytes uncompressed"
+            )));
+        }
+        let raw: RawMeta = serde_json::from_slice(&json)?;
+        let meta = convert(raw.mode.as_str(), raw.files)?;
+        let id = meta.build_id();
+        if raw.build != id || id != expect {
+            return Err(MetaError::Invalid(format!(
+                "metadata hashes to build {id}, it names {} and {expect} was expected",
+                raw.build
+            )));
+        }
+        let shape: Vec<u32> = meta.files.iter().map(|f| f.blocks.len() as u32).collect();
+        let mut offsets = Vec::with_capacity(shape.len());
+        let mut at = 0usize;
+        for &n in &shape {
+            offsets.push(at);
+            at += n as usize;
+        }
+        let file_stmts = meta
+            .files
+            .iter()
+            .map(|f| f.blocks.iter().map(|b| u64::from(b.num_stmt)).sum())
+            .collect();
+        Ok(Build {
+            id,
+            meta,
+            shape,
+            offsets,
+            file_stmts,
+            gz,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.meta.mode
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.offsets.last().map_or(0, |&o| o) + self.shape.last().map_or(0, |&n| n as usize)
+    }
+
+    pub fn num_stmts(&self) -> u64 {
+        self.file_stmts.iter().sum()
+    }
+
+    /// The file and block within it of flat counter `index`.
+    pub fn locate(&self, index: usize) -> (usize, usize) {
+        // The last file starting at or before `index`: files without blocks share their
+        // offset with the next file, so this is never one of them.
+        let f = self.offsets.partition_point(|&o| o <= index) - 1;
+        (f, index - self.offsets[f])
+    }
+}
+
+fn convert(mode: &str, files: Vec<RawFile>) -> Result<BuildMeta, MetaError> {
+    let mode: Mode = mode
+        .parse()
+        .map_err(|_| MetaError::Invalid(format!("unknown mode {mode:?}")))?;
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let funcs = file
+            .funcs
+            .into_iter()
+            .map(|f| {
+                let hash = parse_hash(&f.hash).ok_or_else(|| {
+                    MetaError::Invalid(format!("function {}: bad hash {:?}", f.name, f.hash))
+                })?;
+                Ok(Func { name: f.name, hash })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        let blocks = file
+            .blocks
+            .into_iter()
+            .map(|[l0, c0, l1, c1, n, func]| {
+                if func as usize >= funcs.len() {
+                    return Err(MetaError::Invalid(format!(
+                        "{}: block names function {func} of {}",
+                        file.name,
+                        funcs.len()
+                    )));
+                }
+                Ok(Block {
+                    start: Pos { line: l0, col: c0 },
+                    end: Pos { line: l1, col: c1 },
+                    num_stmt: n,
+                    func,
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        out.push(FileMeta {
+            name: file.name,
+            blocks,
+            funcs,
+        });
+    }
+    Ok(BuildMeta { mode, files: out })
+}
+
+fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Whether `s` looks like a build id: 64 lower-case hex digits.
+pub fn is_build_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

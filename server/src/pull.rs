@@ -1,0 +1,213 @@
+//! Talking to agents: fetching a build's metadata and an instance's counters.
+//!
+//! The server only ever connects to the address an instance registered from (see
+//! `registry`), never follows redirects, uses no proxy, and bounds every answer in time and
+//! size: an agent is a process the server does not control.
+
+use std::time::{Duration, Instant};
+
+use crate::lcc::{self, Sparse};
+use crate::meta::Build;
+
+/// How an instance answered a pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Timeout,
+    /// No connection could be made.
+    Refused,
+    /// An error status, or the connection broke mid-answer.
+    Error,
+    /// The answer broke the format, or does not fit the build's metadata.
+    Rejected,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Timeout,
+        Outcome::Refused,
+        Outcome::Error,
+        Outcome::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Timeout => "timeout",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, message: impl Into<String>) -> Failure {
+        Failure {
+            outcome,
+            message: message.into(),
+        }
+    }
+}
+
+/// The HTTP client for agents.
+#[derive(Clone)]
+pub struct AgentClient {
+    http: reqwest::Client,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+/// Compressed metadata larger than this is refused.
+const MAX_META: usize = 128 << 20;
+
+impl AgentClient {
+    pub fn new(token: Option<String>, timeout: Duration) -> AgentClient {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("livecov-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a client without TLS always builds");
+        AgentClient {
+            http,
+            token,
+            timeout,
+        }
+    }
+
+    async fn get_body(
+        &self,
+        address: &str,
+        path: &str,
+        post: bool,
+        limit: usize,
+        build: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        let url = format!("http://{address}{path}");
+        let mut req = if post {
+            self.http.post(&url)
+        } else {
+            self.http.get(&url)
+        };
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let work = async {
+            let mut resp = req.send().await.map_err(classify)?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(Failure::new(
+                    Outcome::Error,
+                    format!("agent answered {status}"),
+                ));
+            }
+            if let Some(got) = resp.headers().get("Livecov-Build") {
+                if got.as_bytes() != build.as_bytes() {
+                    return Err(Failure::new(
+                        Outcome::Rejected,
+                        format!(
+                            "agent serves build {}, registered as {build}",
+                            String::from_utf8_lossy(got.as_bytes())
+                        ),
+                    ));
+                }
+            }
+            if resp.content_length().is_some_and(|n| n > limit as u64) {
+                return Err(Failure::new(
+                    Outcome::Rejected,
+                    format!("answer of {} bytes is over the limit of {limit}", resp.content_length().unwrap_or(0)),
+                ));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+                if body.len() + chunk.len() > limit {
+                    return Err(Failure::new(
+                        Outcome::Rejected,
+                        format!("answer is over the limit of {limit} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                Outcome::Timeout,
+                format!("no whole answer within {:?}", self.timeout),
+            )),
+        }
+    }
+
+    /// Fetches and checks the metadata of `build` from the instance at `address`.
+    pub async fn meta(&self, address: &str, build: &str) -> Result<Build, Failure> {
+        let gz = self
+            .get_body(address, "/livecov/v1/meta", false, MAX_META, build)
+            .await?;
+        Build::from_gzip(gz, build).map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))
+    }
+
+    /// Reads (or, with `reset`, takes) the counters of the instance at `address`, which runs
+    /// `build`.
+    pub async fn counters(&self, address: &str, build: &Build, reset: bool) -> Result<Sparse, Failure> {
+        // The largest legal body: a header, then per file its length and per counter at most
+        // a 5-byte value plus a run of two 5-byte varints.
+        let limit = 128 + build.id.len() + build.shape.len() * 5 + build.num_blocks() * 15;
+        let path = if reset {
+            "/livecov/v1/reset"
+        } else {
+            "/livecov/v1/counters"
+        };
+        let body = self.get_body(address, path, reset, limit, &build.id).await?;
+        let sparse = lcc::decode(&body, &build.id, &build.shape)
+            .map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))?;
+        if sparse.mode != build.mode() {
+            return Err(Failure::new(
+                Outcome::Rejected,
+                format!(
+                    "counters in mode {}, the build's mode is {}",
+                    sparse.mode.as_str(),
+                    build.mode().as_str()
+                ),
+            ));
+        }
+        Ok(sparse)
+    }
+}
+
+fn classify(e: reqwest::Error) -> Failure {
+    let outcome = if e.is_timeout() {
+        Outcome::Timeout
+    } else if e.is_connect() {
+        Outcome::Refused
+    } else {
+        Outcome::Error
+    };
+    // reqwest's Display omits the cause, which is the useful part.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Failure::new(outcome, message)
+}
+
+/// Runs `f` and reports how long it took.
+pub async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}

@@ -1,0 +1,316 @@
+//! Taking a snapshot: pull every live instance of a service, merge per build, store whole.
+//!
+//! One instance that fails never fails the snapshot: its outcome is stored with the
+//! snapshot. Only when no instance answers is nothing stored (and, with a reset, nothing was
+//! reset). A snapshot taken with a reset holds the only copy of the counts it took, so when
+//! the database fails to take it the server keeps it and stores it when the database is back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use crate::App;
+use crate::error::ApiError;
+use crate::lcc;
+use crate::meta::Build;
+use crate::pull::{Outcome, timed};
+use crate::store::{
+    InstanceOutcome, InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals,
+    now_ms,
+};
+use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
+
+/// Pulls every live instance of `service` and stores the merged counters; with `reset`, the
+/// instances hand over their counters and start again from zero. Returns the snapshot's id.
+pub async fn take(
+    app: &Arc<App>,
+    service: &str,
+    label: Option<String>,
+    reset: bool,
+) -> Result<i64, ApiError> {
+    let started = Instant::now();
+    if !app.store.service_exists(service).await? {
+        return Err(ApiError::NotFound(format!("no service {service:?}")));
+    }
+    let live = app.store.instances(service, true).await?;
+    if live.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "service {service:?} has no live instances"
+        )));
+    }
+    // Nothing is taken from an instance while the database is known to be away.
+    app.store.ping().await?;
+    let taken_at = now_ms();
+
+    // The metadata of every build, fetched from the build's own instances if it is new.
+    let mut by_build: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for i in &live {
+        by_build.entry(&i.build).or_default().push(i.address.clone());
+    }
+    let mut builds: BTreeMap<String, Result<Arc<Build>, String>> = BTreeMap::new();
+    for (build, addresses) in by_build {
+        let got = match app.build(build, &addresses).await {
+            Ok(b) => Ok(b),
+            Err(ApiError::Unavailable(m)) => return Err(ApiError::Unavailable(m)),
+            Err(e) => Err(e.to_string()),
+        };
+        builds.insert(build.to_string(), got);
+    }
+
+    let pulls = futures::stream::iter(live.into_iter().map(|inst| {
+        let build = builds[&inst.build].clone();
+        let app = app.clone();
+        async move {
+            let build = match build {
+                Ok(b) => b,
+                Err(msg) => return (inst, Err((Outcome::Rejected, msg)), 0),
+            };
+            let (r, took) = timed(app.agents.counters(&inst.address, &build, reset)).await;
+            app.metrics.pulled(
+                r.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok),
+                took,
+            );
+            let r = r.map(|c| (build, c)).map_err(|f| (f.outcome, f.message));
+            (inst, r, took.as_millis() as i64)
+        }
+    }))
+    .buffer_unordered(app.config.pull_concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
+
+    let mut merged: BTreeMap<String, (Arc<Build>, Vec<u32>, i64)> = BTreeMap::new();
+    let mut outcomes = Vec::with_capacity(pulls.len());
+    for (inst, result, duration_ms) in &pulls {
+        let (inst, duration_ms) = (inst, *duration_ms);
+        let (outcome, message) = match result {
+            Ok((build, counters)) => {
+                let mode = build.mode();
+                let entry = merged
+                    .entry(build.id.clone())
+                    .or_insert_with(|| (build.clone(), vec![0; build.num_blocks()], 0));
+                for &(i, v) in &counters.nonzero {
+                    lcc::merge(mode, &mut entry.1[i as usize], v);
+                }
+                entry.2 += 1;
+                (Outcome::Ok, None)
+            }
+            Err((outcome, message)) => {
+                tracing::warn!(
+                    service,
+                    instance = inst.id,
+                    address = inst.address,
+                    outcome = outcome.as_str(),
+                    message,
+                    "pull failed"
+                );
+                (*outcome, Some(message.clone()))
+            }
+        };
+        outcomes.push(outcome_row(inst, outcome, message, duration_ms));
+    }
+    outcomes.sort_by(|a, b| a.instance.cmp(&b.instance));
+    if merged.is_empty() {
+        app.metrics.snapshot_failed();
+        let why: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} ({}): {}: {}",
+                    o.instance,
+                    o.address,
+                    o.outcome,
+                    o.message.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        return Err(ApiError::BadGateway(format!(
+            "no instance of {service:?} answered, nothing stored: {}",
+            why.join("; ")
+        )));
+    }
+
+    let mut totals = Totals::default();
+    let mut parts = Vec::with_capacity(merged.len());
+    let mut used = Vec::with_capacity(merged.len());
+    for (_, (build, values, instances)) in merged {
+        let part = summarize(&build, &values, instances);
+        totals.blocks += part.blocks;
+        totals.blocks_covered += part.blocks_covered;
+        totals.stmts += part.stmts;
+        totals.stmts_covered += part.stmts_covered;
+        parts.push(part);
+        used.push(build);
+    }
+    let snap = NewSnapshot {
+        service: service.to_string(),
+        label,
+        reset,
+        taken_at,
+        duration_ms: started.elapsed().as_millis() as i64,
+        totals,
+        builds: parts,
+        instances: outcomes,
+    };
+    let stored = async {
+        for b in &used {
+            app.store.insert_build(b).await?;
+        }
+        app.store.insert_snapshot(&snap).await
+    }
+    .await;
+    match stored {
+        Ok(id) => {
+            app.metrics.snapshot_stored(started.elapsed());
+            tracing::info!(
+                service,
+                snapshot = id,
+                reset,
+                instances = snap.instances.len(),
+                "snapshot stored"
+            );
+            Ok(id)
+        }
+        Err(e) => {
+            app.metrics.snapshot_failed();
+            if reset {
+                app.pending.lock().await.push((snap, used));
+                let msg = format!(
+                    "{e}; the counters the reset took are held by the server and will be stored \
+                     when the database is back"
+                );
+                return Err(match e {
+                    StoreError::Unavailable(_) => ApiError::Unavailable(msg),
+                    StoreError::Other(_) => ApiError::Internal(msg),
+                });
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn outcome_row(
+    inst: &InstanceRow,
+    outcome: Outcome,
+    message: Option<String>,
+    duration_ms: i64,
+) -> InstanceOutcome {
+    InstanceOutcome {
+        instance: inst.id.clone(),
+        build: inst.build.clone(),
+        address: inst.address.clone(),
+        outcome: outcome.as_str().to_string(),
+        message,
+        duration_ms,
+    }
+}
+
+/// A build's merged counters with their totals, per file and in all.
+pub fn summarize(build: &Build, values: &[u32], instances: i64) -> SnapshotBuild {
+    let mut files = Vec::new();
+    let (mut blocks_covered, mut stmts_covered) = (0i64, 0i64);
+    for (f, file) in build.meta.files.iter().enumerate() {
+        let counts = &values[build.offsets[f]..build.offsets[f] + file.blocks.len()];
+        let (mut b, mut s) = (0i64, 0i64);
+        for (block, &c) in file.blocks.iter().zip(counts) {
+            if c != 0 {
+                b += 1;
+                s += i64::from(block.num_stmt);
+            }
+        }
+        if b > 0 {
+            files.push((f as i64, b, s));
+            blocks_covered += b;
+            stmts_covered += s;
+        }
+    }
+    SnapshotBuild {
+        build: build.id.clone(),
+        mode: build.mode().as_str().to_string(),
+        blocks: build.num_blocks() as i64,
+        stmts: build.num_stmts() as i64,
+        instances,
+        blocks_covered,
+        stmts_covered,
+        counters: lcc::encode(&build.id, build.mode(), &build.shape, values),
+        files,
+    }
+}
+
+/// A snapshot as listed.
+pub fn info(s: &SnapshotRow) -> SnapshotInfo {
+    SnapshotInfo {
+        id: s.id,
+        service: s.service.clone(),
+        label: s.label.clone(),
+        reset: s.reset,
+        taken_at: rfc3339(s.taken_at),
+        duration_ms: s.duration_ms,
+        instances_ok: s.instances_ok,
+        instances_failed: s.instances_failed,
+        totals: totals(&s.totals),
+    }
+}
+
+pub fn totals(t: &Totals) -> types::Totals {
+    types::Totals::new(t.blocks, t.blocks_covered, t.stmts, t.stmts_covered)
+}
+
+/// A stored snapshot with its builds and what each instance answered.
+pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
+    let Some(row) = app.store.snapshot(id).await? else {
+        return Err(ApiError::NotFound(format!("no snapshot {id}")));
+    };
+    let builds = app.store.snapshot_builds(id).await?;
+    let instances = app.store.snapshot_instances(id).await?;
+    Ok(SnapshotDetail {
+        snapshot: info(&row),
+        builds: builds
+            .iter()
+            .map(|b| BuildPart {
+                build: b.build.clone(),
+                mode: b.mode.clone(),
+                instances: b.instances,
+                totals: types::Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
+            })
+            .collect(),
+        instance_results: instances
+            .into_iter()
+            .map(|i| InstanceResult {
+                instance: i.instance,
+                build: i.build,
+                address: i.address,
+                outcome: i.outcome,
+                message: i.message,
+                duration_ms: i.duration_ms,
+            })
+            .collect(),
+    })
+}
+
+/// Milliseconds since the epoch as RFC 3339, UTC, to the millisecond.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The merged counters of a stored snapshot, per build, dense, with the build's metadata.
+pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, ApiError> {
+    if app.store.snapshot(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no snapshot {id}")));
+    }
+    let mut out = Vec::new();
+    for part in app.store.snapshot_builds(id).await? {
+        let build = app.build(&part.build, &[]).await?;
+        let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|e| {
+            ApiError::Internal(format!("snapshot {id}, build {}: stored {e}", build.id))
+        })?;
+        let mut values = vec![0u32; build.num_blocks()];
+        for (i, v) in sparse.nonzero {
+            values[i as usize] = v;
+        }
+        out.push((build, values));
+    }
+    Ok(out)
+}

@@ -1,0 +1,648 @@
+//! The durable store: SQLite (embedded, the default) or PostgreSQL, through sqlx's `Any`
+//! driver so that one set of queries serves both.
+//!
+//! The SQL here is the common subset of the two dialects: `$n` parameters (SQLite reads them
+//! as positional), `BIGINT` columns decoded as `i64`, `ON CONFLICT`, `RETURNING`. Where the
+//! schemas differ (key and blob types) the migrations differ: `migrations/sqlite`,
+//! `migrations/postgres`. Times are milliseconds since the Unix epoch.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+use crate::meta::Build;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is not answering: worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        let unavailable = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => match db.code() {
+                // PostgreSQL: connection exceptions (08), operator intervention such as a
+                // shutdown (57), insufficient resources (53). SQLite: busy, locked, I/O errors.
+                Some(code) => {
+                    code.starts_with("08")
+                        || code.starts_with("57")
+                        || code.starts_with("53")
+                        || matches!(code.as_ref(), "5" | "6" | "10" | "261" | "517")
+                        || code.parse::<u32>().is_ok_and(|c| c & 0xff == 10)
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if unavailable {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What an agent says when it registers, with the address the server will pull from.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub id: String,
+    pub service: String,
+    pub build: String,
+    pub mode: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub start_time: String,
+    pub go_version: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub id: String,
+    pub service: String,
+    pub build: String,
+    pub mode: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub start_time: String,
+    pub go_version: String,
+    pub address: String,
+    pub registered_at: i64,
+    pub last_seen: i64,
+    pub live: bool,
+    pub gone_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub blocks: i64,
+    pub blocks_covered: i64,
+    pub stmts: i64,
+    pub stmts_covered: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub service: String,
+    pub label: Option<String>,
+    pub reset: bool,
+    pub taken_at: i64,
+    pub duration_ms: i64,
+    pub instances_ok: i64,
+    pub instances_failed: i64,
+    pub totals: Totals,
+}
+
+/// One build's part of a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotBuild {
+    pub build: String,
+    /// The build's mode, blocks and statements (from its metadata; not written by
+    /// `insert_snapshot`).
+    pub mode: String,
+    pub blocks: i64,
+    pub stmts: i64,
+    pub instances: i64,
+    pub blocks_covered: i64,
+    pub stmts_covered: i64,
+    /// Merged counters, LCC1.
+    pub counters: Vec<u8>,
+    /// Per file with at least one covered block: (file index, blocks covered, stmts covered).
+    pub files: Vec<(i64, i64, i64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceOutcome {
+    pub instance: String,
+    pub build: String,
+    pub address: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// Everything a snapshot stores, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub service: String,
+    pub label: Option<String>,
+    pub reset: bool,
+    pub taken_at: i64,
+    pub duration_ms: i64,
+    pub totals: Totals,
+    pub builds: Vec<SnapshotBuild>,
+    pub instances: Vec<InstanceOutcome>,
+}
+
+/// A service as listed: its instances and its latest snapshot.
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    pub name: String,
+    pub created_at: i64,
+    pub live_instances: i64,
+    pub instances: i64,
+    pub latest: Option<SnapshotRow>,
+}
+
+/// Turns a `--database-url` into sqlx connect options. A bare path is a SQLite file.
+fn connect_options(url: &str) -> Result<(AnyConnectOptions, Backend)> {
+    let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (url.to_string(), Backend::Postgres)
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if url.contains("://") && !url.starts_with("sqlite:") {
+            return Err(StoreError::Other(format!(
+                "database URL {url:?}: use postgres://… or sqlite://PATH (or a plain file path)"
+            )));
+        }
+        let (file, query) = path.split_once('?').unwrap_or((path, ""));
+        if file != ":memory:" {
+            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Other(format!("creating {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let query = if query.contains("mode=") {
+            query.to_string()
+        } else if query.is_empty() {
+            "mode=rwc".to_string()
+        } else {
+            format!("{query}&mode=rwc")
+        };
+        (format!("sqlite://{file}?{query}"), Backend::Sqlite)
+    };
+    let opts = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok((opts, backend))
+}
+
+impl Store {
+    /// Connects, and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (opts, backend) = connect_options(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; waiting on a busy
+                        // database beats failing.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migrating the database: {e}")))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The stored metadata (gzip JSON) of `build`.
+    pub async fn build_meta(&self, build: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT meta FROM builds WHERE build = $1")
+            .bind(build)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    /// Stores a build's metadata unless it is stored already.
+    pub async fn insert_build(&self, b: &Build) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO builds (build, mode, files, blocks, stmts, meta, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (build) DO NOTHING RETURNING id",
+        )
+        .bind(&b.id)
+        .bind(b.mode().as_str())
+        .bind(b.shape.len() as i64)
+        .bind(b.num_blocks() as i64)
+        .bind(b.num_stmts() as i64)
+        .bind(b.gz.as_slice())
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            return Ok(());
+        };
+        let id: i64 = row.get(0);
+        // Many files per statement: a 5,000-file build is 50 statements, not 5,000.
+        const CHUNK: usize = 100;
+        for (c, chunk) in b.meta.files.chunks(CHUNK).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO build_files (build_id, file_index, name, blocks, stmts) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (i, f) in chunk.iter().enumerate() {
+                let index = c * CHUNK + i;
+                q = q
+                    .bind(id)
+                    .bind(index as i64)
+                    .bind(f.name.as_str())
+                    .bind(f.blocks.len() as i64)
+                    .bind(b.file_stmts[index] as i64);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a registration: the service if new, the instance (again) live.
+    pub async fn register(&self, i: &NewInstance, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&i.service)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
+                 go_version, address, registered_at, last_seen, state, gone_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL)
+             ON CONFLICT (id) DO UPDATE SET service = excluded.service, build = excluded.build,
+                 mode = excluded.mode, hostname = excluded.hostname, pid = excluded.pid,
+                 start_time = excluded.start_time, go_version = excluded.go_version,
+                 address = excluded.address, last_seen = excluded.last_seen,
+                 state = 'live', gone_at = NULL",
+        )
+        .bind(&i.id)
+        .bind(&i.service)
+        .bind(&i.build)
+        .bind(&i.mode)
+        .bind(&i.hostname)
+        .bind(i.pid)
+        .bind(&i.start_time)
+        .bind(&i.go_version)
+        .bind(&i.address)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a heartbeat; false if no live instance has that id.
+    pub async fn heartbeat(&self, id: &str, now: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE instances SET last_seen = $1 WHERE id = $2 AND state = 'live'")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks gone every live instance not seen since `cutoff`; returns how many.
+    pub async fn sweep(&self, cutoff: i64, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE instances SET state = 'gone', gone_at = $1
+             WHERE state = 'live' AND last_seen < $2",
+        )
+        .bind(now)
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn service_exists(&self, name: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM services WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Instances of `service`, live ones first, newest first; only live ones if `live_only`.
+    pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
+        let rows = sqlx::query(
+            "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
+                    registered_at, last_seen, state, gone_at
+             FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
+             ORDER BY state DESC, registered_at DESC, id",
+        )
+        .bind(service)
+        .bind(i64::from(live_only))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(instance_row).collect())
+    }
+
+    pub async fn services(&self) -> Result<Vec<ServiceRow>> {
+        let rows = sqlx::query(
+            "SELECT s.name, s.created_at,
+                    (SELECT COUNT(*) FROM instances i WHERE i.service = s.name AND i.state = 'live'),
+                    (SELECT COUNT(*) FROM instances i WHERE i.service = s.name),
+                    (SELECT MAX(id) FROM snapshots n WHERE n.service = s.name)
+             FROM services s ORDER BY s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let latest = match r.get::<Option<i64>, _>(4) {
+                Some(id) => self.snapshot(id).await?,
+                None => None,
+            };
+            out.push(ServiceRow {
+                name: r.get(0),
+                created_at: r.get(1),
+                live_instances: r.get(2),
+                instances: r.get(3),
+                latest,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores a snapshot whole, in one transaction; returns its id.
+    pub async fn insert_snapshot(&self, s: &NewSnapshot) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let ok = s.instances.iter().filter(|i| i.outcome == "ok").count() as i64;
+        let id: i64 = sqlx::query(
+            "INSERT INTO snapshots (service, label, reset, taken_at, duration_ms, instances_ok,
+                 instances_failed, blocks, blocks_covered, stmts, stmts_covered)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(&s.service)
+        .bind(s.label.as_deref())
+        .bind(i64::from(s.reset))
+        .bind(s.taken_at)
+        .bind(s.duration_ms)
+        .bind(ok)
+        .bind(s.instances.len() as i64 - ok)
+        .bind(s.totals.blocks)
+        .bind(s.totals.blocks_covered)
+        .bind(s.totals.stmts)
+        .bind(s.totals.stmts_covered)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        for b in &s.builds {
+            let build_id: i64 = sqlx::query("SELECT id FROM builds WHERE build = $1")
+                .bind(&b.build)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            sqlx::query(
+                "INSERT INTO snapshot_builds (snapshot_id, build_id, instances, blocks_covered,
+                     stmts_covered, counters) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(build_id)
+            .bind(b.instances)
+            .bind(b.blocks_covered)
+            .bind(b.stmts_covered)
+            .bind(b.counters.as_slice())
+            .execute(&mut *tx)
+            .await?;
+            const CHUNK: usize = 200;
+            for chunk in b.files.chunks(CHUNK) {
+                let mut sql = String::from(
+                    "INSERT INTO snapshot_files (snapshot_id, build_id, file_index,
+                         blocks_covered, stmts_covered) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let p = 2 + i * 3;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("($1, $2, ${}, ${}, ${})", p + 1, p + 2, p + 3));
+                }
+                let mut q = sqlx::query(&sql).bind(id).bind(build_id);
+                for &(file, blocks, stmts) in chunk {
+                    q = q.bind(file).bind(blocks).bind(stmts);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        for i in &s.instances {
+            sqlx::query(
+                "INSERT INTO snapshot_instances (snapshot_id, instance, build, address, outcome,
+                     message, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(&i.instance)
+            .bind(&i.build)
+            .bind(&i.address)
+            .bind(&i.outcome)
+            .bind(i.message.as_deref())
+            .bind(i.duration_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Snapshots of `service`, newest first, at most `limit`, older than `before` if given.
+    pub async fn snapshots(
+        &self,
+        service: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<SnapshotRow>> {
+        let rows = sqlx::query(&format!(
+            "{SNAPSHOT_COLUMNS} WHERE service = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(service)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(snapshot_row).collect())
+    }
+
+    pub async fn snapshot(&self, id: i64) -> Result<Option<SnapshotRow>> {
+        let row = sqlx::query(&format!("{SNAPSHOT_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(snapshot_row))
+    }
+
+    /// The builds of a snapshot with their merged counters (per-file rows are not loaded).
+    pub async fn snapshot_builds(&self, id: i64) -> Result<Vec<SnapshotBuild>> {
+        let rows = sqlx::query(
+            "SELECT b.build, b.mode, b.blocks, b.stmts, sb.instances, sb.blocks_covered,
+                    sb.stmts_covered, sb.counters
+             FROM snapshot_builds sb JOIN builds b ON b.id = sb.build_id
+             WHERE sb.snapshot_id = $1 ORDER BY b.build",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SnapshotBuild {
+                build: r.get(0),
+                mode: r.get(1),
+                blocks: r.get(2),
+                stmts: r.get(3),
+                instances: r.get(4),
+                blocks_covered: r.get(5),
+                stmts_covered: r.get(6),
+                counters: r.get(7),
+                files: Vec::new(),
+            })
+            .collect())
+    }
+
+    pub async fn snapshot_instances(&self, id: i64) -> Result<Vec<InstanceOutcome>> {
+        let rows = sqlx::query(
+            "SELECT instance, build, address, outcome, message, duration_ms
+             FROM snapshot_instances WHERE snapshot_id = $1 ORDER BY instance",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InstanceOutcome {
+                instance: r.get(0),
+                build: r.get(1),
+                address: r.get(2),
+                outcome: r.get(3),
+                message: r.get(4),
+                duration_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Live instances per service, for metrics.
+    pub async fn live_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT s.name, (SELECT COUNT(*) FROM instances i
+                             WHERE i.service = s.name AND i.state = 'live')
+             FROM services s ORDER BY s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, taken_at, duration_ms,
+    instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered FROM snapshots";
+
+fn snapshot_row(r: &sqlx::any::AnyRow) -> SnapshotRow {
+    SnapshotRow {
+        id: r.get(0),
+        service: r.get(1),
+        label: r.get(2),
+        reset: r.get::<i64, _>(3) != 0,
+        taken_at: r.get(4),
+        duration_ms: r.get(5),
+        instances_ok: r.get(6),
+        instances_failed: r.get(7),
+        totals: Totals {
+            blocks: r.get(8),
+            blocks_covered: r.get(9),
+            stmts: r.get(10),
+            stmts_covered: r.get(11),
+        },
+    }
+}
+
+fn instance_row(r: &sqlx::any::AnyRow) -> InstanceRow {
+    InstanceRow {
+        id: r.get(0),
+        service: r.get(1),
+        build: r.get(2),
+        mode: r.get(3),
+        hostname: r.get(4),
+        pid: r.get(5),
+        start_time: r.get(6),
+        go_version: r.get(7),
+        address: r.get(8),
+        registered_at: r.get(9),
+        last_seen: r.get(10),
+        live: r.get::<String, _>(11) == "live",
+        gone_at: r.get(12),
+    }
+}

@@ -1,0 +1,219 @@
+//! The JSON of the HTTP API, shared by the server (which writes it) and the CLI clients
+//! (which read it). `docs/API.md` describes every field.
+
+use serde::{Deserialize, Serialize};
+
+/// Block and statement totals. `coverage` is the percentage of statements covered, as
+/// `go tool cover -func` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub blocks: i64,
+    pub blocks_covered: i64,
+    pub stmts: i64,
+    pub stmts_covered: i64,
+    pub coverage: f64,
+}
+
+impl Totals {
+    pub fn new(blocks: i64, blocks_covered: i64, stmts: i64, stmts_covered: i64) -> Totals {
+        Totals {
+            blocks,
+            blocks_covered,
+            stmts,
+            stmts_covered,
+            coverage: percent(stmts_covered, stmts),
+        }
+    }
+}
+
+/// `part` of `whole` in percent, rounded to 0.01; 0 when `whole` is 0.
+pub fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 10000.0 / whole as f64).round() / 100.0
+    }
+}
+
+/// `POST /api/v1/agents/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    pub service: String,
+    pub instance: String,
+    pub build: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub pid: i64,
+    #[serde(default)]
+    pub start_time: String,
+    pub mode: String,
+    pub port: u16,
+    #[serde(default)]
+    pub go_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registered {
+    pub instance: String,
+    /// The address the server pulls from: the registering peer's IP and the given port.
+    pub address: String,
+    /// An instance that sends no heartbeat for this long is marked gone.
+    pub instance_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceList {
+    pub services: Vec<ServiceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub first_seen: String,
+    pub live_instances: i64,
+    pub instances: i64,
+    /// Builds of the live instances.
+    pub builds: Vec<String>,
+    pub latest_snapshot: Option<SnapshotInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    #[serde(flatten)]
+    pub service: ServiceInfo,
+    /// Every instance that ever registered, live ones first.
+    pub instance_list: Vec<InstanceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub state: String,
+    pub build: String,
+    pub mode: String,
+    pub address: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub start_time: String,
+    pub go_version: String,
+    pub registered_at: String,
+    pub last_seen: String,
+    pub gone_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub service: String,
+    pub label: Option<String>,
+    /// The counters were taken with a reset: the instances started again from zero.
+    pub reset: bool,
+    pub taken_at: String,
+    pub duration_ms: i64,
+    pub instances_ok: i64,
+    pub instances_failed: i64,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotList {
+    pub service: String,
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotDetail {
+    #[serde(flatten)]
+    pub snapshot: SnapshotInfo,
+    pub builds: Vec<BuildPart>,
+    pub instance_results: Vec<InstanceResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildPart {
+    pub build: String,
+    pub mode: String,
+    /// Instances whose counters were merged into this build's part.
+    pub instances: i64,
+    pub totals: Totals,
+}
+
+/// What one instance answered: `outcome` is `ok`, `timeout`, `refused` (no connection),
+/// `error` (the agent answered with an error status, or the connection broke mid-answer) or
+/// `rejected` (the answer broke the counters format or did not fit the build's metadata).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceResult {
+    pub instance: String,
+    pub build: String,
+    pub address: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Diff {
+    pub a: i64,
+    pub b: i64,
+    pub total: DiffTotals,
+    /// Per build the two snapshots share.
+    pub builds: Vec<BuildDiff>,
+    /// Builds only one of the snapshots has: not compared.
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiffTotals {
+    pub blocks: i64,
+    pub stmts: i64,
+    pub a_blocks_covered: i64,
+    pub b_blocks_covered: i64,
+    pub a_stmts_covered: i64,
+    pub b_stmts_covered: i64,
+    /// Blocks b covers and a does not.
+    pub newly_covered: i64,
+    /// Blocks a covers and b does not.
+    pub no_longer_covered: i64,
+    pub newly_covered_stmts: i64,
+    pub no_longer_covered_stmts: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildDiff {
+    pub build: String,
+    pub total: DiffTotals,
+    /// Files where the two differ.
+    pub files: Vec<FileDiff>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub file: String,
+    pub total: DiffTotals,
+    pub newly_covered: Vec<BlockRef>,
+    pub no_longer_covered: Vec<BlockRef>,
+}
+
+/// A block as coverprofiles name it, with its function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockRef {
+    pub start_line: u32,
+    pub start_col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub stmts: u32,
+    pub func: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

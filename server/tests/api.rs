@@ -1,0 +1,564 @@
+//! The server's HTTP API against simulated agents, on SQLite and on PostgreSQL: registry,
+//! snapshots and their merge, reset, diff, export, metrics, and every fault the API promises
+//! to survive. (Real Go binaries are in `cli/tests/server.rs`.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use instrumenter::Mode;
+use server::sim::{Behavior, SimAgent, SimBuild};
+
+macro_rules! on_every_db {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                for db in databases().await {
+                    eprintln!("== {} on {}", stringify!($name), db.kind);
+                    cases::$name(&db).await;
+                }
+            }
+        )*
+    };
+}
+
+on_every_db!(
+    snapshot_merges_instances_per_build,
+    count_mode_adds_and_saturates,
+    registration_is_checked,
+    heartbeats_and_expiry,
+    failing_instances_never_fail_the_snapshot,
+    nothing_stored_when_no_instance_answers,
+    reset_stores_what_it_takes,
+    diff_names_the_blocks,
+    errors_are_json,
+    admin_and_agent_tokens,
+    restart_keeps_registry_and_snapshots,
+    database_away_mid_snapshot,
+    metrics_and_health,
+);
+
+mod cases {
+    use super::*;
+
+    fn set_build(seed: &str) -> Arc<SimBuild> {
+        Arc::new(SimBuild::synthetic(Mode::Set, 3, 4, seed))
+    }
+
+    pub async fn snapshot_merges_instances_per_build(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b1 = set_build("one");
+        let b2 = set_build("two");
+        let a = agents(&server, &b1, "svc", 2).await;
+        let other = SimAgent::start(b2.clone(), None).await;
+        register(&server, &other, "svc", "other").await;
+        // b1: instance 0 covers blocks 0 and 5, instance 1 covers 5 and 11; b2: block 1.
+        a[0].hit(0, 1);
+        a[0].hit(5, 1);
+        a[1].hit(5, 1);
+        a[1].hit(11, 1);
+        other.hit(1, 1);
+
+        let snap = snapshot(&server, "svc", "").await;
+        assert_eq!(snap["instances_ok"], 3);
+        assert_eq!(snap["instances_failed"], 0);
+        // 3 of 12 blocks of b1 and 1 of 12 of b2, two statements each.
+        assert_eq!(snap["totals"]["blocks"], 24);
+        assert_eq!(snap["totals"]["blocks_covered"], 4);
+        assert_eq!(snap["totals"]["stmts_covered"], 8);
+        let builds = snap["builds"].as_array().unwrap();
+        assert_eq!(builds.len(), 2);
+        let part = |id: &str| builds.iter().find(|b| b["build"] == id).unwrap().clone();
+        assert_eq!(part(&b1.id)["instances"], 2);
+        assert_eq!(part(&b1.id)["totals"]["blocks_covered"], 3);
+        assert_eq!(part(&b2.id)["totals"]["blocks_covered"], 1);
+
+        // The Go profile: b1's blocks 0, 5, 11 and b2's block 1 are 1, everything else 0.
+        let id = snap["id"].as_i64().unwrap();
+        let profile = get(&server, &format!("/api/v1/snapshots/{id}/profile?format=go")).await;
+        assert_eq!(profile.status, 200);
+        let lines: Vec<&str> = profile.text.lines().collect();
+        assert_eq!(lines[0], "mode: set");
+        assert_eq!(lines.len(), 1 + 24);
+        let covered: Vec<&str> = lines[1..]
+            .iter()
+            .filter(|l| l.ends_with(" 1"))
+            .copied()
+            .collect();
+        assert_eq!(
+            covered,
+            [
+                "example.com/one/pkg0/file0.go:10.2,12.3 2 1",
+                "example.com/one/pkg0/file1.go:13.2,15.3 2 1",
+                "example.com/one/pkg0/file2.go:19.2,21.3 2 1",
+                "example.com/two/pkg0/file0.go:13.2,15.3 2 1",
+            ]
+        );
+        let bad = get(&server, &format!("/api/v1/snapshots/{id}/profile?format=xml")).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+
+        // Listed newest first, in the service's summary too.
+        snapshot(&server, "svc", "").await;
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        let ids: Vec<i64> = list.json["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [id + 1, id]);
+        let services = get(&server, "/api/v1/services").await;
+        assert_eq!(services.json["services"][0]["name"], "svc");
+        assert_eq!(services.json["services"][0]["live_instances"], 3);
+        assert_eq!(services.json["services"][0]["latest_snapshot"]["id"], id + 1);
+        let one = get(&server, "/api/v1/services/svc").await;
+        assert_eq!(one.json["instance_list"].as_array().unwrap().len(), 3);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn count_mode_adds_and_saturates(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = Arc::new(SimBuild::synthetic(Mode::Count, 1, 3, "count"));
+        let a = agents(&server, &b, "svc", 2).await;
+        a[0].set_counters(vec![u32::MAX - 1, 3, 0]);
+        a[1].set_counters(vec![5, 4, 0]);
+        let snap = snapshot(&server, "svc", "").await;
+        let id = snap["id"].as_i64().unwrap();
+        let profile = get(&server, &format!("/api/v1/snapshots/{id}/profile")).await;
+        assert_eq!(
+            profile.text,
+            format!(
+                "mode: count\nexample.com/count/pkg0/file0.go:10.2,12.3 2 {}\n\
+                 example.com/count/pkg0/file0.go:13.2,15.3 2 7\n\
+                 example.com/count/pkg0/file0.go:16.2,18.3 2 0\n",
+                u32::MAX
+            )
+        );
+        server.stop().await.unwrap();
+    }
+
+    pub async fn registration_is_checked(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.max_body = 4096;
+        let server = start(cfg).await;
+        let b = set_build("reg");
+        let agent = SimAgent::start(b.clone(), None).await;
+        let good = agent.registration("svc", "i0");
+        let with = |k: &str, v: serde_json::Value| {
+            let mut r = good.clone();
+            r[k] = v;
+            r
+        };
+        let url = format!("http://{}/api/v1/agents/register", server.addr);
+        for (body, status, want) in [
+            (b"{not json".to_vec(), 400, "request body"),
+            (b"".to_vec(), 400, "request body"),
+            (vec![b' '; 5000], 413, "too large"),
+            (with("build", "xyz".into()).to_string().into_bytes(), 400, "build"),
+            (with("mode", "often".into()).to_string().into_bytes(), 400, "mode"),
+            (with("port", 0.into()).to_string().into_bytes(), 400, "port"),
+            (with("port", 70000.into()).to_string().into_bytes(), 400, "request body"),
+            (with("instance", "a/b".into()).to_string().into_bytes(), 400, "instance"),
+            (with("service", "".into()).to_string().into_bytes(), 400, "service"),
+            (with("service", "a\nb".into()).to_string().into_bytes(), 400, "service"),
+        ] {
+            let a = call("POST", url.clone(), Some(body), None).await;
+            assert_eq!(a.status, status, "{}", a.text);
+            assert!(a.json["error"].as_str().unwrap().contains(want), "{}", a.text);
+        }
+        // Nothing of that was stored.
+        let list = get(&server, "/api/v1/services").await;
+        assert_eq!(list.json["services"], serde_json::json!([]));
+
+        // The address is the peer's IP with the given port, whatever else the body says.
+        let mut spoof = good.clone();
+        spoof["address"] = "10.9.9.9:1".into();
+        let a = post(&server, "/api/v1/agents/register", spoof).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(a.json["address"], format!("127.0.0.1:{}", agent.addr.port()));
+        server.stop().await.unwrap();
+    }
+
+    pub async fn heartbeats_and_expiry(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.instance_ttl = Duration::from_millis(600);
+        let server = start(cfg).await;
+        let b = set_build("hb");
+        let a = agents(&server, &b, "svc", 1).await;
+        let beat = |id: &'static str| {
+            let server = &server;
+            async move { post(server, &format!("/api/v1/agents/{id}/heartbeat"), serde_json::json!({})).await }
+        };
+        assert_eq!(beat("i0").await.status, 200);
+        assert_eq!(beat("nobody").await.status, 404);
+        // No heartbeat for longer than the TTL: gone, kept, and told to register again.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let svc = get(&server, "/api/v1/services/svc").await;
+        assert_eq!(svc.json["live_instances"], 0);
+        assert_eq!(svc.json["instance_list"][0]["state"], "gone");
+        assert!(svc.json["instance_list"][0]["gone_at"].is_string());
+        let hb = beat("i0").await;
+        assert_eq!(hb.status, 404);
+        assert!(hb.json["error"].as_str().unwrap().contains("register again"));
+        let none = post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})).await;
+        assert_eq!(none.status, 409, "{}", none.text);
+        register(&server, &a[0], "svc", "i0").await;
+        assert_eq!(beat("i0").await.status, 200);
+        let svc = get(&server, "/api/v1/services/svc").await;
+        assert_eq!(svc.json["live_instances"], 1);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn failing_instances_never_fail_the_snapshot(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("faults");
+        let a = agents(&server, &b, "svc", 7).await;
+        for agent in &a {
+            agent.hit(2, 1);
+        }
+        a[0].hit(7, 1);
+        a[1].set_behavior(Behavior::Hang);
+        a[2].set_behavior(Behavior::Garbage);
+        a[3].set_behavior(Behavior::CloseMidway);
+        a[4].set_behavior(Behavior::WrongLength);
+        a[5].set_behavior(Behavior::Status(500));
+        // i6 is gone without a word: its port refuses connections.
+        let dead = a.into_iter().collect::<Vec<_>>();
+        let mut dead = dead;
+        let gone = dead.pop().unwrap();
+        gone.stop();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let snap = snapshot(&server, "svc", "").await;
+        let got = outcomes(&snap);
+        let want = [
+            ("i0", "ok"),
+            ("i1", "timeout"),
+            ("i2", "rejected"),
+            ("i3", "error"),
+            ("i4", "rejected"),
+            ("i5", "error"),
+            ("i6", "refused"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>(),
+            "{snap:#}"
+        );
+        // Only i0 counted: blocks 2 and 7.
+        assert_eq!(snap["totals"]["blocks_covered"], 2);
+        assert_eq!(snap["instances_ok"], 1);
+        assert_eq!(snap["instances_failed"], 6);
+        let msg = |i: usize| snap["instance_results"][i]["message"].as_str().unwrap().to_string();
+        assert!(msg(2).contains("bad magic"), "{}", msg(2));
+        assert!(msg(4).contains("file 0 has 3 counters, the build has 4"), "{}", msg(4));
+        assert!(msg(5).contains("500"), "{}", msg(5));
+        // The hanging instance cost one pull timeout, not more.
+        assert!(snap["duration_ms"].as_i64().unwrap() < 3000, "{snap}");
+        server.stop().await.unwrap();
+    }
+
+    pub async fn nothing_stored_when_no_instance_answers(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("none");
+        let a = agents(&server, &b, "svc", 2).await;
+        a[0].set_behavior(Behavior::Garbage);
+        a[1].set_behavior(Behavior::Status(503));
+        a[0].hit(1, 1);
+        let r = post(&server, "/api/v1/services/svc/snapshots?reset=true", serde_json::json!({})).await;
+        assert_eq!(r.status, 502, "{}", r.text);
+        assert!(r.json["error"].as_str().unwrap().contains("nothing stored"));
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        assert_eq!(list.json["snapshots"], serde_json::json!([]));
+        // The counters were not reset by that.
+        assert_eq!(a[0].counters()[1], 1);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn reset_stores_what_it_takes(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = Arc::new(SimBuild::synthetic(Mode::Count, 2, 3, "reset"));
+        let a = agents(&server, &b, "svc", 2).await;
+        a[0].hit(0, 3);
+        a[1].hit(4, 2);
+        let r = post(&server, "/api/v1/services/svc/reset", serde_json::json!({"label": "round 1"})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.json["reset"], true);
+        assert_eq!(r.json["label"], "round 1");
+        assert_eq!(r.json["totals"]["blocks_covered"], 2);
+        assert!(a.iter().all(|x| x.counters().iter().all(|&c| c == 0)));
+        let id = r.json["id"].as_i64().unwrap();
+        let profile = get(&server, &format!("/api/v1/snapshots/{id}/profile")).await;
+        assert!(profile.text.contains("file0.go:10.2,12.3 2 3\n"), "{}", profile.text);
+        assert!(profile.text.contains("file1.go:13.2,15.3 2 2\n"), "{}", profile.text);
+
+        // ?reset=true on a snapshot is the same step.
+        a[1].hit(5, 1);
+        let s = snapshot(&server, "svc", "?reset=true").await;
+        assert_eq!(s["reset"], true);
+        assert_eq!(s["totals"]["blocks_covered"], 1);
+        assert_eq!(a[1].counters()[5], 0);
+        let plain = snapshot(&server, "svc", "").await;
+        assert_eq!(plain["reset"], false);
+        assert_eq!(plain["totals"]["blocks_covered"], 0);
+        let bad = post(&server, "/api/v1/services/svc/snapshots?reset=maybe", serde_json::json!({})).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn diff_names_the_blocks(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("diff");
+        let a = agents(&server, &b, "svc", 1).await;
+        a[0].hit(0, 1);
+        a[0].hit(5, 1);
+        let s1 = snapshot(&server, "svc", "?reset=true").await["id"].as_i64().unwrap();
+        a[0].hit(5, 1);
+        a[0].hit(9, 1);
+        let s2 = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
+        let d = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s2}")).await;
+        assert_eq!(d.status, 200, "{}", d.text);
+        let t = &d.json["total"];
+        assert_eq!((t["newly_covered"].as_i64(), t["no_longer_covered"].as_i64()), (Some(1), Some(1)));
+        assert_eq!((t["a_blocks_covered"].as_i64(), t["b_blocks_covered"].as_i64()), (Some(2), Some(2)));
+        let files = d.json["builds"][0]["files"].as_array().unwrap();
+        // Block 0 is file0's first; block 9 is file2's second (4 blocks a file).
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0]["file"], "example.com/diff/pkg0/file0.go");
+        assert_eq!(files[0]["no_longer_covered"][0]["start_line"], 10);
+        assert_eq!(files[0]["no_longer_covered"][0]["func"], "F0");
+        assert_eq!(files[1]["file"], "example.com/diff/pkg0/file2.go");
+        assert_eq!(files[1]["newly_covered"][0]["start_line"], 13);
+        // The reverse is the mirror image; a snapshot against itself is empty.
+        let r = get(&server, &format!("/api/v1/snapshots/{s2}/diff/{s1}")).await;
+        assert_eq!(r.json["total"]["newly_covered"], 1);
+        let same = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s1}")).await;
+        assert_eq!(same.json["builds"][0]["files"], serde_json::json!([]));
+
+        // Different builds share nothing to compare.
+        let other = SimAgent::start(set_build("elsewhere"), None).await;
+        register(&server, &other, "svc2", "x").await;
+        let s3 = snapshot(&server, "svc2", "").await["id"].as_i64().unwrap();
+        let c = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s3}")).await;
+        assert_eq!(c.status, 409, "{}", c.text);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn errors_are_json(db: &Db) {
+        let server = start(config(&db.url)).await;
+        for (method, path, status) in [
+            ("GET", "/api/v1/services/nope", 404),
+            ("GET", "/api/v1/services/nope/snapshots", 404),
+            ("POST", "/api/v1/services/nope/snapshots", 404),
+            ("POST", "/api/v1/services/nope/reset", 404),
+            ("GET", "/api/v1/snapshots/99", 404),
+            ("GET", "/api/v1/snapshots/99/profile", 404),
+            ("GET", "/api/v1/snapshots/1/diff/2", 404),
+            ("GET", "/api/v1/snapshots/abc", 400),
+            ("GET", "/api/v1/snapshots/-1", 400),
+            ("GET", "/api/v1/nothing", 404),
+            ("DELETE", "/api/v1/services", 405),
+            ("GET", "/api/v1/agents/register", 405),
+        ] {
+            let a = call(method, format!("http://{}{path}", server.addr), None, None).await;
+            assert_eq!(a.status, status, "{method} {path}: {}", a.text);
+            assert!(a.json["error"].is_string(), "{method} {path}: {}", a.text);
+        }
+        let bad = post(&server, "/api/v1/services/x/snapshots", serde_json::json!({"label": 5})).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn admin_and_agent_tokens(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.admin_token = Some("admin-secret".into());
+        cfg.agent_token = Some("agent-secret".into());
+        let server = start(cfg).await;
+        let b = set_build("tokens");
+        let agent = SimAgent::start(b.clone(), Some("agent-secret".into())).await;
+        let body = agent.registration("svc", "i0").to_string().into_bytes();
+        let url = format!("http://{}/api/v1/agents/register", server.addr);
+        for token in [None, Some("admin-secret"), Some("wrong")] {
+            let a = call("POST", url.clone(), Some(body.clone()), token).await;
+            assert_eq!(a.status, 401, "{token:?}: {}", a.text);
+        }
+        let a = call("POST", url, Some(body), Some("agent-secret")).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let hb = format!("http://{}/api/v1/agents/i0/heartbeat", server.addr);
+        assert_eq!(call("POST", hb.clone(), None, None).await.status, 401);
+        assert_eq!(call("POST", hb, None, Some("agent-secret")).await.status, 200);
+
+        agent.hit(1, 1);
+        let snap = format!("http://{}/api/v1/services/svc/snapshots", server.addr);
+        let reset = format!("http://{}/api/v1/services/svc/reset", server.addr);
+        for url in [&snap, &reset] {
+            for token in [None, Some("agent-secret")] {
+                let a = call("POST", url.clone(), None, token).await;
+                assert_eq!(a.status, 401, "{url} {token:?}: {}", a.text);
+            }
+        }
+        assert_eq!(agent.counters()[1], 1, "an unauthorized reset changed nothing");
+        // The server pulls with the agent token (the simulated agent requires it).
+        let a = call("POST", snap, None, Some("admin-secret")).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(a.json["totals"]["blocks_covered"], 1);
+        // Reading needs no token.
+        assert_eq!(get(&server, "/api/v1/services").await.status, 200);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn restart_keeps_registry_and_snapshots(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("restart");
+        let a = agents(&server, &b, "svc", 1).await;
+        a[0].hit(3, 1);
+        let id = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
+        let before = get(&server, &format!("/api/v1/snapshots/{id}/profile")).await.text;
+        server.stop().await.unwrap();
+
+        let server = start(config(&db.url)).await;
+        let svc = get(&server, "/api/v1/services/svc").await;
+        assert_eq!(svc.json["live_instances"], 1, "{}", svc.text);
+        assert_eq!(get(&server, &format!("/api/v1/snapshots/{id}/profile")).await.text, before);
+        // The known instance's heartbeat is accepted, and it can be pulled again: the build's
+        // metadata comes from the store, not from the agent.
+        let hb = post(&server, "/api/v1/agents/i0/heartbeat", serde_json::json!({})).await;
+        assert_eq!(hb.status, 200);
+        a[0].hit(4, 1);
+        let snap = snapshot(&server, "svc", "").await;
+        assert_eq!(snap["id"], id + 1);
+        assert_eq!(snap["totals"]["blocks_covered"], 2);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn database_away_mid_snapshot(db: &Db) {
+        if db.kind != "postgres" {
+            return sqlite_locked(db).await;
+        }
+        // The server reaches PostgreSQL through a proxy that the test cuts.
+        let url = reqwest::Url::parse(&db.url).unwrap();
+        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let proxy = Proxy::start(target).await;
+        let mut via = url.clone();
+        via.set_port(Some(proxy.port)).unwrap();
+        let server = start(config(via.as_str())).await;
+        let b = set_build("away");
+        let a = agents(&server, &b, "svc", 2).await;
+        a[0].hit(1, 1);
+        a[1].hit(2, 1);
+        snapshot(&server, "svc", "").await;
+
+        // A plain snapshot: the database goes away while the instances answer.
+        a[0].set_behavior(Behavior::Delay(Duration::from_millis(300)));
+        let cutter = {
+            let p = &proxy;
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                p.cut();
+            }
+        };
+        let (r, ()) = tokio::join!(
+            post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})),
+            cutter
+        );
+        assert_eq!(r.status, 503, "{}", r.text);
+        let h = get(&server, "/healthz").await;
+        assert_eq!(h.status, 503, "{}", h.text);
+        // While it is away, nothing is taken: a reset resets nothing.
+        a[0].set_behavior(Behavior::Normal);
+        let r = post(&server, "/api/v1/services/svc/reset", serde_json::json!({})).await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert_eq!(a[0].counters()[1], 1);
+
+        // Back: only the first snapshot is stored; the next one works.
+        proxy.restore();
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        assert_eq!(list.json["snapshots"].as_array().unwrap().len(), 1);
+        snapshot(&server, "svc", "").await;
+
+        // A reset whose storing fails keeps what it took and stores it when the database is
+        // back.
+        a[0].set_behavior(Behavior::Delay(Duration::from_millis(300)));
+        let cutter = {
+            let p = &proxy;
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                p.cut();
+            }
+        };
+        let (r, ()) = tokio::join!(
+            post(&server, "/api/v1/services/svc/reset", serde_json::json!({"label": "held"})),
+            cutter
+        );
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(r.json["error"].as_str().unwrap().contains("held by the server"), "{}", r.text);
+        assert!(a.iter().all(|x| x.counters().iter().all(|&c| c == 0)));
+        proxy.restore();
+        let mut stored = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let list = get(&server, "/api/v1/services/svc/snapshots").await;
+            if list.status == 200 && list.json["snapshots"][0]["label"] == "held" {
+                stored = Some(list.json["snapshots"][0].clone());
+                break;
+            }
+        }
+        let stored = stored.expect("the held reset is stored once the database is back");
+        assert_eq!(stored["reset"], true);
+        assert_eq!(stored["totals"]["blocks_covered"], 2);
+        server.stop().await.unwrap();
+    }
+
+    /// SQLite cannot go away, but it can be locked by another writer for longer than the
+    /// server waits: the snapshot fails whole with 503 and the next one works.
+    async fn sqlite_locked(db: &Db) {
+        use sqlx::Connection;
+        let server = start(config(&db.url)).await;
+        let b = set_build("locked");
+        let a = agents(&server, &b, "svc", 1).await;
+        a[0].hit(1, 1);
+        let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut other).await.unwrap();
+        let r = post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})).await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        drop(other);
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        assert_eq!(list.json["snapshots"], serde_json::json!([]));
+        snapshot(&server, "svc", "").await;
+        server.stop().await.unwrap();
+    }
+
+    pub async fn metrics_and_health(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("metrics");
+        let a = agents(&server, &b, "svc", 2).await;
+        a[0].hit(0, 1);
+        a[1].set_behavior(Behavior::Garbage);
+        snapshot(&server, "svc", "").await;
+        let h = get(&server, "/healthz").await;
+        assert_eq!(h.status, 200);
+        assert_eq!(h.json["store"], "up");
+        let m = get(&server, "/metrics").await.text;
+        for want in [
+            "livecov_pulls_total{outcome=\"ok\"} 1\n",
+            "livecov_pulls_total{outcome=\"rejected\"} 1\n",
+            "livecov_pull_duration_seconds_count 2\n",
+            "livecov_snapshots_total{result=\"stored\"} 1\n",
+            "livecov_registrations_total 2\n",
+            "livecov_live_instances{service=\"svc\"} 2\n",
+            // 1 block of 2 statements out of 12 blocks.
+            "livecov_coverage_ratio{service=\"svc\"} 0.08333333333333333\n",
+            "livecov_store_up 1\n",
+        ] {
+            assert!(m.contains(want), "{want:?} not in\n{m}");
+        }
+        server.stop().await.unwrap();
+    }
+}
