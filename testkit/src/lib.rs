@@ -135,6 +135,42 @@ pub fn json_string(s: &str) -> String {
     out + "\""
 }
 
+/// The PostgreSQL server the tests may use: `LIVECOV_TEST_POSTGRES`, a URL whose role can
+/// create databases (`scripts/postgres.sh` prints one). None when unset.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("LIVECOV_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Creates a fresh, empty database on the PostgreSQL server of `admin_url` (with `psql`,
+/// which comes with the server) and returns its URL.
+pub fn fresh_postgres(admin_url: &str) -> Result<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "livecov_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let out = Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", admin_url, "-c", &sql])
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .context("LIVECOV_TEST_POSTGRES: want postgres://user:password@host:port/database")?;
+    Ok(format!("{base}/{name}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

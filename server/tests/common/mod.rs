@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use server::sim::{SimAgent, SimBuild};
 use server::{Config, Server};
-use sqlx::Connection;
 
 pub struct Db {
     pub kind: &'static str,
@@ -27,40 +26,16 @@ pub async fn databases() -> Vec<Db> {
         url: format!("sqlite://{}", dir.path().join("livecov.db").display()),
         _dir: Some(dir),
     }];
-    match std::env::var("LIVECOV_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => out.push(Db {
+    match livecov_testkit::test_postgres() {
+        Some(url) => out.push(Db {
             kind: "postgres",
-            url: fresh_postgres(&url).await,
+            url: livecov_testkit::fresh_postgres(&url).expect("a fresh PostgreSQL database"),
             _dir: None,
         }),
-        _ => eprintln!("LIVECOV_TEST_POSTGRES not set: PostgreSQL not tested here"),
+        None => eprintln!("LIVECOV_TEST_POSTGRES not set: PostgreSQL not tested here"),
     }
     out
 }
-
-/// Creates a database on the server of `admin_url` and returns its URL.
-pub async fn fresh_postgres(admin_url: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connecting to LIVECOV_TEST_POSTGRES");
-    let name = format!(
-        "livecov_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
-static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Test defaults: any port, a short pull timeout and TTL.
 pub fn config(url: &str) -> Config {

@@ -1,0 +1,216 @@
+//! The whole flow with real parts: the example service built by `livecov build`, two replicas
+//! of it registering with a real `livecov server` process (on SQLite, and on PostgreSQL when
+//! `LIVECOV_TEST_POSTGRES` is set), driven through the `livecov` client commands: snapshot,
+//! reset, diff, export read by `go tool cover`, and a server killed and restarted.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
+
+fn start_server(port: u16, url: &str, log: &Path) -> Service {
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(LIVECOV)
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", url, "--instance-ttl", "5s"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for(port, "/healthz");
+    Service(child)
+}
+
+fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
+    let port = free_port();
+    let child = Command::new(bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("LIVECOV_SERVER", format!("http://127.0.0.1:{server}"))
+        .env("LIVECOV_SERVICE", "greeter")
+        .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
+        .env("LIVECOV_HEARTBEAT", "200ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port, "/healthz");
+    (Service(child), port)
+}
+
+/// Runs a `livecov` client command against the server on `port`; its JSON answer.
+fn client(port: u16, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(LIVECOV)
+        .args(args)
+        .args(["--json", "--server", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "livecov {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_live(port: u16, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = client(port, &["services"]);
+        if list["services"][0]["live_instances"] == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} live instances: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hit(port: u16, path: &str) {
+    let (status, _) = http("GET", port, path).unwrap();
+    assert_eq!(status, 200, "{path}");
+}
+
+/// Functions of the blocks listed under `key` in a diff.
+fn funcs(diff: &serde_json::Value, key: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for build in diff["builds"].as_array().unwrap() {
+        for file in build["files"].as_array().unwrap() {
+            for b in file[key].as_array().unwrap() {
+                out.insert(b["func"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn covered_lines(profile: &str) -> BTreeSet<String> {
+    profile
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(" 0"))
+        .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn two_replicas_snapshot_reset_diff_export_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("greeter");
+    let status = Command::new(LIVECOV)
+        .args(["build", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .args(["--", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(EXAMPLE)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let mut stores = vec![(
+        "sqlite",
+        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
+    )];
+    if let Some(admin) = livecov_testkit::test_postgres() {
+        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
+    }
+    for (kind, url) in stores {
+        eprintln!("== on {kind}");
+        flow(&bin, &url, tmp.path());
+    }
+}
+
+fn flow(bin: &Path, url: &str, tmp: &Path) {
+    let port = free_port();
+    let log = tmp.join("server.log");
+    let mut server = start_server(port, url, &log);
+    let (_r1, p1) = start_replica(bin, port);
+    let (_r2, p2) = start_replica(bin, port);
+    wait_live(port, 2);
+
+    // Round 1: each replica serves a different greeting; the snapshot merges both.
+    hit(p1, "/hello?name=a");
+    hit(p2, "/hello?name=b&lang=fr");
+    let s1 = client(port, &["snapshot", "greeter", "--label", "round 1"]);
+    assert_eq!(s1["instances_ok"], 2, "{s1}");
+    assert_eq!(s1["instances_failed"], 0, "{s1}");
+    let id1 = s1["id"].as_i64().unwrap();
+    let profile1 = http("GET", port, &format!("/api/v1/snapshots/{id1}/profile?format=go"))
+        .unwrap()
+        .1;
+    let profile1 = String::from_utf8(profile1).unwrap();
+    let covered1 = covered_lines(&profile1);
+    // The default greeting (replica 1) and the French one (replica 2) are both in.
+    assert!(covered1.iter().any(|l| l.starts_with("example.com/greeter/main.go:37.")), "{profile1}");
+    assert!(covered1.iter().any(|l| l.starts_with("example.com/greeter/main.go:41.")), "{profile1}");
+
+    // Reset: the counts it takes are stored, the replicas start again from zero.
+    let reset = client(port, &["reset", "greeter"]);
+    assert_eq!(reset["reset"], true);
+    assert_eq!(reset["instances_ok"], 2);
+    assert_eq!(reset["totals"], s1["totals"], "nothing ran between the two");
+
+    // Round 2: only the calculator, on replica 2.
+    hit(p2, "/calc?op=add&a=1&b=2");
+    let s2 = client(port, &["snapshot", "greeter", "--label", "round 2"]);
+    let id2 = s2["id"].as_i64().unwrap();
+    let diff = client(port, &["diff", &id1.to_string(), &id2.to_string()]);
+    assert_eq!(
+        funcs(&diff, "newly_covered"),
+        BTreeSet::from(["calc".to_string(), "apply".to_string()]),
+        "{diff}"
+    );
+    let lost = funcs(&diff, "no_longer_covered");
+    assert!(lost.contains("hello") && lost.contains("main"), "{diff}");
+    assert!(!lost.contains("calc"), "{diff}");
+
+    // The export is a profile `go tool cover` reads.
+    let profile2 = http("GET", port, &format!("/api/v1/snapshots/{id2}/profile"))
+        .unwrap()
+        .1;
+    let file = tmp.join("round2.cov");
+    std::fs::write(&file, &profile2).unwrap();
+    let out = Command::new("go")
+        .args(["tool", "cover", "-func"])
+        .arg(&file)
+        .current_dir(EXAMPLE)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let func = String::from_utf8(out.stdout).unwrap();
+    let pct = |name: &str| -> f64 {
+        let line = func
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {func}"));
+        line.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap()
+    };
+    assert_eq!(pct("hello"), 0.0, "{func}");
+    assert!(pct("calc") > 0.0 && pct("apply") > 0.0, "{func}");
+
+    // Killed without warning and started again: the registry and every snapshot are intact.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let mut server = start_server(port, url, &log);
+    let list = client(port, &["snapshots", "greeter"]);
+    let labels: Vec<_> = list["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].clone())
+        .collect();
+    assert_eq!(labels, [serde_json::json!("round 2"), serde_json::Value::Null, "round 1".into()]);
+    let again = http("GET", port, &format!("/api/v1/snapshots/{id2}/profile")).unwrap().1;
+    assert_eq!(again, profile2);
+    wait_live(port, 2);
+    let s3 = client(port, &["snapshot", "greeter"]);
+    assert_eq!(s3["instances_ok"], 2, "{s3}");
+    assert_eq!(covered_lines(&String::from_utf8(profile2).unwrap()).len() as i64, s3["totals"]["blocks_covered"].as_i64().unwrap());
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+}
