@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every livecov test: formatting and lint gates, the Rust tests (which build and run real
-# instrumented Go programs), and the conformance run against `go tool cover` on real modules.
-# Installs what is missing first; needs Go and Rust (rustup) on PATH.
+# instrumented Go programs, and run the server on SQLite and on PostgreSQL), and the
+# conformance run against `go tool cover` on real modules.
+# Installs what is missing first (PostgreSQL from Debian's packages, which needs root or sudo);
+# needs Go and Rust (rustup) on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,11 @@ if command -v rustup >/dev/null; then
 fi
 go version
 cargo --version
+
+step "PostgreSQL"
+LIVECOV_TEST_POSTGRES=$(scripts/postgres.sh)
+export LIVECOV_TEST_POSTGRES
+echo "tests use $LIVECOV_TEST_POSTGRES"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -20,7 +20,12 @@ pub struct Conn {
     server: String,
 
     /// Admin token, for snapshot and reset on a server that requires one.
-    #[arg(long, env = "LIVECOV_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "LIVECOV_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: Option<String>,
 
     /// Print the server's JSON answer instead of a table.
@@ -184,7 +189,9 @@ pub fn services(args: ServicesArgs) -> Result<()> {
         return Ok(());
     }
     if list.services.is_empty() {
-        println!("no services yet: start a binary built with `livecov build` and LIVECOV_SERVER set");
+        println!(
+            "no services yet: start a binary built with `livecov build` and LIVECOV_SERVER set"
+        );
         return Ok(());
     }
     let mut rows = vec![vec![
@@ -276,8 +283,7 @@ fn print_snapshot(d: &SnapshotDetail) {
 
 fn take(conn: &Conn, label: Option<String>, path: String) -> Result<()> {
     let body = serde_json::json!({ "label": label });
-    let (detail, raw): (SnapshotDetail, _) =
-        conn.call(reqwest::Method::POST, &path, Some(body))?;
+    let (detail, raw): (SnapshotDetail, _) = conn.call(reqwest::Method::POST, &path, Some(body))?;
     if conn.json {
         println!("{raw}");
     } else {
@@ -310,7 +316,12 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     let t = &d.total;
     println!(
         "snapshot {} → {}: {} blocks ({} statements) newly covered, {} blocks ({} statements) no longer covered",
-        d.a, d.b, t.newly_covered, t.newly_covered_stmts, t.no_longer_covered, t.no_longer_covered_stmts
+        d.a,
+        d.b,
+        t.newly_covered,
+        t.newly_covered_stmts,
+        t.no_longer_covered,
+        t.no_longer_covered_stmts
     );
     println!(
         "coverage {:.1}% → {:.1}% of {} statements",

@@ -32,12 +32,22 @@ pub struct Args {
     database_url: String,
 
     /// Bearer token required to take snapshots and reset [default: none, anyone may].
-    #[arg(long, env = "LIVECOV_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "LIVECOV_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     admin_token: Option<String>,
 
     /// Bearer token agents must register with, and that the server sends when pulling: the
     /// agents' LIVECOV_TOKEN [default: none].
-    #[arg(long, env = "LIVECOV_AGENT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "LIVECOV_AGENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     agent_token: Option<String>,
 
     /// An instance without a heartbeat for this long is marked gone (agents send one every

@@ -65,7 +65,10 @@ fn wait_live(port: u16, n: i64) {
         if list["services"][0]["live_instances"] == n {
             return;
         }
-        assert!(Instant::now() < deadline, "never {n} live instances: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "never {n} live instances: {list}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -140,14 +143,28 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     assert_eq!(s1["instances_ok"], 2, "{s1}");
     assert_eq!(s1["instances_failed"], 0, "{s1}");
     let id1 = s1["id"].as_i64().unwrap();
-    let profile1 = http("GET", port, &format!("/api/v1/snapshots/{id1}/profile?format=go"))
-        .unwrap()
-        .1;
+    let profile1 = http(
+        "GET",
+        port,
+        &format!("/api/v1/snapshots/{id1}/profile?format=go"),
+    )
+    .unwrap()
+    .1;
     let profile1 = String::from_utf8(profile1).unwrap();
     let covered1 = covered_lines(&profile1);
     // The default greeting (replica 1) and the French one (replica 2) are both in.
-    assert!(covered1.iter().any(|l| l.starts_with("example.com/greeter/main.go:37.")), "{profile1}");
-    assert!(covered1.iter().any(|l| l.starts_with("example.com/greeter/main.go:41.")), "{profile1}");
+    assert!(
+        covered1
+            .iter()
+            .any(|l| l.starts_with("example.com/greeter/main.go:37.")),
+        "{profile1}"
+    );
+    assert!(
+        covered1
+            .iter()
+            .any(|l| l.starts_with("example.com/greeter/main.go:41.")),
+        "{profile1}"
+    );
 
     // Reset: the counts it takes are stored, the replicas start again from zero.
     let reset = client(port, &["reset", "greeter"]);
@@ -181,14 +198,23 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         .current_dir(EXAMPLE)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let func = String::from_utf8(out.stdout).unwrap();
     let pct = |name: &str| -> f64 {
         let line = func
             .lines()
             .find(|l| l.split_whitespace().nth(1) == Some(name))
             .unwrap_or_else(|| panic!("{name} in {func}"));
-        line.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap()
+        line.split_whitespace()
+            .last()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
     };
     assert_eq!(pct("hello"), 0.0, "{func}");
     assert!(pct("calc") > 0.0 && pct("apply") > 0.0, "{func}");
@@ -204,13 +230,25 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         .iter()
         .map(|s| s["label"].clone())
         .collect();
-    assert_eq!(labels, [serde_json::json!("round 2"), serde_json::Value::Null, "round 1".into()]);
-    let again = http("GET", port, &format!("/api/v1/snapshots/{id2}/profile")).unwrap().1;
+    assert_eq!(
+        labels,
+        [
+            serde_json::json!("round 2"),
+            serde_json::Value::Null,
+            "round 1".into()
+        ]
+    );
+    let again = http("GET", port, &format!("/api/v1/snapshots/{id2}/profile"))
+        .unwrap()
+        .1;
     assert_eq!(again, profile2);
     wait_live(port, 2);
     let s3 = client(port, &["snapshot", "greeter"]);
     assert_eq!(s3["instances_ok"], 2, "{s3}");
-    assert_eq!(covered_lines(&String::from_utf8(profile2).unwrap()).len() as i64, s3["totals"]["blocks_covered"].as_i64().unwrap());
+    assert_eq!(
+        covered_lines(&String::from_utf8(profile2).unwrap()).len() as i64,
+        s3["totals"]["blocks_covered"].as_i64().unwrap()
+    );
     server.0.kill().unwrap();
     server.0.wait().unwrap();
 }

@@ -113,9 +113,11 @@ async fn metrics(State(app): AppState) -> Response {
         Ok(list) => (
             list.iter()
                 .map(|s| {
-                    let ratio = s.latest.as_ref().filter(|l| l.totals.stmts > 0).map(|l| {
-                        l.totals.stmts_covered as f64 / l.totals.stmts as f64
-                    });
+                    let ratio = s
+                        .latest
+                        .as_ref()
+                        .filter(|l| l.totals.stmts > 0)
+                        .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64);
                     (s.name.clone(), s.live_instances, ratio)
                 })
                 .collect::<Vec<_>>(),
@@ -123,11 +125,12 @@ async fn metrics(State(app): AppState) -> Response {
         ),
         Err(_) => (Vec::new(), false),
     };
-    let body = app
-        .metrics
-        .render(&services, up, app.pending_len().await);
+    let body = app.metrics.render(&services, up, app.pending_len().await);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -290,7 +293,10 @@ async fn profile(
     let text = crate::profile::go_profile(&app, id).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("inline; filename=\"snapshot-{id}.cov\""),

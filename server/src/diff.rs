@@ -25,7 +25,8 @@ pub async fn diff(app: &App, a: i64, b: i64) -> Result<Diff, ApiError> {
             "snapshots {a} and {b} share no build: a diff compares counters of the same build"
         )));
     }
-    let only = |x: &[(std::sync::Arc<Build>, Vec<u32>)], y: &[(std::sync::Arc<Build>, Vec<u32>)]| {
+    let only = |x: &[(std::sync::Arc<Build>, Vec<u32>)],
+                y: &[(std::sync::Arc<Build>, Vec<u32>)]| {
         x.iter()
             .filter(|(bx, _)| !y.iter().any(|(by, _)| by.id == bx.id))
             .map(|(bx, _)| bx.id.clone())

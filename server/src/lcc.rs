@@ -252,18 +252,34 @@ mod tests {
             (b"LCC1\x7fab", &[], "build id of 127 bytes"),
             (b"LCC1\x02ab\x03\x00", &[], "unknown mode"),
             (b"LCC1\x02ab\x00\x01\x00", &[], "1 files, the build has 0"),
-            (b"LCC1\x02ab\x00\x01\x02\x00\x02\x01\x01", &[3], "has 2 counters"),
+            (
+                b"LCC1\x02ab\x00\x01\x02\x00\x02\x01\x01",
+                &[3],
+                "has 2 counters",
+            ),
             (b"LCC1\x02ab\x00\x01\x02\x03\x00", &[2], "overshoots"),
-            (b"LCC1\x02ab\x00\x01\x02\x00\x03\x01\x01\x01", &[2], "overshoots"),
+            (
+                b"LCC1\x02ab\x00\x01\x02\x00\x03\x01\x01\x01",
+                &[2],
+                "overshoots",
+            ),
             (b"LCC1\x02ab\x00\x01\x02\x00\x00", &[2], "empty run"),
-            (b"LCC1\x02ab\x00\x01\x02\x01\x00\x00\x01\x01", &[2], "before the end"),
+            (
+                b"LCC1\x02ab\x00\x01\x02\x01\x00\x00\x01\x01",
+                &[2],
+                "before the end",
+            ),
             (b"LCC1\x02ab\x00\x01\x02\x00\x02\x01\x00", &[2], "value 0"),
             (
                 b"LCC1\x02ab\x00\x01\x01\x00\x01\x80\x80\x80\x80\x10",
                 &[1],
                 "value 4294967296",
             ),
-            (b"LCC1\x02ab\x00\x01\x01\x00\x01\x01\x00", &[1], "1 trailing"),
+            (
+                b"LCC1\x02ab\x00\x01\x01\x00\x01\x01\x00",
+                &[1],
+                "1 trailing",
+            ),
             (b"LCC1\x02ab\x00\x01\x01\x00\x01", &[1], "truncated"),
             (
                 b"LCC1\x02ab\x00\x01\x81\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",

@@ -177,7 +177,11 @@ impl App {
             .await;
             match stored {
                 Ok(id) => {
-                    tracing::info!(snapshot = id, service = snap.service, "stored a held snapshot");
+                    tracing::info!(
+                        snapshot = id,
+                        service = snap.service,
+                        "stored a held snapshot"
+                    );
                     pending.remove(0);
                 }
                 Err(e) => {
@@ -203,7 +207,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Listen(config.listen, e))?;
-        let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen(config.listen, e))?;
         let app = App::new(config).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(serve(app.clone(), listener, async {

@@ -86,7 +86,12 @@ impl Metrics {
     /// The exposition text. `services` gives, per service, its live instances and the
     /// statement coverage ratio of its latest snapshot; `store_up` whether the database
     /// answered; `held` the snapshots waiting for the database.
-    pub fn render(&self, services: &[(String, i64, Option<f64>)], store_up: bool, held: usize) -> String {
+    pub fn render(
+        &self,
+        services: &[(String, i64, Option<f64>)],
+        store_up: bool,
+        held: usize,
+    ) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let _ = writeln!(

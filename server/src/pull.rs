@@ -112,21 +112,24 @@ impl AgentClient {
                     format!("agent answered {status}"),
                 ));
             }
-            if let Some(got) = resp.headers().get("Livecov-Build") {
-                if got.as_bytes() != build.as_bytes() {
-                    return Err(Failure::new(
-                        Outcome::Rejected,
-                        format!(
-                            "agent serves build {}, registered as {build}",
-                            String::from_utf8_lossy(got.as_bytes())
-                        ),
-                    ));
-                }
+            if let Some(got) = resp.headers().get("Livecov-Build")
+                && got.as_bytes() != build.as_bytes()
+            {
+                return Err(Failure::new(
+                    Outcome::Rejected,
+                    format!(
+                        "agent serves build {}, registered as {build}",
+                        String::from_utf8_lossy(got.as_bytes())
+                    ),
+                ));
             }
             if resp.content_length().is_some_and(|n| n > limit as u64) {
                 return Err(Failure::new(
                     Outcome::Rejected,
-                    format!("answer of {} bytes is over the limit of {limit}", resp.content_length().unwrap_or(0)),
+                    format!(
+                        "answer of {} bytes is over the limit of {limit}",
+                        resp.content_length().unwrap_or(0)
+                    ),
                 ));
             }
             let mut body = Vec::new();
@@ -160,7 +163,12 @@ impl AgentClient {
 
     /// Reads (or, with `reset`, takes) the counters of the instance at `address`, which runs
     /// `build`.
-    pub async fn counters(&self, address: &str, build: &Build, reset: bool) -> Result<Sparse, Failure> {
+    pub async fn counters(
+        &self,
+        address: &str,
+        build: &Build,
+        reset: bool,
+    ) -> Result<Sparse, Failure> {
         // The largest legal body: a header, then per file its length and per counter at most
         // a 5-byte value plus a run of two 5-byte varints.
         let limit = 128 + build.id.len() + build.shape.len() * 5 + build.num_blocks() * 15;
@@ -169,7 +177,9 @@ impl AgentClient {
         } else {
             "/livecov/v1/counters"
         };
-        let body = self.get_body(address, path, reset, limit, &build.id).await?;
+        let body = self
+            .get_body(address, path, reset, limit, &build.id)
+            .await?;
         let sparse = lcc::decode(&body, &build.id, &build.shape)
             .map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))?;
         if sparse.mode != build.mode() {

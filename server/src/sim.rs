@@ -246,7 +246,12 @@ async fn answer(inner: &Inner, headers: &axum::http::HeaderMap, reset: bool) -> 
         )
             .into_response(),
         Behavior::CloseMidway => {
-            let body = lcc::encode(&build.id, build.meta.mode, &build.shape, &inner.counters.lock().unwrap());
+            let body = lcc::encode(
+                &build.id,
+                build.meta.mode,
+                &build.shape,
+                &inner.counters.lock().unwrap(),
+            );
             let half = body[..body.len() / 2].to_vec();
             let stream = futures::stream::iter(vec![
                 Ok::<_, std::io::Error>(half),

@@ -47,7 +47,10 @@ pub async fn take(
     // The metadata of every build, fetched from the build's own instances if it is new.
     let mut by_build: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for i in &live {
-        by_build.entry(&i.build).or_default().push(i.address.clone());
+        by_build
+            .entry(&i.build)
+            .or_default()
+            .push(i.address.clone());
     }
     let mut builds: BTreeMap<String, Result<Arc<Build>, String>> = BTreeMap::new();
     for (build, addresses) in by_build {
@@ -68,10 +71,8 @@ pub async fn take(
                 Err(msg) => return (inst, Err((Outcome::Rejected, msg)), 0),
             };
             let (r, took) = timed(app.agents.counters(&inst.address, &build, reset)).await;
-            app.metrics.pulled(
-                r.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok),
-                took,
-            );
+            app.metrics
+                .pulled(r.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok), took);
             let r = r.map(|c| (build, c)).map_err(|f| (f.outcome, f.message));
             (inst, r, took.as_millis() as i64)
         }

@@ -78,7 +78,11 @@ mod cases {
 
         // The Go profile: b1's blocks 0, 5, 11 and b2's block 1 are 1, everything else 0.
         let id = snap["id"].as_i64().unwrap();
-        let profile = get(&server, &format!("/api/v1/snapshots/{id}/profile?format=go")).await;
+        let profile = get(
+            &server,
+            &format!("/api/v1/snapshots/{id}/profile?format=go"),
+        )
+        .await;
         assert_eq!(profile.status, 200);
         let lines: Vec<&str> = profile.text.lines().collect();
         assert_eq!(lines[0], "mode: set");
@@ -97,7 +101,11 @@ mod cases {
                 "example.com/two/pkg0/file0.go:13.2,15.3 2 1",
             ]
         );
-        let bad = get(&server, &format!("/api/v1/snapshots/{id}/profile?format=xml")).await;
+        let bad = get(
+            &server,
+            &format!("/api/v1/snapshots/{id}/profile?format=xml"),
+        )
+        .await;
         assert_eq!(bad.status, 400, "{}", bad.text);
 
         // Listed newest first, in the service's summary too.
@@ -113,7 +121,10 @@ mod cases {
         let services = get(&server, "/api/v1/services").await;
         assert_eq!(services.json["services"][0]["name"], "svc");
         assert_eq!(services.json["services"][0]["live_instances"], 3);
-        assert_eq!(services.json["services"][0]["latest_snapshot"]["id"], id + 1);
+        assert_eq!(
+            services.json["services"][0]["latest_snapshot"]["id"],
+            id + 1
+        );
         let one = get(&server, "/api/v1/services/svc").await;
         assert_eq!(one.json["instance_list"].as_array().unwrap().len(), 3);
         server.stop().await.unwrap();
@@ -157,17 +168,45 @@ mod cases {
             (b"{not json".to_vec(), 400, "request body"),
             (b"".to_vec(), 400, "request body"),
             (vec![b' '; 5000], 413, "too large"),
-            (with("build", "xyz".into()).to_string().into_bytes(), 400, "build"),
-            (with("mode", "often".into()).to_string().into_bytes(), 400, "mode"),
+            (
+                with("build", "xyz".into()).to_string().into_bytes(),
+                400,
+                "build",
+            ),
+            (
+                with("mode", "often".into()).to_string().into_bytes(),
+                400,
+                "mode",
+            ),
             (with("port", 0.into()).to_string().into_bytes(), 400, "port"),
-            (with("port", 70000.into()).to_string().into_bytes(), 400, "request body"),
-            (with("instance", "a/b".into()).to_string().into_bytes(), 400, "instance"),
-            (with("service", "".into()).to_string().into_bytes(), 400, "service"),
-            (with("service", "a\nb".into()).to_string().into_bytes(), 400, "service"),
+            (
+                with("port", 70000.into()).to_string().into_bytes(),
+                400,
+                "request body",
+            ),
+            (
+                with("instance", "a/b".into()).to_string().into_bytes(),
+                400,
+                "instance",
+            ),
+            (
+                with("service", "".into()).to_string().into_bytes(),
+                400,
+                "service",
+            ),
+            (
+                with("service", "a\nb".into()).to_string().into_bytes(),
+                400,
+                "service",
+            ),
         ] {
             let a = call("POST", url.clone(), Some(body), None).await;
             assert_eq!(a.status, status, "{}", a.text);
-            assert!(a.json["error"].as_str().unwrap().contains(want), "{}", a.text);
+            assert!(
+                a.json["error"].as_str().unwrap().contains(want),
+                "{}",
+                a.text
+            );
         }
         // Nothing of that was stored.
         let list = get(&server, "/api/v1/services").await;
@@ -178,7 +217,10 @@ mod cases {
         spoof["address"] = "10.9.9.9:1".into();
         let a = post(&server, "/api/v1/agents/register", spoof).await;
         assert_eq!(a.status, 200, "{}", a.text);
-        assert_eq!(a.json["address"], format!("127.0.0.1:{}", agent.addr.port()));
+        assert_eq!(
+            a.json["address"],
+            format!("127.0.0.1:{}", agent.addr.port())
+        );
         server.stop().await.unwrap();
     }
 
@@ -190,7 +232,14 @@ mod cases {
         let a = agents(&server, &b, "svc", 1).await;
         let beat = |id: &'static str| {
             let server = &server;
-            async move { post(server, &format!("/api/v1/agents/{id}/heartbeat"), serde_json::json!({})).await }
+            async move {
+                post(
+                    server,
+                    &format!("/api/v1/agents/{id}/heartbeat"),
+                    serde_json::json!({}),
+                )
+                .await
+            }
         };
         assert_eq!(beat("i0").await.status, 200);
         assert_eq!(beat("nobody").await.status, 404);
@@ -202,8 +251,18 @@ mod cases {
         assert!(svc.json["instance_list"][0]["gone_at"].is_string());
         let hb = beat("i0").await;
         assert_eq!(hb.status, 404);
-        assert!(hb.json["error"].as_str().unwrap().contains("register again"));
-        let none = post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})).await;
+        assert!(
+            hb.json["error"]
+                .as_str()
+                .unwrap()
+                .contains("register again")
+        );
+        let none = post(
+            &server,
+            "/api/v1/services/svc/snapshots",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(none.status, 409, "{}", none.text);
         register(&server, &a[0], "svc", "i0").await;
         assert_eq!(beat("i0").await.status, 200);
@@ -254,9 +313,18 @@ mod cases {
         assert_eq!(snap["totals"]["blocks_covered"], 2);
         assert_eq!(snap["instances_ok"], 1);
         assert_eq!(snap["instances_failed"], 6);
-        let msg = |i: usize| snap["instance_results"][i]["message"].as_str().unwrap().to_string();
+        let msg = |i: usize| {
+            snap["instance_results"][i]["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
         assert!(msg(2).contains("bad magic"), "{}", msg(2));
-        assert!(msg(4).contains("file 0 has 3 counters, the build has 4"), "{}", msg(4));
+        assert!(
+            msg(4).contains("file 0 has 3 counters, the build has 4"),
+            "{}",
+            msg(4)
+        );
         assert!(msg(5).contains("500"), "{}", msg(5));
         // The hanging instance cost one pull timeout, not more.
         assert!(snap["duration_ms"].as_i64().unwrap() < 3000, "{snap}");
@@ -270,7 +338,12 @@ mod cases {
         a[0].set_behavior(Behavior::Garbage);
         a[1].set_behavior(Behavior::Status(503));
         a[0].hit(1, 1);
-        let r = post(&server, "/api/v1/services/svc/snapshots?reset=true", serde_json::json!({})).await;
+        let r = post(
+            &server,
+            "/api/v1/services/svc/snapshots?reset=true",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(r.status, 502, "{}", r.text);
         assert!(r.json["error"].as_str().unwrap().contains("nothing stored"));
         let list = get(&server, "/api/v1/services/svc/snapshots").await;
@@ -286,7 +359,12 @@ mod cases {
         let a = agents(&server, &b, "svc", 2).await;
         a[0].hit(0, 3);
         a[1].hit(4, 2);
-        let r = post(&server, "/api/v1/services/svc/reset", serde_json::json!({"label": "round 1"})).await;
+        let r = post(
+            &server,
+            "/api/v1/services/svc/reset",
+            serde_json::json!({"label": "round 1"}),
+        )
+        .await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(r.json["reset"], true);
         assert_eq!(r.json["label"], "round 1");
@@ -294,8 +372,16 @@ mod cases {
         assert!(a.iter().all(|x| x.counters().iter().all(|&c| c == 0)));
         let id = r.json["id"].as_i64().unwrap();
         let profile = get(&server, &format!("/api/v1/snapshots/{id}/profile")).await;
-        assert!(profile.text.contains("file0.go:10.2,12.3 2 3\n"), "{}", profile.text);
-        assert!(profile.text.contains("file1.go:13.2,15.3 2 2\n"), "{}", profile.text);
+        assert!(
+            profile.text.contains("file0.go:10.2,12.3 2 3\n"),
+            "{}",
+            profile.text
+        );
+        assert!(
+            profile.text.contains("file1.go:13.2,15.3 2 2\n"),
+            "{}",
+            profile.text
+        );
 
         // ?reset=true on a snapshot is the same step.
         a[1].hit(5, 1);
@@ -306,7 +392,12 @@ mod cases {
         let plain = snapshot(&server, "svc", "").await;
         assert_eq!(plain["reset"], false);
         assert_eq!(plain["totals"]["blocks_covered"], 0);
-        let bad = post(&server, "/api/v1/services/svc/snapshots?reset=maybe", serde_json::json!({})).await;
+        let bad = post(
+            &server,
+            "/api/v1/services/svc/snapshots?reset=maybe",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(bad.status, 400, "{}", bad.text);
         server.stop().await.unwrap();
     }
@@ -317,15 +408,26 @@ mod cases {
         let a = agents(&server, &b, "svc", 1).await;
         a[0].hit(0, 1);
         a[0].hit(5, 1);
-        let s1 = snapshot(&server, "svc", "?reset=true").await["id"].as_i64().unwrap();
+        let s1 = snapshot(&server, "svc", "?reset=true").await["id"]
+            .as_i64()
+            .unwrap();
         a[0].hit(5, 1);
         a[0].hit(9, 1);
         let s2 = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
         let d = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s2}")).await;
         assert_eq!(d.status, 200, "{}", d.text);
         let t = &d.json["total"];
-        assert_eq!((t["newly_covered"].as_i64(), t["no_longer_covered"].as_i64()), (Some(1), Some(1)));
-        assert_eq!((t["a_blocks_covered"].as_i64(), t["b_blocks_covered"].as_i64()), (Some(2), Some(2)));
+        assert_eq!(
+            (t["newly_covered"].as_i64(), t["no_longer_covered"].as_i64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            (
+                t["a_blocks_covered"].as_i64(),
+                t["b_blocks_covered"].as_i64()
+            ),
+            (Some(2), Some(2))
+        );
         let files = d.json["builds"][0]["files"].as_array().unwrap();
         // Block 0 is file0's first; block 9 is file2's second (4 blocks a file).
         assert_eq!(files.len(), 2);
@@ -369,7 +471,12 @@ mod cases {
             assert_eq!(a.status, status, "{method} {path}: {}", a.text);
             assert!(a.json["error"].is_string(), "{method} {path}: {}", a.text);
         }
-        let bad = post(&server, "/api/v1/services/x/snapshots", serde_json::json!({"label": 5})).await;
+        let bad = post(
+            &server,
+            "/api/v1/services/x/snapshots",
+            serde_json::json!({"label": 5}),
+        )
+        .await;
         assert_eq!(bad.status, 400, "{}", bad.text);
         server.stop().await.unwrap();
     }
@@ -391,7 +498,10 @@ mod cases {
         assert_eq!(a.status, 200, "{}", a.text);
         let hb = format!("http://{}/api/v1/agents/i0/heartbeat", server.addr);
         assert_eq!(call("POST", hb.clone(), None, None).await.status, 401);
-        assert_eq!(call("POST", hb, None, Some("agent-secret")).await.status, 200);
+        assert_eq!(
+            call("POST", hb, None, Some("agent-secret")).await.status,
+            200
+        );
 
         agent.hit(1, 1);
         let snap = format!("http://{}/api/v1/services/svc/snapshots", server.addr);
@@ -402,7 +512,11 @@ mod cases {
                 assert_eq!(a.status, 401, "{url} {token:?}: {}", a.text);
             }
         }
-        assert_eq!(agent.counters()[1], 1, "an unauthorized reset changed nothing");
+        assert_eq!(
+            agent.counters()[1],
+            1,
+            "an unauthorized reset changed nothing"
+        );
         // The server pulls with the agent token (the simulated agent requires it).
         let a = call("POST", snap, None, Some("admin-secret")).await;
         assert_eq!(a.status, 201, "{}", a.text);
@@ -418,16 +532,28 @@ mod cases {
         let a = agents(&server, &b, "svc", 1).await;
         a[0].hit(3, 1);
         let id = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
-        let before = get(&server, &format!("/api/v1/snapshots/{id}/profile")).await.text;
+        let before = get(&server, &format!("/api/v1/snapshots/{id}/profile"))
+            .await
+            .text;
         server.stop().await.unwrap();
 
         let server = start(config(&db.url)).await;
         let svc = get(&server, "/api/v1/services/svc").await;
         assert_eq!(svc.json["live_instances"], 1, "{}", svc.text);
-        assert_eq!(get(&server, &format!("/api/v1/snapshots/{id}/profile")).await.text, before);
+        assert_eq!(
+            get(&server, &format!("/api/v1/snapshots/{id}/profile"))
+                .await
+                .text,
+            before
+        );
         // The known instance's heartbeat is accepted, and it can be pulled again: the build's
         // metadata comes from the store, not from the agent.
-        let hb = post(&server, "/api/v1/agents/i0/heartbeat", serde_json::json!({})).await;
+        let hb = post(
+            &server,
+            "/api/v1/agents/i0/heartbeat",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(hb.status, 200);
         a[0].hit(4, 1);
         let snap = snapshot(&server, "svc", "").await;
@@ -463,7 +589,11 @@ mod cases {
             }
         };
         let (r, ()) = tokio::join!(
-            post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})),
+            post(
+                &server,
+                "/api/v1/services/svc/snapshots",
+                serde_json::json!({})
+            ),
             cutter
         );
         assert_eq!(r.status, 503, "{}", r.text);
@@ -493,11 +623,22 @@ mod cases {
             }
         };
         let (r, ()) = tokio::join!(
-            post(&server, "/api/v1/services/svc/reset", serde_json::json!({"label": "held"})),
+            post(
+                &server,
+                "/api/v1/services/svc/reset",
+                serde_json::json!({"label": "held"})
+            ),
             cutter
         );
         assert_eq!(r.status, 503, "{}", r.text);
-        assert!(r.json["error"].as_str().unwrap().contains("held by the server"), "{}", r.text);
+        assert!(
+            r.json["error"]
+                .as_str()
+                .unwrap()
+                .contains("held by the server"),
+            "{}",
+            r.text
+        );
         assert!(a.iter().all(|x| x.counters().iter().all(|&c| c == 0)));
         proxy.restore();
         let mut stored = None;
@@ -524,8 +665,16 @@ mod cases {
         let a = agents(&server, &b, "svc", 1).await;
         a[0].hit(1, 1);
         let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query("BEGIN EXCLUSIVE").execute(&mut other).await.unwrap();
-        let r = post(&server, "/api/v1/services/svc/snapshots", serde_json::json!({})).await;
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let r = post(
+            &server,
+            "/api/v1/services/svc/snapshots",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(r.status, 503, "{}", r.text);
         sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
         drop(other);

@@ -56,4 +56,3 @@ impl Drop for Service {
         let _ = self.0.wait();
     }
 }
-

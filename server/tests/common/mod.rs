@@ -62,12 +62,7 @@ pub struct Answer {
 }
 
 /// Sends a request with an optional raw body and bearer token; any answer is returned.
-pub async fn call(
-    method: &str,
-    url: String,
-    body: Option<Vec<u8>>,
-    token: Option<&str>,
-) -> Answer {
+pub async fn call(method: &str, url: String, body: Option<Vec<u8>>, token: Option<&str>) -> Answer {
     let mut req = client().request(method.parse().unwrap(), url);
     if let Some(b) = body {
         req = req.header("Content-Type", "application/json").body(b);
@@ -98,7 +93,12 @@ pub async fn post(server: &Server, path: &str, body: serde_json::Value) -> Answe
 
 /// Registers `agent` as `instance` of `service`, expecting success.
 pub async fn register(server: &Server, agent: &SimAgent, service: &str, instance: &str) {
-    let a = post(server, "/api/v1/agents/register", agent.registration(service, instance)).await;
+    let a = post(
+        server,
+        "/api/v1/agents/register",
+        agent.registration(service, instance),
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
 }
 
