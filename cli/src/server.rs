@@ -52,11 +52,11 @@ pub struct Args {
 
     /// An instance without a heartbeat for this long is marked gone (agents send one every
     /// 10s by default).
-    #[arg(long, env = "LIVECOV_INSTANCE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIVECOV_INSTANCE_TTL", default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     instance_ttl: Duration,
 
     /// Bound on each pull from an instance.
-    #[arg(long, env = "LIVECOV_PULL_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIVECOV_PULL_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pull_timeout: Duration,
 
     /// How many instances a snapshot pulls at once.
