@@ -63,6 +63,12 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_PULL_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pull_concurrency: u32,
 
+    /// Also take a snapshot of every service with live instances this often (label
+    /// "scheduled"), so that an instance that stops loses at most this much [default: only
+    /// on request].
+    #[arg(long, env = "LIVECOV_SNAPSHOT_EVERY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    snapshot_every: Option<Duration>,
+
     /// Log format.
     #[arg(long, env = "LIVECOV_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -87,6 +93,7 @@ pub fn run(args: Args) -> Result<()> {
         instance_ttl: args.instance_ttl,
         pull_timeout: args.pull_timeout,
         pull_concurrency: args.pull_concurrency as usize,
+        snapshot_every: args.snapshot_every.filter(|d| !d.is_zero()),
         ..server::Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -58,6 +58,21 @@ fn client(port: u16, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs a `livecov` client command without `--json`; its output.
+fn plain(port: u16, args: &[&str]) -> String {
+    let out = Command::new(LIVECOV)
+        .args(args)
+        .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "livecov {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn wait_live(port: u16, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -135,6 +150,9 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     let (_r1, p1) = start_replica(bin, port);
     let (_r2, p2) = start_replica(bin, port);
     wait_live(port, 2);
+    let table = plain(port, &["services"]);
+    assert!(table.starts_with("SERVICE  LIVE  INSTANCES"), "{table}");
+    assert!(table.contains("\ngreeter  2     2 "), "{table}");
 
     // Round 1: each replica serves a different greeting; the snapshot merges both.
     hit(p1, "/hello?name=a");
@@ -219,6 +237,30 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     assert_eq!(pct("hello"), 0.0, "{func}");
     assert!(pct("calc") > 0.0 && pct("apply") > 0.0, "{func}");
 
+    let text = plain(port, &["diff", &id1.to_string(), &id2.to_string()]);
+    assert!(
+        text.starts_with(&format!("snapshot {id1} → {id2}: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n+ example.com/greeter/main.go:47.51,51.48 4 calc\n"),
+        "{text}"
+    );
+    let err = Command::new(LIVECOV)
+        .args([
+            "snapshot",
+            "nobody",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&err.stderr),
+        "livecov: the server answered 404 Not Found: no service \"nobody\"\n"
+    );
+
     // Killed without warning and started again: the registry and every snapshot are intact.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -251,4 +293,16 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     );
     server.0.kill().unwrap();
     server.0.wait().unwrap();
+
+    // No server at all: a clear error, exit status 2.
+    let out = Command::new(LIVECOV)
+        .args(["services", "--server", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("cannot reach the livecov server") && msg.contains("LIVECOV_SERVER"),
+        "{msg}"
+    );
 }

@@ -51,6 +51,9 @@ pub struct Config {
     pub pull_concurrency: usize,
     /// Bound on request bodies sent to the server.
     pub max_body: usize,
+    /// Take a snapshot of every service with live instances this often (label `scheduled`),
+    /// so that an instance that dies loses at most this much.
+    pub snapshot_every: Option<Duration>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             pull_timeout: Duration::from_secs(10),
             pull_concurrency: 32,
             max_body: 64 << 10,
+            snapshot_every: None,
         }
     }
 }
@@ -250,6 +254,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(background(app.clone()));
+    let scheduled = app
+        .config
+        .snapshot_every
+        .map(|every| tokio::spawn(scheduled(app.clone(), every)));
     let router = api::router(app.clone());
     let result = axum::serve(
         listener,
@@ -258,6 +266,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     background.abort();
+    if let Some(task) = scheduled {
+        task.abort();
+    }
     app.store_pending().await;
     let held = app.pending_len().await;
     if held > 0 {
@@ -278,5 +289,27 @@ async fn background(app: Arc<App>) {
         tick.tick().await;
         registry::sweep(&app).await;
         app.store_pending().await;
+    }
+}
+
+/// Takes a snapshot of every service with live instances every `every`.
+async fn scheduled(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the first snapshot is one period in
+    loop {
+        tick.tick().await;
+        let services = match app.store.services().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled snapshots: listing services");
+                continue;
+            }
+        };
+        for s in services.iter().filter(|s| s.live_instances > 0) {
+            if let Err(e) = snapshot::take(&app, &s.name, Some("scheduled".into()), false).await {
+                tracing::warn!(service = s.name, error = %e, "scheduled snapshot not taken");
+            }
+        }
     }
 }

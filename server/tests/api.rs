@@ -39,6 +39,7 @@ on_every_db!(
     restart_keeps_registry_and_snapshots,
     database_away_mid_snapshot,
     metrics_and_health,
+    scheduled_snapshots,
 );
 
 mod cases {
@@ -708,6 +709,25 @@ mod cases {
         ] {
             assert!(m.contains(want), "{want:?} not in\n{m}");
         }
+        server.stop().await.unwrap();
+    }
+
+    pub async fn scheduled_snapshots(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.snapshot_every = Some(Duration::from_millis(300));
+        let server = start(cfg).await;
+        let a = agents(&server, &set_build("sched"), "svc", 1).await;
+        a[0].hit(1, 1);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        let snaps = list.json["snapshots"].as_array().unwrap();
+        assert!(snaps.len() >= 2, "{}", list.text);
+        assert!(
+            snaps
+                .iter()
+                .all(|s| s["label"] == "scheduled" && s["reset"] == false)
+        );
+        assert_eq!(snaps[0]["totals"]["blocks_covered"], 1);
         server.stop().await.unwrap();
     }
 }
