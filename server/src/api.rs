@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -60,6 +61,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Path parameters, with errors as API errors.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// Query parameters, with errors as API errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| ApiQuery(t))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 
@@ -149,7 +178,7 @@ async fn register(
 async fn heartbeat(
     State(app): AppState,
     headers: HeaderMap,
-    Path(instance): Path<String>,
+    ApiPath(instance): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
     registry::heartbeat(&app, &instance).await?;
@@ -182,7 +211,7 @@ async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
 
 async fn service(
     State(app): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ServiceDetail>, ApiError> {
     let rows = app.store.services().await?;
     let Some(row) = rows.iter().find(|r| r.name == name) else {
@@ -220,12 +249,11 @@ struct SnapshotParams {
 async fn take_snapshot(
     State(app): AppState,
     headers: HeaderMap,
-    Path(service): Path<String>,
-    params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(label) = &req.label {
         registry::check_name("label", label, 1024)?;
     }
@@ -236,7 +264,7 @@ async fn take_snapshot(
 async fn reset(
     State(app): AppState,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
@@ -255,10 +283,9 @@ struct ListParams {
 
 async fn list_snapshots(
     State(app): AppState,
-    Path(service): Path<String>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if !app.store.service_exists(&service).await? {
         return Err(ApiError::NotFound(format!("no service {service:?}")));
     }
@@ -272,7 +299,7 @@ async fn list_snapshots(
 
 async fn snapshot_detail(
     State(app): AppState,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(snapshot::detail(&app, parse_id(&id)?).await?))
 }
@@ -284,10 +311,9 @@ struct ProfileParams {
 
 async fn profile(
     State(app): AppState,
-    Path(id): Path<String>,
-    params: Result<Query<ProfileParams>, axum::extract::rejection::QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = parse_id(&id)?;
     let crate::profile::Format::Go = params.format.as_deref().unwrap_or("go").parse()?;
     let text = crate::profile::go_profile(&app, id).await?;
@@ -309,7 +335,7 @@ async fn profile(
 
 async fn diff(
     State(app): AppState,
-    Path((a, b)): Path<(String, String)>,
+    ApiPath((a, b)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         crate::diff::diff(&app, parse_id(&a)?, parse_id(&b)?).await?,

@@ -465,6 +465,8 @@ mod cases {
             ("GET", "/api/v1/snapshots/abc", 400),
             ("GET", "/api/v1/snapshots/-1", 400),
             ("GET", "/api/v1/nothing", 404),
+            ("GET", "/api/v1/services/%FF", 400),
+            ("GET", "/api/v1/services/x/snapshots?limit=many", 400),
             ("DELETE", "/api/v1/services", 405),
             ("GET", "/api/v1/agents/register", 405),
         ] {
