@@ -142,18 +142,7 @@ fn built_service_serves_its_live_coverage() {
     // go tool cover reads it.
     let file = tmp.path().join("live.out");
     std::fs::write(&file, &profile).unwrap();
-    let func = Command::new("go")
-        .args(["tool", "cover", "-func"])
-        .arg(&file)
-        .current_dir(EXAMPLE)
-        .output()
-        .unwrap();
-    assert!(
-        func.status.success(),
-        "{}",
-        String::from_utf8_lossy(&func.stderr)
-    );
-    let func = String::from_utf8_lossy(&func.stdout);
+    let func = cover_func(&file);
     assert!(func.contains("hello") && func.contains("calc"), "{func}");
 
     // Reset returns what it took and leaves zeros behind.

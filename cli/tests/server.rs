@@ -45,17 +45,8 @@ fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
 
 /// Runs a `livecov` client command against the server on `port`; its JSON answer.
 fn client(port: u16, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(LIVECOV)
-        .args(args)
-        .args(["--json", "--server", &format!("http://127.0.0.1:{port}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "livecov {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = [args, &["--json"]].concat();
+    serde_json::from_str(&plain(port, &args)).unwrap()
 }
 
 /// Runs a `livecov` client command without `--json`; its output.
@@ -210,18 +201,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         .1;
     let file = tmp.join("round2.cov");
     std::fs::write(&file, &profile2).unwrap();
-    let out = Command::new("go")
-        .args(["tool", "cover", "-func"])
-        .arg(&file)
-        .current_dir(EXAMPLE)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let func = String::from_utf8(out.stdout).unwrap();
+    let func = cover_func(&file);
     let pct = |name: &str| -> f64 {
         let line = func
             .lines()

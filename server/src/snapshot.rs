@@ -17,8 +17,7 @@ use crate::lcc;
 use crate::meta::Build;
 use crate::pull::{Outcome, timed};
 use crate::store::{
-    InstanceOutcome, InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals,
-    now_ms,
+    InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals, now_ms,
 };
 use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
 
@@ -196,8 +195,8 @@ fn outcome_row(
     outcome: Outcome,
     message: Option<String>,
     duration_ms: i64,
-) -> InstanceOutcome {
-    InstanceOutcome {
+) -> InstanceResult {
+    InstanceResult {
         instance: inst.id.clone(),
         build: inst.build.clone(),
         address: inst.address.clone(),
@@ -276,17 +275,7 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
                 totals: types::Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
             })
             .collect(),
-        instance_results: instances
-            .into_iter()
-            .map(|i| InstanceResult {
-                instance: i.instance,
-                build: i.build,
-                address: i.address,
-                outcome: i.outcome,
-                message: i.message,
-                duration_ms: i.duration_ms,
-            })
-            .collect(),
+        instance_results: instances,
     })
 }
 

@@ -14,6 +14,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 use crate::meta::Build;
+use crate::types::InstanceResult;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -149,16 +150,6 @@ pub struct SnapshotBuild {
     pub files: Vec<(i64, i64, i64)>,
 }
 
-#[derive(Debug, Clone)]
-pub struct InstanceOutcome {
-    pub instance: String,
-    pub build: String,
-    pub address: String,
-    pub outcome: String,
-    pub message: Option<String>,
-    pub duration_ms: i64,
-}
-
 /// Everything a snapshot stores, written in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewSnapshot {
@@ -169,7 +160,7 @@ pub struct NewSnapshot {
     pub duration_ms: i64,
     pub totals: Totals,
     pub builds: Vec<SnapshotBuild>,
-    pub instances: Vec<InstanceOutcome>,
+    pub instances: Vec<InstanceResult>,
 }
 
 /// A service as listed: its instances and its latest snapshot.
@@ -582,7 +573,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn snapshot_instances(&self, id: i64) -> Result<Vec<InstanceOutcome>> {
+    pub async fn snapshot_instances(&self, id: i64) -> Result<Vec<InstanceResult>> {
         let rows = sqlx::query(
             "SELECT instance, build, address, outcome, message, duration_ms
              FROM snapshot_instances WHERE snapshot_id = $1 ORDER BY instance",
@@ -592,7 +583,7 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| InstanceOutcome {
+            .map(|r| InstanceResult {
                 instance: r.get(0),
                 build: r.get(1),
                 address: r.get(2),

@@ -584,21 +584,15 @@ mod cases {
 
         // A plain snapshot: the database goes away while the instances answer.
         a[0].set_behavior(Behavior::Delay(Duration::from_millis(300)));
-        let cutter = {
-            let p = &proxy;
-            async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                p.cut();
-            }
-        };
-        let (r, ()) = tokio::join!(
+        let r = cut_during(
+            &proxy,
             post(
                 &server,
                 "/api/v1/services/svc/snapshots",
-                serde_json::json!({})
+                serde_json::json!({}),
             ),
-            cutter
-        );
+        )
+        .await;
         assert_eq!(r.status, 503, "{}", r.text);
         let h = get(&server, "/healthz").await;
         assert_eq!(h.status, 503, "{}", h.text);
@@ -618,21 +612,15 @@ mod cases {
         // A reset whose storing fails keeps what it took and stores it when the database is
         // back.
         a[0].set_behavior(Behavior::Delay(Duration::from_millis(300)));
-        let cutter = {
-            let p = &proxy;
-            async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                p.cut();
-            }
-        };
-        let (r, ()) = tokio::join!(
+        let r = cut_during(
+            &proxy,
             post(
                 &server,
                 "/api/v1/services/svc/reset",
-                serde_json::json!({"label": "held"})
+                serde_json::json!({"label": "held"}),
             ),
-            cutter
-        );
+        )
+        .await;
         assert_eq!(r.status, 503, "{}", r.text);
         assert!(
             r.json["error"]
@@ -657,6 +645,18 @@ mod cases {
         assert_eq!(stored["reset"], true);
         assert_eq!(stored["totals"]["blocks_covered"], 2);
         server.stop().await.unwrap();
+    }
+
+    /// Runs `request`, cutting the database 100 ms into it (while a delayed instance answers).
+    async fn cut_during(
+        proxy: &Proxy,
+        request: impl std::future::Future<Output = Answer>,
+    ) -> Answer {
+        let cutter = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            proxy.cut();
+        };
+        tokio::join!(request, cutter).0
     }
 
     /// SQLite cannot go away, but it can be locked by another writer for longer than the

@@ -5,7 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/greeter");
@@ -55,4 +56,20 @@ impl Drop for Service {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `go tool cover -func PROFILE`, run in the example's module; its output.
+pub fn cover_func(profile: &Path) -> String {
+    let out = Command::new("go")
+        .args(["tool", "cover", "-func"])
+        .arg(profile)
+        .current_dir(EXAMPLE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
