@@ -63,6 +63,17 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_PULL_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pull_concurrency: u32,
 
+    /// Load balancers or proxies in front of the server (addresses or networks such as
+    /// 10.0.0.0/8, comma-separated): when an agent registers through one of them, its address
+    /// is taken from X-Forwarded-For. From any other peer that header is ignored.
+    #[arg(
+        long,
+        env = "LIVECOV_TRUSTED_PROXIES",
+        value_name = "NETWORKS",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<server::registry::Cidr>,
+
     /// Also take a snapshot of every service with live instances this often (label
     /// "scheduled"), so that an instance that stops loses at most this much [default: only
     /// on request].
@@ -94,6 +105,7 @@ pub fn run(args: Args) -> Result<()> {
         pull_timeout: args.pull_timeout,
         pull_concurrency: args.pull_concurrency as usize,
         snapshot_every: args.snapshot_every.filter(|d| !d.is_zero()),
+        trusted_proxies: args.trusted_proxies,
         ..server::Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

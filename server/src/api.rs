@@ -172,7 +172,12 @@ async fn register(
     JsonBody(r): JsonBody<crate::types::Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
-    Ok(Json(registry::register(&app, peer, r).await?))
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("X-Forwarded-For is not ASCII".into()))?;
+    Ok(Json(registry::register(&app, peer, forwarded, r).await?))
 }
 
 async fn heartbeat(

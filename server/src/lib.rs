@@ -51,6 +51,9 @@ pub struct Config {
     pub pull_concurrency: usize,
     /// Bound on request bodies sent to the server.
     pub max_body: usize,
+    /// Peers whose `X-Forwarded-For` is believed when an agent registers: load balancers and
+    /// proxies in front of the server. From any other peer the header is ignored.
+    pub trusted_proxies: Vec<registry::Cidr>,
     /// Take a snapshot of every service with live instances this often (label `scheduled`),
     /// so that an instance that dies loses at most this much.
     pub snapshot_every: Option<Duration>,
@@ -68,6 +71,7 @@ impl Default for Config {
             pull_concurrency: 32,
             max_body: 64 << 10,
             snapshot_every: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

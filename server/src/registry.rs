@@ -4,7 +4,7 @@
 //! An instance's address is the IP the registration came from with the port the agent gave:
 //! a registration cannot point the server at another host.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::App;
@@ -17,6 +17,7 @@ use crate::types::{Registered, Registration};
 pub async fn register(
     app: &Arc<App>,
     peer: SocketAddr,
+    forwarded_for: Option<&str>,
     r: Registration,
 ) -> Result<Registered, ApiError> {
     check_name("service", &r.service, 256)?;
@@ -56,13 +57,7 @@ pub async fn register(
             )));
         }
     }
-    // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; pull it over IPv4.
-    let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = client_ip(peer.ip(), forwarded_for, &app.config.trusted_proxies)?;
     let address = SocketAddr::new(ip, r.port).to_string();
     let instance = NewInstance {
         id: r.instance.clone(),
@@ -125,4 +120,140 @@ pub fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// The IP of the agent that registers: the peer's, or, when the peer is a trusted proxy, the
+/// last address in `X-Forwarded-For` that is not itself a trusted proxy (each proxy appends the
+/// address it heard from, so the entries before an untrusted one may be forged).
+pub fn client_ip(
+    peer: IpAddr,
+    forwarded_for: Option<&str>,
+    trusted: &[Cidr],
+) -> Result<IpAddr, ApiError> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let mut ip = canonical(peer);
+    if !is_trusted(ip) {
+        return Ok(ip);
+    }
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        let hop = hop.trim();
+        if hop.is_empty() {
+            continue;
+        }
+        ip = canonical(hop.parse().map_err(|_| {
+            ApiError::BadRequest(format!("X-Forwarded-For: {hop:?} is not an IP address"))
+        })?);
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Ok(ip)
+}
+
+/// An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d: that is an IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A network, `10.0.0.0/8` or `fd00::/8`; a bare address is a network of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("{s:?}: want an IP address or a network such as 10.0.0.0/8");
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let net = canonical(addr.parse::<IpAddr>().map_err(|_| bad())?);
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { net, bits })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks() {
+        let n: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains(ip("10.200.1.1")));
+        assert!(!n.contains(ip("11.0.0.1")));
+        assert!(!n.contains(ip("::1")));
+        let one: Cidr = "192.168.1.7".parse().unwrap();
+        assert!(one.contains(ip("192.168.1.7")) && !one.contains(ip("192.168.1.8")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        for bad in ["10.0.0.0/33", "x", "::/129", "10.0.0.0/"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let xff = Some("1.2.3.4, 172.16.0.9, 10.0.0.2");
+        // From a proxy: the last hop that is not a proxy.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), xff, &trusted).unwrap(),
+            ip("172.16.0.9")
+        );
+        // From anyone else: the header is ignored.
+        assert_eq!(
+            client_ip(ip("172.16.0.1"), xff, &trusted).unwrap(),
+            ip("172.16.0.1")
+        );
+        // A proxy without the header, or with only proxies in it.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), None, &trusted).unwrap(),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("10.9.9.9"), &trusted).unwrap(),
+            ip("10.9.9.9")
+        );
+        assert!(client_ip(ip("10.0.0.1"), Some("nonsense"), &trusted).is_err());
+        assert_eq!(
+            client_ip(ip("::ffff:172.16.0.1"), None, &[]).unwrap(),
+            ip("172.16.0.1")
+        );
+    }
 }
