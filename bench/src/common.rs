@@ -1,4 +1,4 @@
-//! What the `build`, `runtime` and `agent` benchmarks share: their options, medians, the
+//! What the `build`, `runtime`, `agent` and `server` benchmarks share: their options, medians, the
 //! livecov executable they drive, running `go`, and the description of the machine.
 
 use std::path::{Path, PathBuf};

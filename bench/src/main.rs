@@ -10,21 +10,28 @@
 //!                                             modes against `go test -covermode`
 //! livecov-bench agent [--requests N]          the agent's counters against its text profile,
 //!                                             bytes and latency, for ~100,000 blocks
+//! livecov-bench server [--snapshots N] [--diff-calls N] [--heartbeat-rounds N]
+//!                                             the server: snapshots of 200 sparse instances,
+//!                                             a 1,000,000-block diff, registration and
+//!                                             heartbeat load, on SQLite and PostgreSQL
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov. `build`, `runtime` and `agent` drive the livecov executable,
-//! `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release -p livecov`).
+//! say nothing about livecov. `build`, `runtime`, `agent` and `server` drive the livecov
+//! executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release -p
+//! livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names a server
+//! where it may create databases (`scripts/postgres.sh` prints such a URL).
 
 mod agent;
 mod build;
 mod common;
 mod instrument;
 mod runtime;
+mod server;
 
 use anyhow::{Result, bail};
 
-const BENCHMARKS: &str = "instrument, build, runtime or agent";
+const BENCHMARKS: &str = "instrument, build, runtime, agent or server";
 
 fn main() {
     if let Err(err) = run() {
@@ -43,6 +50,7 @@ fn run() -> Result<()> {
         "build" => build::run(rest),
         "runtime" => runtime::run(rest),
         "agent" => agent::run(rest),
+        "server" => server::run(rest),
         other => bail!("unknown benchmark {other:?}: want {BENCHMARKS}"),
     }
 }
