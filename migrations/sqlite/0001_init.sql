@@ -20,7 +20,7 @@ CREATE TABLE build_files (
     blocks     BIGINT NOT NULL,
     stmts      BIGINT NOT NULL,
     PRIMARY KEY (build_id, file_index)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE services (
     name       TEXT   PRIMARY KEY,
@@ -75,27 +75,27 @@ CREATE TABLE snapshot_builds (
 );
 
 -- Per-file totals of a snapshot, one row per file with at least one covered block; the view
--- snapshot_file_coverage below has every file.
+-- snapshot_file_coverage below has every file. Rows are small and many, hence WITHOUT ROWID:
+-- the primary key is the table.
 CREATE TABLE snapshot_files (
-    snapshot_id    BIGINT NOT NULL REFERENCES snapshots (id),
-    build_id       BIGINT NOT NULL REFERENCES builds (id),
-    file_index     BIGINT NOT NULL,
-    blocks_covered BIGINT NOT NULL,
-    stmts_covered  BIGINT NOT NULL,
+    snapshot_id    BIGINT  NOT NULL REFERENCES snapshots (id),
+    build_id       BIGINT  NOT NULL REFERENCES builds (id),
+    file_index     INTEGER NOT NULL,
+    blocks_covered INTEGER NOT NULL,
+    stmts_covered  INTEGER NOT NULL,
     PRIMARY KEY (snapshot_id, build_id, file_index)
-);
+) WITHOUT ROWID;
 
--- What each instance answered when the snapshot was taken.
+-- What each instance answered when the snapshot was taken (its build and address are the
+-- instance's).
 CREATE TABLE snapshot_instances (
-    snapshot_id BIGINT NOT NULL REFERENCES snapshots (id),
-    instance    TEXT   NOT NULL,
-    build       TEXT   NOT NULL,
-    address     TEXT   NOT NULL,
-    outcome     TEXT   NOT NULL,          -- ok, timeout, refused, error, rejected
+    snapshot_id BIGINT  NOT NULL REFERENCES snapshots (id),
+    instance    TEXT    NOT NULL REFERENCES instances (id),
+    outcome     TEXT    NOT NULL,          -- ok, timeout, refused, error, rejected
     message     TEXT,
-    duration_ms BIGINT NOT NULL,
+    duration_ms INTEGER NOT NULL,
     PRIMARY KEY (snapshot_id, instance)
-);
+) WITHOUT ROWID;
 
 -- Every file of every snapshot with its totals: what dashboards chart.
 CREATE VIEW snapshot_file_coverage AS

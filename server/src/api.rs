@@ -338,11 +338,17 @@ async fn profile(
         .into_response())
 }
 
+#[derive(Deserialize)]
+struct DiffParams {
+    blocks: Option<bool>,
+}
+
 async fn diff(
     State(app): AppState,
     ApiPath((a, b)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        crate::diff::diff(&app, parse_id(&a)?, parse_id(&b)?).await?,
-    ))
+    let (a, b) = (parse_id(&a)?, parse_id(&b)?);
+    let blocks = params.blocks.unwrap_or(true);
+    Ok(Json(crate::diff::diff(&app, a, b, blocks).await?))
 }

@@ -7,7 +7,9 @@ use crate::meta::Build;
 use crate::snapshot::counters;
 use crate::types::{BlockRef, BuildDiff, Diff, DiffTotals, FileDiff};
 
-pub async fn diff(app: &App, a: i64, b: i64) -> Result<Diff, ApiError> {
+/// Compares snapshots `a` and `b`; with `blocks` false, files carry their totals only, not
+/// the lists of blocks (a small answer for large builds).
+pub async fn diff(app: &App, a: i64, b: i64, blocks: bool) -> Result<Diff, ApiError> {
     let left = counters(app, a).await?;
     let right = counters(app, b).await?;
     let mut total = DiffTotals::default();
@@ -16,7 +18,7 @@ pub async fn diff(app: &App, a: i64, b: i64) -> Result<Diff, ApiError> {
         let Some((_, vb)) = right.iter().find(|(r, _)| r.id == build.id) else {
             continue;
         };
-        let d = diff_build(build, va, vb);
+        let d = diff_build(build, va, vb, blocks);
         add(&mut total, &d.total);
         builds.push(d);
     }
@@ -42,8 +44,8 @@ pub async fn diff(app: &App, a: i64, b: i64) -> Result<Diff, ApiError> {
     })
 }
 
-/// Compares the counters `a` and `b` of one build.
-pub fn diff_build(build: &Build, a: &[u32], b: &[u32]) -> BuildDiff {
+/// Compares the counters `a` and `b` of one build; lists the blocks that differ if `blocks`.
+pub fn diff_build(build: &Build, a: &[u32], b: &[u32], blocks: bool) -> BuildDiff {
     let mut total = DiffTotals::default();
     let mut files = Vec::new();
     for (f, file) in build.meta.files.iter().enumerate() {
@@ -61,6 +63,16 @@ pub fn diff_build(build: &Build, a: &[u32], b: &[u32]) -> BuildDiff {
             t.a_stmts_covered += if ca { stmts } else { 0 };
             t.b_stmts_covered += if cb { stmts } else { 0 };
             if ca != cb {
+                if cb {
+                    t.newly_covered += 1;
+                    t.newly_covered_stmts += stmts;
+                } else {
+                    t.no_longer_covered += 1;
+                    t.no_longer_covered_stmts += stmts;
+                }
+                if !blocks {
+                    continue;
+                }
                 let r = BlockRef {
                     start_line: block.start.line,
                     start_col: block.start.col,
@@ -69,19 +81,11 @@ pub fn diff_build(build: &Build, a: &[u32], b: &[u32]) -> BuildDiff {
                     stmts: block.num_stmt,
                     func: file.funcs[block.func as usize].name.clone(),
                 };
-                if cb {
-                    t.newly_covered += 1;
-                    t.newly_covered_stmts += stmts;
-                    newly.push(r);
-                } else {
-                    t.no_longer_covered += 1;
-                    t.no_longer_covered_stmts += stmts;
-                    lost.push(r);
-                }
+                if cb { newly.push(r) } else { lost.push(r) }
             }
         }
         add(&mut total, &t);
-        if !newly.is_empty() || !lost.is_empty() {
+        if t.newly_covered > 0 || t.no_longer_covered > 0 {
             files.push(FileDiff {
                 file: file.name.clone(),
                 total: t,

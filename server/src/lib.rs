@@ -82,9 +82,9 @@ pub struct App {
     pub store: Store,
     pub agents: AgentClient,
     pub metrics: Metrics,
-    /// Parsed metadata of the builds seen so far. Metadata is immutable, so this never goes
-    /// stale.
-    builds: Mutex<HashMap<String, Arc<Build>>>,
+    /// Parsed metadata of the builds seen so far, one cell per build so that concurrent
+    /// requests for a build load it once. Metadata is immutable, so this never goes stale.
+    builds: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Build>>>>>,
     /// Builds whose metadata is being fetched after a registration.
     fetching: Mutex<HashSet<String>>,
     /// Snapshots taken with a reset whose storing failed: the only copy of those counts, kept
@@ -108,23 +108,33 @@ impl App {
     }
 
     /// The metadata of `build`: from memory, else the store, else fetched from the first of
-    /// `addresses` (instances of that build) that serves it, and then stored.
+    /// `addresses` (instances of that build) that serves it, and then stored. Concurrent calls
+    /// for one build share one load.
     pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
-        if let Some(b) = self.builds.lock().unwrap().get(build) {
-            return Ok(b.clone());
-        }
+        let cell = self
+            .builds
+            .lock()
+            .unwrap()
+            .entry(build.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.load_build(build, addresses))
+            .await
+            .cloned()
+    }
+
+    async fn load_build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
         if let Some(gz) = self.store.build_meta(build).await? {
-            let b = Build::from_gzip(gz, build)
+            let b = Build::from_stored_gzip(gz, build)
                 .map_err(|e| ApiError::Internal(format!("stored build {build}: {e}")))?;
-            return Ok(self.remember(b));
+            return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
         for address in addresses {
             match self.agents.meta(address, build).await {
                 Ok(b) => {
-                    let b = self.remember(b);
                     self.store.insert_build(&b).await?;
-                    return Ok(b);
+                    return Ok(Arc::new(b));
                 }
                 Err(Failure { outcome, message }) => {
                     failures.push(format!("{address}: {}: {message}", outcome.as_str()))
@@ -141,17 +151,12 @@ impl App {
         )))
     }
 
-    fn remember(&self, b: Build) -> Arc<Build> {
+    pub(crate) fn is_known(&self, build: &str) -> bool {
         self.builds
             .lock()
             .unwrap()
-            .entry(b.id.clone())
-            .or_insert_with(|| Arc::new(b))
-            .clone()
-    }
-
-    pub(crate) fn is_known(&self, build: &str) -> bool {
-        self.builds.lock().unwrap().contains_key(build)
+            .get(build)
+            .is_some_and(|c| c.initialized())
     }
 
     /// Fetches `build`'s metadata in the background unless it is known or being fetched.

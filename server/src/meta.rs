@@ -61,8 +61,18 @@ struct RawFunc {
 
 impl Build {
     /// Parses metadata served gzip-compressed and checks that it is the metadata of build
-    /// `expect`.
+    /// `expect`: that it hashes to that id.
     pub fn from_gzip(gz: Vec<u8>, expect: &str) -> Result<Build, MetaError> {
+        Build::parse(gz, expect, true)
+    }
+
+    /// Parses metadata that was checked with [`Build::from_gzip`] before it was stored:
+    /// hashing a large build's metadata again costs more than parsing it.
+    pub fn from_stored_gzip(gz: Vec<u8>, id: &str) -> Result<Build, MetaError> {
+        Build::parse(gz, id, false)
+    }
+
+    fn parse(gz: Vec<u8>, expect: &str, verify: bool) -> Result<Build, MetaError> {
         let mut json = Vec::new();
         GzDecoder::new(gz.as_slice())
             .take(MAX_JSON + 1)
@@ -75,7 +85,11 @@ impl Build {
         }
         let raw: RawMeta = serde_json::from_slice(&json)?;
         let meta = convert(raw.mode.as_str(), raw.files)?;
-        let id = meta.build_id();
+        let id = if verify {
+            meta.build_id()
+        } else {
+            raw.build.clone()
+        };
         if raw.build != id || id != expect {
             return Err(MetaError::Invalid(format!(
                 "metadata hashes to build {id}, it names {} and {expect} was expected",

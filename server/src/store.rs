@@ -294,31 +294,17 @@ impl Store {
             return Ok(());
         };
         let id: i64 = row.get(0);
-        // Many files per statement: a 5,000-file build is 50 statements, not 5,000.
-        const CHUNK: usize = 100;
-        for (c, chunk) in b.meta.files.chunks(CHUNK).enumerate() {
-            let mut sql = String::from(
-                "INSERT INTO build_files (build_id, file_index, name, blocks, stmts) VALUES ",
+        for (c, chunk) in b.meta.files.chunks(ROWS_PER_INSERT).enumerate() {
+            let sql = insert_rows(
+                "build_files (build_id, file_index, name, blocks, stmts)",
+                1,
+                4,
+                chunk.len(),
             );
-            for i in 0..chunk.len() {
-                let p = i * 5;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                ));
-            }
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).bind(id);
             for (i, f) in chunk.iter().enumerate() {
-                let index = c * CHUNK + i;
+                let index = c * ROWS_PER_INSERT + i;
                 q = q
-                    .bind(id)
                     .bind(index as i64)
                     .bind(f.name.as_str())
                     .bind(f.blocks.len() as i64)
@@ -481,19 +467,13 @@ impl Store {
             .bind(b.counters.as_slice())
             .execute(&mut *tx)
             .await?;
-            const CHUNK: usize = 200;
-            for chunk in b.files.chunks(CHUNK) {
-                let mut sql = String::from(
-                    "INSERT INTO snapshot_files (snapshot_id, build_id, file_index,
-                         blocks_covered, stmts_covered) VALUES ",
+            for chunk in b.files.chunks(ROWS_PER_INSERT) {
+                let sql = insert_rows(
+                    "snapshot_files (snapshot_id, build_id, file_index, blocks_covered, stmts_covered)",
+                    2,
+                    3,
+                    chunk.len(),
                 );
-                for i in 0..chunk.len() {
-                    let p = 2 + i * 3;
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("($1, $2, ${}, ${}, ${})", p + 1, p + 2, p + 3));
-                }
                 let mut q = sqlx::query(&sql).bind(id).bind(build_id);
                 for &(file, blocks, stmts) in chunk {
                     q = q.bind(file).bind(blocks).bind(stmts);
@@ -501,20 +481,22 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
         }
-        for i in &s.instances {
-            sqlx::query(
-                "INSERT INTO snapshot_instances (snapshot_id, instance, build, address, outcome,
-                     message, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(&i.instance)
-            .bind(&i.build)
-            .bind(&i.address)
-            .bind(&i.outcome)
-            .bind(i.message.as_deref())
-            .bind(i.duration_ms)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in s.instances.chunks(ROWS_PER_INSERT) {
+            let sql = insert_rows(
+                "snapshot_instances (snapshot_id, instance, outcome, message, duration_ms)",
+                1,
+                4,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql).bind(id);
+            for i in chunk {
+                q = q
+                    .bind(&i.instance)
+                    .bind(&i.outcome)
+                    .bind(i.message.as_deref())
+                    .bind(i.duration_ms);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -575,8 +557,9 @@ impl Store {
 
     pub async fn snapshot_instances(&self, id: i64) -> Result<Vec<InstanceResult>> {
         let rows = sqlx::query(
-            "SELECT instance, build, address, outcome, message, duration_ms
-             FROM snapshot_instances WHERE snapshot_id = $1 ORDER BY instance",
+            "SELECT si.instance, i.build, i.address, si.outcome, si.message, si.duration_ms
+             FROM snapshot_instances si JOIN instances i ON i.id = si.instance
+             WHERE si.snapshot_id = $1 ORDER BY si.instance",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -605,6 +588,26 @@ impl Store {
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
+
+/// Rows per multi-row `INSERT`: one round trip for many rows, far below either database's
+/// limit on parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO {table} VALUES (…), (…)` for `rows` rows whose first `shared` parameters are the
+/// same in every row (`$1`…) and whose other `own` are the row's own.
+fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} VALUES ");
+    let mut next = shared + 1;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        let params = (1..=shared).chain(next..next + own);
+        let list: Vec<String> = params.map(|p| format!("${p}")).collect();
+        sql.push_str(&list.join(", "));
+        sql.push(')');
+        next += own;
+    }
+    sql
 }
 
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, taken_at, duration_ms,

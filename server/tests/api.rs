@@ -437,6 +437,17 @@ mod cases {
         assert_eq!(files[0]["no_longer_covered"][0]["func"], "F0");
         assert_eq!(files[1]["file"], "example.com/diff/pkg0/file2.go");
         assert_eq!(files[1]["newly_covered"][0]["start_line"], 13);
+        // Without the block lists: the same totals, the files, no blocks.
+        let short = get(
+            &server,
+            &format!("/api/v1/snapshots/{s1}/diff/{s2}?blocks=false"),
+        )
+        .await;
+        assert_eq!(short.json["total"], d.json["total"]);
+        let files = short.json["builds"][0]["files"].as_array().unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1]["total"]["newly_covered"], 1);
+        assert_eq!(files[1]["newly_covered"], serde_json::json!([]));
         // The reverse is the mirror image; a snapshot against itself is empty.
         let r = get(&server, &format!("/api/v1/snapshots/{s2}/diff/{s1}")).await;
         assert_eq!(r.json["total"]["newly_covered"], 1);
