@@ -32,10 +32,13 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "gofmt, go vet"
-go_dirs=(agent-go examples/greeter instrumenter/testdata/run)
+go_dirs=(agent-go examples/greeter instrumenter/testdata/run scripts/check-docker)
 unformatted=$(gofmt -l "${go_dirs[@]}")
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./...); done
+
+step "Docker files: docker-compose.yml by compose-go, its Dockerfiles by BuildKit's parser"
+(cd scripts/check-docker && go run . ../../docker-compose.yml)
 
 step "agent: go test -race"
 (cd agent-go && go test -race -count=1 ./...)
