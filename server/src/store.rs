@@ -188,10 +188,15 @@ fn connect_options(url: &str) -> Result<(AnyConnectOptions, Backend)> {
             )));
         }
         let (file, query) = path.split_once('?').unwrap_or((path, ""));
-        if file != ":memory:"
-            && let Some(dir) = Path::new(file)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
+        if file.is_empty() || file.contains(":memory:") || query.contains("mode=memory") {
+            return Err(StoreError::Other(format!(
+                "database URL {url:?}: snapshots are meant to last; give a file (sqlite://PATH) \
+                 or a PostgreSQL URL"
+            )));
+        }
+        if let Some(dir) = Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Other(format!("creating {}: {e}", dir.display())))?;
@@ -647,5 +652,32 @@ fn instance_row(r: &sqlx::any::AnyRow) -> InstanceRow {
         last_seen: r.get(10),
         live: r.get::<String, _>(11) == "live",
         gone_at: r.get(12),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        for ok in [
+            "sqlite://livecov.db",
+            "sqlite:livecov.db",
+            "livecov.db",
+            "postgres://u@h/d",
+        ] {
+            assert!(connect_options(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            (":memory:", "meant to last"),
+            ("sqlite::memory:", "meant to last"),
+            ("sqlite://", "meant to last"),
+            ("sqlite://x.db?mode=memory", "meant to last"),
+            ("mysql://h/d", "use postgres"),
+        ] {
+            let err = connect_options(bad).err().unwrap().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }
