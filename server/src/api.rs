@@ -42,6 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/snapshots/{id}", get(snapshot_detail))
         .route("/api/v1/snapshots/{id}/profile", get(profile))
         .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
@@ -126,6 +127,14 @@ fn parse_id(s: &str) -> Result<i64, ApiError> {
         .ok()
         .filter(|&id| id > 0)
         .ok_or_else(|| ApiError::BadRequest(format!("snapshot id {s:?}: want a positive integer")))
+}
+
+/// This API as an OpenAPI 3.1 document: `openapi.json`, by hand; `tests/openapi.rs` checks it.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiError> {

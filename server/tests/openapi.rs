@@ -1,0 +1,948 @@
+//! The OpenAPI document served at `/api/v1/openapi.json` (`server/src/openapi.json`, written
+//! by hand) held against the code, so that it cannot drift: its operations are exactly the
+//! routes of `api::router`, its schemas have exactly the fields `server::types` serializes,
+//! every `$ref` resolves, and a running server's answers match what it says.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use common::*;
+use instrumenter::Mode;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use server::sim::{Behavior, SimAgent, SimBuild};
+use server::types::*;
+
+const DOC: &str = include_str!("../src/openapi.json");
+const API_RS: &str = include_str!("../src/api.rs");
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn doc() -> Value {
+    serde_json::from_str(DOC).expect("openapi.json is JSON")
+}
+
+// ---- (a) the served document ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_document_is_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("livecov.db").display());
+    let server = start(config(&url)).await;
+    let resp = client()
+        .get(format!("http://{}/api/v1/openapi.json", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let text = resp.text().await.unwrap();
+    assert_eq!(text, DOC, "the server serves openapi.json as it is");
+    let served: Value = serde_json::from_str(&text).expect("the document is JSON");
+    let version = served["openapi"].as_str().expect("an `openapi` version");
+    assert!(version.starts_with("3.1."), "OpenAPI {version}, want 3.1.x");
+    server.stop().await.unwrap();
+}
+
+// ---- (b) the operations are the routes ----
+
+/// The (method, path) pairs of the `.route("PATH", get(..).post(..))` calls in `api.rs`.
+fn source_routes() -> BTreeSet<(String, String)> {
+    let code = API_RS
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for unread in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
+        assert!(
+            !code.contains(unread),
+            "api.rs calls {unread}: teach tests/openapi.rs to read it"
+        );
+    }
+    let mut out = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find(".route(") {
+        rest = rest[at + ".route(".len()..].trim_start();
+        let s = rest
+            .strip_prefix('"')
+            .expect("a route's path is a string literal");
+        let end = s.find('"').expect("the path's closing quote");
+        let path = &s[..end];
+        let s = s[end + 1..]
+            .trim_start()
+            .strip_prefix(',')
+            .expect("a comma after the route's path");
+        // The method router: the calls at depth 0, until the `)` that closes `.route(`.
+        let (mut depth, mut ident, mut methods) = (0, String::new(), 0);
+        for c in s.chars() {
+            match c {
+                '(' => {
+                    if depth == 0 && METHODS.contains(&ident.as_str()) {
+                        out.insert((ident.clone(), path.to_string()));
+                        methods += 1;
+                    }
+                    depth += 1;
+                }
+                ')' if depth == 0 => break,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            if c.is_alphanumeric() || c == '_' {
+                ident.push(c);
+            } else {
+                ident.clear();
+            }
+        }
+        assert!(methods > 0, "no method read for route {path}");
+    }
+    out
+}
+
+/// The (method, path) pairs of the document's operations.
+fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().unwrap().keys() {
+            if METHODS.contains(&method.as_str()) {
+                out.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn operations_are_the_routes() {
+    let doc = doc();
+    let routes = source_routes();
+    assert!(
+        routes.len() >= 13,
+        "read only {} routes from api.rs: {routes:?}",
+        routes.len()
+    );
+    let documented = documented_routes(&doc);
+    let undocumented: Vec<_> = routes.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&routes).collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "routes missing from openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
+    );
+}
+
+#[test]
+fn operations_are_complete() {
+    let doc = doc();
+    let mut ids = BTreeSet::new();
+    for (method, path) in documented_routes(&doc) {
+        let item = &doc["paths"][&path];
+        let op = &item[&method];
+        let what = format!("{method} {path}");
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no operationId"));
+        assert!(ids.insert(id.to_string()), "operationId {id} twice");
+        assert!(op["summary"].is_string(), "{what}: no summary");
+        // The path's `{param}`s are exactly its path parameters, each required.
+        let in_path: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(String::from)
+            .collect();
+        let mut declared = BTreeSet::new();
+        for list in [&item["parameters"], &op["parameters"]] {
+            for p in list.as_array().into_iter().flatten() {
+                let p = resolve(&doc, p);
+                if p["in"] == "path" {
+                    assert_eq!(p["required"], true, "{what}: path parameter {p}");
+                    declared.insert(p["name"].as_str().unwrap().to_string());
+                }
+                assert!(
+                    p["schema"].is_object(),
+                    "{what}: parameter {p} has no schema"
+                );
+            }
+        }
+        assert_eq!(in_path, declared, "{what}: path parameters");
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{what}: no success response"
+        );
+        for (status, r) in responses {
+            let r = resolve(&doc, r);
+            assert!(
+                r["description"].is_string(),
+                "{what} {status}: no description"
+            );
+            if status.starts_with('4') || status.starts_with('5') || status == "default" {
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{what} {status}: every error is an Error"
+                );
+            }
+        }
+        for requirement in op["security"].as_array().into_iter().flatten() {
+            for scheme in requirement.as_object().unwrap().keys() {
+                assert!(
+                    doc["components"]["securitySchemes"][scheme].is_object(),
+                    "{what}: unknown security scheme {scheme}"
+                );
+            }
+        }
+    }
+}
+
+// ---- (d) every $ref resolves ----
+
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{r}: only local references"));
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("{r} does not resolve")),
+            )
+        }
+        None => v,
+    }
+}
+
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_ref_resolves_and_every_component_is_used() {
+    let doc = doc();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in &all {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{r}: only local references"));
+        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    }
+    let used: BTreeSet<&str> = all.iter().map(String::as_str).collect();
+    for kind in ["schemas", "parameters", "responses", "requestBodies"] {
+        for name in doc["components"][kind].as_object().unwrap().keys() {
+            let r = format!("#/components/{kind}/{name}");
+            assert!(used.contains(r.as_str()), "{r} is never used");
+        }
+    }
+}
+
+// ---- (c) the schemas are the types ----
+
+/// The properties and required names of an object schema, `allOf` merged (`serde(flatten)`);
+/// None when the schema does not describe an object's properties.
+fn object_view(doc: &Value, schema: &Value) -> Option<(BTreeMap<String, Value>, BTreeSet<String>)> {
+    let s = resolve(doc, schema);
+    let (mut props, mut required, mut any) = (BTreeMap::new(), BTreeSet::new(), false);
+    let mut merge = |p: BTreeMap<String, Value>, r: BTreeSet<String>| {
+        for (k, v) in p {
+            assert!(
+                props.insert(k.clone(), v).is_none(),
+                "property {k} twice in an allOf"
+            );
+        }
+        required.extend(r);
+    };
+    if let Some(p) = s.get("properties").and_then(Value::as_object) {
+        any = true;
+        let req = s["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        merge(p.clone().into_iter().collect(), req);
+    }
+    for sub in s["allOf"].as_array().into_iter().flatten() {
+        if let Some((p, r)) = object_view(doc, sub) {
+            any = true;
+            merge(p, r);
+        }
+    }
+    any.then_some((props, required))
+}
+
+fn type_ok(t: &str, v: &Value) -> bool {
+    match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        _ => panic!("type {t}"),
+    }
+}
+
+/// Checks `value` against `schema`: types, enums, constants, date-times, and — the point —
+/// an object has exactly the schema's properties, every required one among them.
+fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let s = resolve(doc, schema);
+    if let Some(branches) = s["anyOf"].as_array() {
+        let fits = |b: &Value| {
+            let mut e = Vec::new();
+            check(doc, b, value, at, &mut e);
+            e
+        };
+        let tried: Vec<Vec<String>> = branches.iter().map(fits).collect();
+        if tried.iter().all(|e| !e.is_empty()) {
+            errors.push(format!("{at}: fits no branch of anyOf: {tried:?}"));
+        }
+    }
+    let types: Vec<&str> = match &s["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+        _ if s.get("allOf").is_some() => vec!["object"],
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.iter().any(|t| type_ok(t, value)) {
+        errors.push(format!("{at}: {value} is not {types:?}"));
+        return;
+    }
+    if let Some(e) = s["enum"].as_array()
+        && !e.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {e:?}"));
+    }
+    if let Some(c) = s.get("const")
+        && c != value
+    {
+        errors.push(format!("{at}: {value} is not {c}"));
+    }
+    if let (Some("date-time"), Some(t)) = (s["format"].as_str(), value.as_str())
+        && humantime::parse_rfc3339(t).is_err()
+    {
+        errors.push(format!("{at}: {t:?} is not an RFC 3339 time"));
+    }
+    if let (Some(obj), Some((props, required))) = (value.as_object(), object_view(doc, s)) {
+        let keys: BTreeSet<&String> = obj.keys().collect();
+        let names: BTreeSet<&String> = props.keys().collect();
+        if keys != names {
+            errors.push(format!(
+                "{at}: fields not in the schema: {:?}; properties not in the value: {:?}",
+                keys.difference(&names).collect::<Vec<_>>(),
+                names.difference(&keys).collect::<Vec<_>>()
+            ));
+        }
+        for r in &required {
+            if !obj.contains_key(r) {
+                errors.push(format!("{at}: required {r} missing"));
+            }
+        }
+        for (k, v) in obj {
+            if let Some(p) = props.get(k) {
+                check(doc, p, v, &format!("{at}.{k}"), errors);
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (s.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            check(doc, items, v, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+fn check_schema(doc: &Value, name: &str, value: &Value) {
+    let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+    let mut errors = Vec::new();
+    check(doc, &schema, value, name, &mut errors);
+    assert!(
+        errors.is_empty(),
+        "{name} against {value}:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Sample values of every type of `server::types`, with the schema each is, serialized by
+/// serde; optional fields both ways.
+fn samples() -> Vec<(&'static str, Value)> {
+    let totals = Totals::new(18, 9, 36, 21);
+    let info = |label: Option<&str>| SnapshotInfo {
+        id: 3,
+        service: "greeter".into(),
+        label: label.map(String::from),
+        reset: false,
+        taken_at: "2026-11-25T20:26:28.698Z".into(),
+        duration_ms: 4,
+        instances_ok: 2,
+        instances_failed: 0,
+        totals: totals.clone(),
+    };
+    let service = |latest: Option<SnapshotInfo>| ServiceInfo {
+        name: "greeter".into(),
+        first_seen: "2026-11-25T20:26:26.635Z".into(),
+        live_instances: 2,
+        instances: 3,
+        builds: vec!["b".repeat(64)],
+        latest_snapshot: latest,
+    };
+    let instance = |gone_at: Option<&str>| InstanceInfo {
+        id: "i0".into(),
+        state: if gone_at.is_some() { "gone" } else { "live" }.into(),
+        build: "b".repeat(64),
+        mode: "set".into(),
+        address: "10.0.0.7:38211".into(),
+        hostname: "web-1".into(),
+        pid: 4242,
+        start_time: "2026-11-25T20:26:26Z".into(),
+        go_version: "go1.26.0".into(),
+        registered_at: "2026-11-25T20:26:26.635Z".into(),
+        last_seen: "2026-11-25T20:26:56.635Z".into(),
+        gone_at: gone_at.map(String::from),
+    };
+    let part = BuildPart {
+        build: "b".repeat(64),
+        mode: "count".into(),
+        instances: 2,
+        totals: totals.clone(),
+    };
+    let result = |message: Option<&str>| InstanceResult {
+        instance: "i0".into(),
+        build: "b".repeat(64),
+        address: "127.0.0.1:42059".into(),
+        outcome: if message.is_some() { "timeout" } else { "ok" }.into(),
+        message: message.map(String::from),
+        duration_ms: 1,
+    };
+    let detail = SnapshotDetail {
+        snapshot: info(Some("round 2")),
+        builds: vec![part.clone()],
+        instance_results: vec![result(None), result(Some("no answer within 10s"))],
+    };
+    let dt = DiffTotals {
+        blocks: 18,
+        stmts: 36,
+        a_blocks_covered: 8,
+        b_blocks_covered: 5,
+        a_stmts_covered: 12,
+        b_stmts_covered: 9,
+        newly_covered: 5,
+        no_longer_covered: 8,
+        newly_covered_stmts: 9,
+        no_longer_covered_stmts: 12,
+    };
+    let block = BlockRef {
+        start_line: 47,
+        start_col: 51,
+        end_line: 51,
+        end_col: 48,
+        stmts: 4,
+        func: "calc".into(),
+    };
+    let file = FileDiff {
+        file: "example.com/greeter/main.go".into(),
+        total: dt.clone(),
+        newly_covered: vec![block.clone()],
+        no_longer_covered: vec![block.clone()],
+    };
+    let build_diff = BuildDiff {
+        build: "b".repeat(64),
+        total: dt.clone(),
+        files: vec![file.clone()],
+    };
+    let diff = Diff {
+        a: 1,
+        b: 3,
+        total: dt.clone(),
+        builds: vec![build_diff.clone()],
+        only_in_a: vec!["a".repeat(64)],
+        only_in_b: vec![],
+    };
+    let registration = Registration {
+        service: "greeter".into(),
+        instance: "3ef5394d651a2bf934544ff7c6bf2332".into(),
+        build: "b".repeat(64),
+        hostname: "web-1".into(),
+        pid: 4242,
+        start_time: "2026-11-25T20:26:26Z".into(),
+        mode: "set".into(),
+        port: 38211,
+        go_version: "go1.26.0".into(),
+    };
+    vec![
+        ("Totals", v(&totals)),
+        ("Registration", v(&registration)),
+        (
+            "Registered",
+            v(&Registered {
+                instance: "i0".into(),
+                address: "10.0.0.7:38211".into(),
+                instance_ttl_seconds: 30,
+            }),
+        ),
+        (
+            "ServiceList",
+            v(&ServiceList {
+                services: vec![service(Some(info(None))), service(None)],
+            }),
+        ),
+        ("ServiceInfo", v(&service(Some(info(Some("x")))))),
+        ("ServiceInfo", v(&service(None))),
+        (
+            "ServiceDetail",
+            v(&ServiceDetail {
+                service: service(Some(info(None))),
+                instance_list: vec![instance(None), instance(Some("2026-11-25T20:27:26.635Z"))],
+            }),
+        ),
+        ("InstanceInfo", v(&instance(None))),
+        (
+            "SnapshotRequest",
+            v(&SnapshotRequest {
+                label: Some("round 2".into()),
+            }),
+        ),
+        ("SnapshotRequest", v(&SnapshotRequest::default())),
+        ("SnapshotInfo", v(&info(Some("round 2")))),
+        ("SnapshotInfo", v(&info(None))),
+        (
+            "SnapshotList",
+            v(&SnapshotList {
+                service: "greeter".into(),
+                snapshots: vec![info(None), info(Some("scheduled"))],
+            }),
+        ),
+        ("SnapshotDetail", v(&detail)),
+        ("BuildPart", v(&part)),
+        ("InstanceResult", v(&result(None))),
+        ("InstanceResult", v(&result(Some("refused")))),
+        ("Diff", v(&diff)),
+        ("DiffTotals", v(&dt)),
+        ("BuildDiff", v(&build_diff)),
+        ("FileDiff", v(&file)),
+        ("BlockRef", v(&block)),
+        (
+            "Error",
+            v(&ErrorBody {
+                error: "what went wrong".into(),
+            }),
+        ),
+    ]
+}
+
+fn v<T: serde::Serialize>(x: &T) -> Value {
+    serde_json::to_value(x).expect("serializes")
+}
+
+/// Schemas that no type of `server::types` is: `served_answers_match_the_document` checks
+/// them against the server's answers.
+const NOT_IN_TYPES: [&str; 2] = ["Health", "Empty"];
+
+/// The schemas of request bodies, by the document.
+fn request_schemas(doc: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (method, path) in documented_routes(doc) {
+        let body = &doc["paths"][&path][&method]["requestBody"];
+        if body.is_null() {
+            continue;
+        }
+        for media in resolve(doc, body)["content"].as_object().unwrap().values() {
+            let r = media["schema"]["$ref"]
+                .as_str()
+                .expect("a body schema is a $ref");
+            out.insert(r.rsplit('/').next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn schemas_are_the_types() {
+    let doc = doc();
+    let samples = samples();
+    for (name, value) in &samples {
+        check_schema(&doc, name, value);
+    }
+    // Every schema is checked: against a type here, or against the server's answers.
+    let schemas: BTreeSet<&str> = doc["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let checked: BTreeSet<&str> = samples
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(NOT_IN_TYPES)
+        .collect();
+    assert_eq!(
+        schemas, checked,
+        "schemas checked against nothing, or missing"
+    );
+
+    // Answers write every field (no field of a response type is skipped), so every property
+    // of a response schema is required.
+    let requests = request_schemas(&doc);
+    for name in &schemas {
+        if requests.contains(*name) {
+            continue;
+        }
+        let (props, required) = object_view(
+            &doc,
+            &json!({ "$ref": format!("#/components/schemas/{name}") }),
+        )
+        .unwrap_or_else(|| panic!("{name} is not an object schema"));
+        let props: BTreeSet<String> = props.into_keys().collect();
+        assert_eq!(
+            props, required,
+            "{name}: every property of an answer is required"
+        );
+    }
+
+    // Requests: required is what serde requires (fields without `#[serde(default)]`).
+    assert_eq!(
+        requests,
+        BTreeSet::from(["Registration".to_string(), "SnapshotRequest".to_string()]),
+        "request bodies: tell this test their Rust types"
+    );
+    for name in &requests {
+        let full = &samples.iter().find(|(n, _)| n == name).unwrap().1;
+        let by_serde = match name.as_str() {
+            "Registration" => required_by_serde::<Registration>(full),
+            "SnapshotRequest" => required_by_serde::<SnapshotRequest>(full),
+            _ => unreachable!(),
+        };
+        let (_, required) = object_view(
+            &doc,
+            &json!({ "$ref": format!("#/components/schemas/{name}") }),
+        )
+        .unwrap();
+        assert_eq!(required, by_serde, "{name}: required fields");
+    }
+}
+
+/// The fields of `full` (a whole serialized `T`) without which it no longer deserializes.
+fn required_by_serde<T: DeserializeOwned>(full: &Value) -> BTreeSet<String> {
+    serde_json::from_value::<T>(full.clone()).expect("the whole sample deserializes");
+    full.as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| {
+            let mut without = full.clone();
+            without.as_object_mut().unwrap().remove(*k);
+            serde_json::from_value::<T>(without).is_err()
+        })
+        .cloned()
+        .collect()
+}
+
+// ---- a running server answers as documented ----
+
+/// Sends requests and checks each answer against the document: the status is documented for
+/// the operation (or `default`), the media type is, the body fits the schema, documented
+/// headers are there. Records the operations that answered with success.
+struct Client {
+    doc: Value,
+    base: String,
+    succeeded: BTreeSet<(String, String)>,
+}
+
+struct Answer {
+    status: u16,
+    json: Value,
+}
+
+impl Client {
+    async fn call(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        token: Option<&str>,
+    ) -> Answer {
+        let mut req = client().request(
+            method.to_uppercase().parse().unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let what = format!("{method} {path} ({template}) answered {status} {text:?}");
+
+        let op = &self.doc["paths"][template][method];
+        assert!(op.is_object(), "{what}: no such operation documented");
+        let responses = &op["responses"];
+        let documented = responses
+            .get(status.to_string())
+            .or_else(|| responses.get("default"))
+            .unwrap_or_else(|| panic!("{what}: status not documented"));
+        let documented = resolve(&self.doc, documented);
+        for name in documented["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|h| h.0)
+        {
+            assert!(
+                headers.contains_key(name.as_str()),
+                "{what}: no {name} header"
+            );
+        }
+        let mut json = Value::Null;
+        if let Some(content) = documented["content"].as_object() {
+            let got = headers
+                .get("content-type")
+                .unwrap_or_else(|| panic!("{what}: no Content-Type"))
+                .to_str()
+                .unwrap();
+            let (media, schema) = content
+                .iter()
+                .find(|(m, _)| got.starts_with(m.as_str()))
+                .unwrap_or_else(|| panic!("{what}: Content-Type {got} not documented"));
+            if media == "application/json" {
+                json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let mut errors = Vec::new();
+                check(&self.doc, &schema["schema"], &json, template, &mut errors);
+                assert!(errors.is_empty(), "{what}:\n{}", errors.join("\n"));
+            }
+        }
+        if (200..300).contains(&status) {
+            self.succeeded
+                .insert((method.to_string(), template.to_string()));
+        }
+        Answer { status, json }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_answers_match_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("livecov.db").display());
+    let mut cfg = config(&url);
+    cfg.admin_token = Some("admin-secret".into());
+    cfg.agent_token = Some("agent-secret".into());
+    let server = start(cfg).await;
+    let mut c = Client {
+        doc: doc(),
+        base: format!("http://{}", server.addr),
+        succeeded: BTreeSet::new(),
+    };
+    let (admin, agent_token) = (Some("admin-secret"), Some("agent-secret"));
+    let body = |v: Value| Some(v.to_string().into_bytes());
+
+    assert_eq!(
+        c.call("get", "/healthz", "/healthz", None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        c.call("get", "/metrics", "/metrics", None, None)
+            .await
+            .status,
+        200
+    );
+    let oa = "/api/v1/openapi.json";
+    assert_eq!(c.call("get", oa, oa, None, None).await.status, 200);
+
+    // Registration and heartbeats.
+    let build = Arc::new(SimBuild::synthetic(Mode::Set, 3, 4, "openapi"));
+    let agent = SimAgent::start(build.clone(), Some("agent-secret".into())).await;
+    let reg = "/api/v1/agents/register";
+    let r = agent.registration("svc", "i0");
+    assert_eq!(
+        c.call("post", reg, reg, body(r.clone()), None).await.status,
+        401
+    );
+    let bad = json!({"service": "svc"});
+    assert_eq!(
+        c.call("post", reg, reg, body(bad), agent_token)
+            .await
+            .status,
+        400
+    );
+    let huge = Some(vec![b' '; 70 << 10]);
+    assert_eq!(
+        c.call("post", reg, reg, huge, agent_token).await.status,
+        413
+    );
+    assert_eq!(
+        c.call("post", reg, reg, body(r), agent_token).await.status,
+        200
+    );
+    let hb = "/api/v1/agents/{instance}/heartbeat";
+    let i0 = "/api/v1/agents/i0/heartbeat";
+    assert_eq!(c.call("post", hb, i0, None, None).await.status, 401);
+    assert_eq!(c.call("post", hb, i0, None, agent_token).await.status, 200);
+    let nobody = "/api/v1/agents/nobody/heartbeat";
+    assert_eq!(
+        c.call("post", hb, nobody, None, agent_token).await.status,
+        404
+    );
+
+    // Snapshots.
+    let snaps = "/api/v1/services/{service}/snapshots";
+    let svc_snaps = "/api/v1/services/svc/snapshots";
+    let label = json!({"label": "round 1"});
+    assert_eq!(
+        c.call("post", snaps, svc_snaps, body(label.clone()), None)
+            .await
+            .status,
+        401
+    );
+    let bad = json!({"label": 5});
+    assert_eq!(
+        c.call("post", snaps, svc_snaps, body(bad), admin)
+            .await
+            .status,
+        400
+    );
+    agent.hit(0, 1);
+    let first = c.call("post", snaps, svc_snaps, body(label), admin).await;
+    assert_eq!(first.status, 201);
+    agent.hit(5, 1);
+    let reset_q = "/api/v1/services/svc/snapshots?reset=true";
+    let second = c.call("post", snaps, reset_q, None, admin).await;
+    assert_eq!(second.status, 201);
+    assert_eq!(second.json["reset"], true);
+    let reset = "/api/v1/services/{service}/reset";
+    let svc_reset = "/api/v1/services/svc/reset";
+    assert_eq!(
+        c.call("post", reset, svc_reset, Some(Vec::new()), admin)
+            .await
+            .status,
+        201
+    );
+    let nope = "/api/v1/services/nope/snapshots";
+    assert_eq!(c.call("post", snaps, nope, None, admin).await.status, 404);
+    let (a, b) = (
+        first.json["id"].as_i64().unwrap(),
+        second.json["id"].as_i64().unwrap(),
+    );
+
+    // Services.
+    let list = "/api/v1/services";
+    assert_eq!(c.call("get", list, list, None, None).await.status, 200);
+    let one = "/api/v1/services/{service}";
+    assert_eq!(
+        c.call("get", one, "/api/v1/services/svc", None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        c.call("get", one, "/api/v1/services/nope", None, None)
+            .await
+            .status,
+        404
+    );
+
+    // Reading snapshots.
+    let listed = c
+        .call(
+            "get",
+            snaps,
+            "/api/v1/services/svc/snapshots?limit=2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json["snapshots"].as_array().unwrap().len(), 2);
+    let bad_limit = "/api/v1/services/svc/snapshots?limit=many";
+    assert_eq!(
+        c.call("get", snaps, bad_limit, None, None).await.status,
+        400
+    );
+    assert_eq!(c.call("get", snaps, nope, None, None).await.status, 404);
+    let detail = "/api/v1/snapshots/{id}";
+    assert_eq!(
+        c.call("get", detail, &format!("/api/v1/snapshots/{a}"), None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        c.call("get", detail, "/api/v1/snapshots/0", None, None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        c.call("get", detail, "/api/v1/snapshots/999", None, None)
+            .await
+            .status,
+        404
+    );
+    let profile = "/api/v1/snapshots/{id}/profile";
+    let p = format!("/api/v1/snapshots/{a}/profile");
+    assert_eq!(c.call("get", profile, &p, None, None).await.status, 200);
+    let html = format!("{p}?format=html");
+    assert_eq!(c.call("get", profile, &html, None, None).await.status, 400);
+    let diff = "/api/v1/snapshots/{a}/diff/{b}";
+    let d = format!("/api/v1/snapshots/{a}/diff/{b}");
+    let full = c.call("get", diff, &d, None, None).await;
+    assert_eq!(full.status, 200);
+    assert!(
+        !full.json["builds"][0]["files"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let small = format!("{d}?blocks=false");
+    assert_eq!(c.call("get", diff, &small, None, None).await.status, 200);
+    let missing = format!("/api/v1/snapshots/{a}/diff/999");
+    assert_eq!(c.call("get", diff, &missing, None, None).await.status, 404);
+
+    // Another service of another build: no shared build (409); no answer (502).
+    let other = SimAgent::start(
+        Arc::new(SimBuild::synthetic(Mode::Count, 2, 3, "other")),
+        Some("agent-secret".into()),
+    )
+    .await;
+    let r = other.registration("svc2", "j0");
+    assert_eq!(
+        c.call("post", reg, reg, body(r), agent_token).await.status,
+        200
+    );
+    let svc2 = "/api/v1/services/svc2/snapshots";
+    let third = c.call("post", snaps, svc2, None, admin).await;
+    assert_eq!(third.status, 201);
+    let unrelated = format!("/api/v1/snapshots/{a}/diff/{}", third.json["id"]);
+    assert_eq!(
+        c.call("get", diff, &unrelated, None, None).await.status,
+        409
+    );
+    other.set_behavior(Behavior::Status(500));
+    assert_eq!(c.call("post", snaps, svc2, None, admin).await.status, 502);
+
+    // Every operation answered with success at least once, as documented.
+    assert_eq!(
+        c.succeeded,
+        documented_routes(&c.doc),
+        "operations not exercised"
+    );
+    agent.stop();
+    other.stop();
+    server.stop().await.unwrap();
+}
