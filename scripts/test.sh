@@ -2,7 +2,8 @@
 # Runs every livecov test: formatting and lint gates, the Rust tests (which build and run real
 # instrumented Go programs, and run the server on SQLite and on PostgreSQL), and the
 # conformance run against `go tool cover` on real modules.
-# Installs what is missing first (PostgreSQL from Debian's packages, which needs root or sudo);
+# Installs what is missing first (PostgreSQL, and lcov and libxml2-utils for the export checks,
+# from Debian's packages, which needs root or sudo; Cobertura's DTD from PyPI into target/);
 # needs Go and Rust (rustup) on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,10 @@ step "PostgreSQL"
 LIVECOV_TEST_POSTGRES=$(scripts/postgres.sh)
 export LIVECOV_TEST_POSTGRES
 echo "tests use $LIVECOV_TEST_POSTGRES"
+
+step "export checks: genhtml, xmllint, Cobertura's DTD"
+scripts/apt-install.sh lcov libxml2-utils
+scripts/cobertura-dtd.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

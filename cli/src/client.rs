@@ -1,7 +1,10 @@
 //! The commands that talk to a livecov server over its HTTP API: `services`, `snapshots`,
-//! `snapshot`, `reset`, `diff`. Tables by default, the API's JSON with `--json`.
+//! `snapshot`, `reset`, `diff` (tables by default, the API's JSON with `--json`), and `report`
+//! (a snapshot's coverage in a tool's format).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
@@ -9,7 +12,7 @@ use server::types::{Diff, ServiceList, SnapshotDetail, SnapshotList, Totals};
 
 /// How to reach the server; shared by every client command.
 #[derive(clap::Args, Clone)]
-pub struct Conn {
+pub struct Endpoint {
     /// The livecov server.
     #[arg(
         long,
@@ -27,6 +30,13 @@ pub struct Conn {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+}
+
+/// The server, and whether to print its JSON answer: the commands that print tables.
+#[derive(clap::Args, Clone)]
+pub struct Conn {
+    #[command(flatten)]
+    endpoint: Endpoint,
 
     /// Print the server's JSON answer instead of a table.
     #[arg(long)]
@@ -87,6 +97,37 @@ pub struct DiffArgs {
     conn: Conn,
 }
 
+/// Export a snapshot's coverage as a Go coverprofile, an lcov tracefile, Cobertura XML or
+/// JSON, to a file or stdout.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    snapshot: u64,
+    /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Go)]
+    format: ReportFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Take this prefix (such as the module path and `/`) off file names, so that tools find
+    /// the sources relative to a directory; not for `go`.
+    #[arg(long, value_name = "PREFIX")]
+    strip: Option<String>,
+    /// Cobertura's source directory, the one file names are relative to (`.` when not given).
+    #[arg(long, value_name = "DIR")]
+    source: Option<String>,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Go,
+    Lcov,
+    Cobertura,
+    Json,
+}
+
 impl Conn {
     fn call<T: DeserializeOwned>(
         &self,
@@ -94,6 +135,21 @@ impl Conn {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<(T, String)> {
+        let text = self.endpoint.fetch(method, path, body)?;
+        let value = serde_json::from_str(&text)
+            .with_context(|| format!("the server's answer to {path} does not parse"))?;
+        Ok((value, text))
+    }
+}
+
+impl Endpoint {
+    /// The body of the server's successful answer; an error answer is an error.
+    fn fetch(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<String> {
         let base = self.server.trim_end_matches('/');
         let url = format!("{base}{path}");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -126,9 +182,7 @@ impl Conn {
                     .unwrap_or(text);
                 bail!("the server answered {status}: {msg}");
             }
-            let value = serde_json::from_str(&text)
-                .with_context(|| format!("the server's answer to {path} does not parse"))?;
-            Ok((value, text))
+            Ok(text)
         })
     }
 }
@@ -344,6 +398,36 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     for (which, builds) in [(d.a, &d.only_in_a), (d.b, &d.only_in_b)] {
         for b in builds {
             println!("build {b} is only in snapshot {which}: not compared");
+        }
+    }
+    Ok(())
+}
+
+pub fn report(args: ReportArgs) -> Result<()> {
+    let format = match args.format {
+        ReportFormat::Go => "go",
+        ReportFormat::Lcov => "lcov",
+        ReportFormat::Cobertura => "cobertura",
+        ReportFormat::Json => "json",
+    };
+    let mut path = format!(
+        "/api/v1/snapshots/{}/profile?format={format}",
+        args.snapshot
+    );
+    for (name, value) in [("strip", &args.strip), ("source", &args.source)] {
+        if let Some(v) = value {
+            let _ = write!(path, "&{name}={}", path_segment(v));
+        }
+    }
+    let text = args.endpoint.fetch(reqwest::Method::GET, &path, None)?;
+    match &args.output {
+        Some(file) => {
+            std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
         }
     }
     Ok(())

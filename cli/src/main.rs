@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 /// livecov builds Go programs with coverage counters cut exactly where `go tool cover` cuts
 /// its blocks, and with an agent that serves the running program's live counters over HTTP.
 /// `livecov server` registers those programs, pulls their counters on request and stores them
-/// as snapshots that can be diffed and exported; `services`, `snapshots`, `snapshot`, `reset`
-/// and `diff` ask a server from the command line.
+/// as snapshots that can be diffed and exported; `services`, `snapshots`, `snapshot`, `reset`,
+/// `diff` and `report` ask a server from the command line.
 #[derive(Parser)]
 #[command(name = "livecov", version, about, long_about)]
 struct Cli {
@@ -34,6 +34,7 @@ enum Command {
     Snapshot(client::SnapshotArgs),
     Reset(client::ResetArgs),
     Diff(client::DiffArgs),
+    Report(client::ReportArgs),
     Blocks(blocks::Args),
 }
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => client::snapshot(args).map(|()| ExitCode::SUCCESS),
         Command::Reset(args) => client::reset(args).map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => client::diff(args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => client::report(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

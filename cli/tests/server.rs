@@ -97,6 +97,135 @@ fn funcs(diff: &serde_json::Value, key: &str) -> BTreeSet<String> {
     out
 }
 
+/// A tool the export checks run, or a failure that says how to get it.
+fn tool(name: &str) -> Command {
+    let found = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{name} is not installed: run scripts/test.sh, which installs it (lcov for genhtml, \
+         libxml2-utils for xmllint)"
+    );
+    Command::new(name)
+}
+
+/// Snapshot `id` (round 2: only the calculator ran) exported by `livecov report` as lcov,
+/// Cobertura and JSON: genhtml renders the lcov without a warning, xmllint validates the XML
+/// against Cobertura's DTD, and the JSON has the functions' counts.
+fn exports(port: u16, id: i64, tmp: &Path) {
+    let dtd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cobertura/coverage-04.dtd");
+    assert!(
+        dtd.is_file(),
+        "{} is missing: run scripts/test.sh, which fetches it (scripts/cobertura-dtd.sh)",
+        dtd.display()
+    );
+    let id = id.to_string();
+    let strip = ["--strip", "example.com/greeter/"];
+
+    let info = tmp.join("round2.info");
+    plain(
+        port,
+        &[
+            &["report", &id, "--format", "lcov", "-o"],
+            &[info.to_str().unwrap()][..],
+            &strip[..],
+        ]
+        .concat(),
+    );
+    let lcov = std::fs::read_to_string(&info).unwrap();
+    assert!(lcov.starts_with("TN:\nSF:main.go\n"), "{lcov}");
+    assert!(
+        lcov.contains("\nFNDA:1,calc\n") && lcov.contains("\nFNDA:0,hello\n"),
+        "{lcov}"
+    );
+    let html = tempfile::tempdir().unwrap();
+    let out = tool("genhtml")
+        .arg(&info)
+        .arg("--output-directory")
+        .arg(html.path())
+        .current_dir(EXAMPLE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "genhtml: {stderr}"
+    );
+    assert!(html.path().join("index.html").is_file());
+
+    let xml = tmp.join("round2.xml");
+    plain(
+        port,
+        &[
+            &["report", &id, "--format", "cobertura", "-o"],
+            &[xml.to_str().unwrap()][..],
+            &strip[..],
+        ]
+        .concat(),
+    );
+    // The document names the DTD by its URL: a catalog points that at the local copy, and
+    // --nonet keeps xmllint off the network.
+    let catalog = tmp.join("catalog.xml");
+    std::fs::write(
+        &catalog,
+        format!(
+            "<?xml version=\"1.0\"?>\n\
+             <catalog xmlns=\"urn:oasis:names:tc:entity:xmlns:xml:catalog\">\n  \
+             <system systemId=\"http://cobertura.sourceforge.net/xml/coverage-04.dtd\" \
+             uri=\"file://{}\"/>\n</catalog>\n",
+            dtd.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let out = tool("xmllint")
+        .env("XML_CATALOG_FILES", &catalog)
+        .args(["--nonet", "--noout"])
+        .arg("--dtdvalid")
+        .arg(&dtd)
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "xmllint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(text.contains("filename=\"main.go\""), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&plain(
+        port,
+        &[&["report", &id, "--format", "json"][..], &strip[..]].concat(),
+    ))
+    .unwrap();
+    let file = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "main.go")
+        .unwrap_or_else(|| panic!("main.go in {json}"));
+    let func = |name: &str| {
+        file["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {file}"))
+            .clone()
+    };
+    assert_eq!(func("calc")["count"], 1, "{file}");
+    assert_eq!(func("hello")["count"], 0, "{file}");
+    assert_eq!(func("hello")["stmts_covered"], 0, "{file}");
+    assert!(
+        func("calc")["stmts_covered"].as_u64().unwrap() > 0,
+        "{file}"
+    );
+}
+
 fn covered_lines(profile: &str) -> BTreeSet<String> {
     profile
         .lines()
@@ -216,6 +345,9 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     };
     assert_eq!(pct("hello"), 0.0, "{func}");
     assert!(pct("calc") > 0.0 && pct("apply") > 0.0, "{func}");
+
+    // The other formats, read by the real tools.
+    exports(port, id2, tmp);
 
     let text = plain(port, &["diff", &id1.to_string(), &id2.to_string()]);
     assert!(

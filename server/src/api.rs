@@ -1,5 +1,5 @@
 //! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff and
-//! profile modules. Every error is `{"error": "..."}` with a fitting status (`error`).
+//! export modules. Every error is `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::App;
 use crate::auth;
 use crate::error::ApiError;
+use crate::export::{self, Format};
 use crate::registry;
 use crate::snapshot::{self, info};
 use crate::types::{
@@ -42,6 +43,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/snapshots/{id}", get(snapshot_detail))
         .route("/api/v1/snapshots/{id}/profile", get(profile))
         .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
+        .route(
+            "/api/v1/snapshots/{id}/patch",
+            post(crate::patch::handler).layer(crate::patch::body_limit(max_body)),
+        )
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -321,6 +326,8 @@ async fn snapshot_detail(
 #[derive(Deserialize)]
 struct ProfileParams {
     format: Option<String>,
+    strip: Option<String>,
+    source: Option<String>,
 }
 
 async fn profile(
@@ -329,17 +336,21 @@ async fn profile(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let crate::profile::Format::Go = params.format.as_deref().unwrap_or("go").parse()?;
-    let text = crate::profile::go_profile(&app, id).await?;
+    let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
+    let options = export::Options {
+        strip: params.strip,
+        source: params.source,
+    };
+    let text = export::export(&app, id, format, &options).await?;
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8".to_string(),
-            ),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"snapshot-{id}.cov\""),
+                format!(
+                    "attachment; filename=\"snapshot-{id}.{}\"",
+                    format.extension()
+                ),
             ),
         ],
         text,

@@ -3,15 +3,18 @@
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
 //! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
-//! `profile` read it back. `api` is the HTTP layer over those; it holds no logic of its own.
+//! `export` (with `profile` for Go's format) read it back. `api` is the HTTP layer over those;
+//! it holds no logic of its own.
 
 pub mod api;
 mod auth;
 pub mod diff;
 pub mod error;
+pub mod export;
 pub mod lcc;
 pub mod meta;
 pub mod metrics;
+pub mod patch;
 pub mod profile;
 pub mod pull;
 pub mod registry;

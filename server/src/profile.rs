@@ -1,5 +1,5 @@
-//! Exports of a stored snapshot. `go`: the coverprofile text of `go test -coverprofile`,
-//! which `go tool cover -func` and `-html` read.
+//! The `go` export of a stored snapshot (see [`crate::export`]): the coverprofile text of
+//! `go test -coverprofile`, which `go tool cover -func` and `-html` read.
 
 use std::collections::BTreeMap;
 
@@ -10,24 +10,6 @@ use crate::App;
 use crate::error::ApiError;
 use crate::lcc;
 use crate::snapshot::counters;
-
-/// The export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Go,
-}
-
-impl std::str::FromStr for Format {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Format, ApiError> {
-        match s {
-            "go" => Ok(Format::Go),
-            _ => Err(ApiError::BadRequest(format!(
-                "format {s:?} is not supported; supported: go"
-            ))),
-        }
-    }
-}
 
 /// The Go coverprofile of snapshot `id`. A snapshot of several builds lists each block once:
 /// blocks that the builds share (same file, same position) are merged like counters of one

@@ -217,3 +217,38 @@ pub struct BlockRef {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `POST /api/v1/snapshots/{id}/patch`: of the executable lines a diff added or modified, how
+/// many the snapshot covers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PatchCoverage {
+    pub snapshot: i64,
+    pub total: PatchTotals,
+    /// Files with changed executable lines, by diff path.
+    pub files: Vec<PatchFile>,
+    /// Diff paths with changed lines that no build of the snapshot has (not Go, tests, not
+    /// instrumented), sorted.
+    pub not_measured: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatchTotals {
+    /// Changed executable lines.
+    pub lines: i64,
+    pub covered: i64,
+    /// `covered` of `lines` in percent (0 when there are none).
+    pub coverage: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchFile {
+    /// The metadata's name of the file (import path).
+    pub file: String,
+    /// The file's path in the diff.
+    pub diff_path: String,
+    pub lines: i64,
+    pub covered: i64,
+    /// The uncovered changed lines as ranges: `12-14,20`.
+    pub uncovered: String,
+    pub uncovered_lines: Vec<u32>,
+}

@@ -34,6 +34,7 @@ on_every_db!(
     nothing_stored_when_no_instance_answers,
     reset_stores_what_it_takes,
     diff_names_the_blocks,
+    snapshot_exports_every_format,
     errors_are_json,
     admin_and_agent_tokens,
     restart_keeps_registry_and_snapshots,
@@ -128,6 +129,125 @@ mod cases {
         );
         let one = get(&server, "/api/v1/services/svc").await;
         assert_eq!(one.json["instance_list"].as_array().unwrap().len(), 3);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn snapshot_exports_every_format(db: &Db) {
+        let server = start(config(&db.url)).await;
+        // Two files of 12 blocks (lines 10+3i to 12+3i), F0 holds blocks 0-9, F1 10-11.
+        let b = Arc::new(SimBuild::synthetic(Mode::Count, 2, 12, "export"));
+        let a = agents(&server, &b, "svc", 1).await;
+        let mut counts = vec![0u32; 24];
+        counts[0] = 4;
+        counts[10] = 2;
+        a[0].set_counters(counts);
+        let snap = snapshot(&server, "svc", "").await;
+        let id = snap["id"].as_i64().unwrap();
+        let fetch = |query: String| {
+            let url = format!(
+                "http://{}/api/v1/snapshots/{id}/profile{query}",
+                server.addr
+            );
+            async move {
+                let resp = client().get(url).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default()
+                };
+                let (ctype, disposition) = (header("content-type"), header("content-disposition"));
+                (status, ctype, disposition, resp.text().await.unwrap())
+            }
+        };
+        for (format, ctype, ext) in [
+            ("go", "text/plain; charset=utf-8", "cov"),
+            ("lcov", "text/plain; charset=utf-8", "info"),
+            ("cobertura", "application/xml", "xml"),
+            ("json", "application/json", "json"),
+        ] {
+            let (status, got, disposition, text) = fetch(format!("?format={format}")).await;
+            assert_eq!(status, 200, "{format}: {text}");
+            assert_eq!(got, ctype, "{format}");
+            assert_eq!(
+                disposition,
+                format!("attachment; filename=\"snapshot-{id}.{ext}\""),
+                "{format}"
+            );
+        }
+
+        // lcov, names relative to the module: F0 entered 4 times, F1 twice.
+        let (_, _, _, lcov) = fetch("?format=lcov&strip=example.com/export/".into()).await;
+        let records: Vec<&str> = lcov.split_inclusive("end_of_record\n").collect();
+        assert_eq!(records.len(), 2, "{lcov}");
+        let mut want = String::from("TN:\nSF:pkg0/file0.go\nFN:10,F0\nFN:40,F1\n");
+        want.push_str("FNDA:4,F0\nFNDA:2,F1\nFNF:2\nFNH:2\n");
+        for line in 10..=45 {
+            let count = match line {
+                10..=12 => 4,
+                40..=42 => 2,
+                _ => 0,
+            };
+            want.push_str(&format!("DA:{line},{count}\n"));
+        }
+        want.push_str("LF:36\nLH:6\nend_of_record\n");
+        assert_eq!(records[0], want);
+        assert!(records[1].starts_with("TN:\nSF:pkg0/file1.go\n"), "{lcov}");
+        assert!(records[1].contains("\nFNH:0\n"), "{lcov}");
+
+        // Cobertura: the totals, the snapshot's time, the source asked for.
+        let (_, _, _, xml) = fetch("?format=cobertura&source=/src/export".into()).await;
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE coverage"));
+        assert!(
+            xml.contains("lines-covered=\"6\" lines-valid=\"72\""),
+            "{xml}"
+        );
+        let taken = humantime::parse_rfc3339(snap["taken_at"].as_str().unwrap()).unwrap();
+        let ms = taken
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        assert!(xml.contains(&format!("timestamp=\"{ms}\"")), "{xml}");
+        assert!(xml.contains("<source>/src/export</source>"), "{xml}");
+        assert!(
+            xml.contains("<package name=\"example.com/export/pkg0\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("filename=\"example.com/export/pkg0/file0.go\""),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<method ").count(), 4, "{xml}");
+
+        // JSON: per file and function.
+        let (_, _, _, json) = fetch("?format=json".into()).await;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["snapshot"], id);
+        assert_eq!(v["taken_at"], snap["taken_at"]);
+        assert_eq!(
+            (v["stmts"].as_u64(), v["stmts_covered"].as_u64()),
+            (Some(48), Some(4))
+        );
+        let f0 = &v["files"][0]["functions"][0];
+        assert_eq!(f0["name"], "F0");
+        assert_eq!(
+            (f0["line"].as_u64(), f0["count"].as_u64()),
+            (Some(10), Some(4))
+        );
+        assert_eq!(f0["blocks"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            f0["blocks"][0],
+            serde_json::json!({"start_line": 10, "start_col": 2, "end_line": 12, "end_col": 3,
+                "stmts": 2, "count": 4})
+        );
+
+        // Unknown format: 400, naming the supported ones; unknown snapshot: 404.
+        let (status, _, _, text) = fetch("?format=html".into()).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("go, lcov, cobertura, json"), "{text}");
+        let missing = get(&server, "/api/v1/snapshots/9999/profile?format=lcov").await;
+        assert_eq!(missing.status, 404, "{}", missing.text);
         server.stop().await.unwrap();
     }
 

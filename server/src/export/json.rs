@@ -1,0 +1,147 @@
+//! The `json` export: a snapshot's coverage per file and per function, each function with its
+//! blocks and their counts, for scripts. Its fields are documented in `docs/API.md` and in the
+//! OpenAPI document (`ExportJson`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Coverage, Options};
+use crate::snapshot::rfc3339;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportJson {
+    pub snapshot: i64,
+    pub taken_at: String,
+    pub stmts: u64,
+    pub stmts_covered: u64,
+    pub files: Vec<ExportFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportFile {
+    /// The coverprofile name, without the `strip` prefix.
+    pub file: String,
+    pub stmts: u64,
+    pub stmts_covered: u64,
+    pub functions: Vec<ExportFunc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportFunc {
+    pub name: String,
+    /// The first line of its entry block.
+    pub line: u32,
+    /// Its entry block's count: how often it was entered.
+    pub count: u32,
+    pub stmts: u64,
+    pub stmts_covered: u64,
+    pub blocks: Vec<ExportBlock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportBlock {
+    pub start_line: u32,
+    pub start_col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub stmts: u32,
+    pub count: u32,
+}
+
+pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
+    let files: Vec<ExportFile> = cov
+        .files
+        .iter()
+        .map(|file| {
+            let functions: Vec<ExportFunc> = file
+                .funcs
+                .iter()
+                .map(|f| {
+                    let blocks: Vec<ExportBlock> = f
+                        .blocks
+                        .iter()
+                        .map(|&i| {
+                            let b = &file.blocks[i];
+                            ExportBlock {
+                                start_line: b.start.line,
+                                start_col: b.start.col,
+                                end_line: b.end.line,
+                                end_col: b.end.col,
+                                stmts: b.stmts,
+                                count: b.count,
+                            }
+                        })
+                        .collect();
+                    let stmts = blocks.iter().map(|b| u64::from(b.stmts)).sum();
+                    let stmts_covered = blocks
+                        .iter()
+                        .filter(|b| b.count > 0)
+                        .map(|b| u64::from(b.stmts))
+                        .sum();
+                    ExportFunc {
+                        name: f.name.clone(),
+                        line: f.line(file),
+                        count: f.count(file),
+                        stmts,
+                        stmts_covered,
+                        blocks,
+                    }
+                })
+                .collect();
+            ExportFile {
+                file: options.file_name(&file.name).to_string(),
+                stmts: functions.iter().map(|f| f.stmts).sum(),
+                stmts_covered: functions.iter().map(|f| f.stmts_covered).sum(),
+                functions,
+            }
+        })
+        .collect();
+    ExportJson {
+        snapshot: cov.snapshot,
+        taken_at: rfc3339(cov.taken_at),
+        stmts: files.iter().map(|f| f.stmts).sum(),
+        stmts_covered: files.iter().map(|f| f.stmts_covered).sum(),
+        files,
+    }
+}
+
+pub fn write(cov: &Coverage, options: &Options) -> String {
+    let mut s = serde_json::to_string_pretty(&build(cov, options)).expect("serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::tests::sample;
+
+    #[test]
+    fn structure() {
+        let text = write(&sample(), &Options::default());
+        let back: ExportJson = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.snapshot, 7);
+        assert_eq!(back.taken_at, "2025-11-24T16:00:00.123Z");
+        assert_eq!((back.stmts, back.stmts_covered), (7, 5));
+        let b = &back.files[0];
+        assert_eq!(b.file, "example.com/m/a/b.go");
+        assert_eq!((b.stmts, b.stmts_covered), (5, 3));
+        let names: Vec<&str> = b.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["F", "T.M"]);
+        let f = &b.functions[0];
+        assert_eq!((f.line, f.count, f.stmts, f.stmts_covered), (3, 3, 4, 3));
+        assert_eq!(
+            f.blocks[1],
+            ExportBlock {
+                start_line: 5,
+                start_col: 14,
+                end_line: 7,
+                end_col: 3,
+                stmts: 1,
+                count: 0
+            }
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 5);
+    }
+}

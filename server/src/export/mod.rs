@@ -1,0 +1,385 @@
+//! Exports of a stored snapshot in the formats coverage tools read: `go` (the coverprofile,
+//! see [`crate::profile`]), `lcov` (tracefiles, for `genhtml`), `cobertura` (XML, for CI
+//! systems) and `json` (for scripts). The last three are written from one [`Coverage`]: the
+//! snapshot's blocks per file with their counts and functions, merged across builds.
+
+mod cobertura;
+mod json;
+mod lcov;
+
+use std::collections::BTreeMap;
+
+use instrumenter::{Mode, Pos};
+
+use crate::App;
+use crate::error::ApiError;
+use crate::lcc;
+use crate::snapshot::counters;
+
+pub use json::{ExportBlock, ExportFile, ExportFunc, ExportJson};
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Go,
+    Lcov,
+    Cobertura,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Go, Format::Lcov, Format::Cobertura, Format::Json];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Go => "go",
+            Format::Lcov => "lcov",
+            Format::Cobertura => "cobertura",
+            Format::Json => "json",
+        }
+    }
+
+    /// The file extension of a download.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Go => "cov",
+            Format::Lcov => "info",
+            Format::Cobertura => "xml",
+            Format::Json => "json",
+        }
+    }
+
+    /// The media type of the answer.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Go | Format::Lcov => "text/plain; charset=utf-8",
+            Format::Cobertura => "application/xml",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Format, ApiError> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                ApiError::BadRequest(format!(
+                    "format {s:?} is not supported; supported: {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// What the formats other than `go` take besides the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A prefix taken off file names (such as the module path), so that tools find the
+    /// sources relative to a directory.
+    pub strip: Option<String>,
+    /// Cobertura's `<source>`: the directory file names are relative to (default `.`).
+    pub source: Option<String>,
+}
+
+impl Options {
+    /// `name` without the prefix to strip, and without the `/` that then leads it.
+    pub fn file_name<'a>(&self, name: &'a str) -> &'a str {
+        match &self.strip {
+            Some(p) if !p.is_empty() => name
+                .strip_prefix(p.as_str())
+                .map_or(name, |rest| rest.trim_start_matches('/')),
+            _ => name,
+        }
+    }
+}
+
+/// Snapshot `id` in `format`.
+pub async fn export(
+    app: &App,
+    id: i64,
+    format: Format,
+    options: &Options,
+) -> Result<String, ApiError> {
+    if format == Format::Go {
+        return crate::profile::go_profile(app, id).await;
+    }
+    let row = app
+        .store
+        .snapshot(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no snapshot {id}")))?;
+    let parts = counters(app, id).await?;
+    let cov = Coverage::merge(
+        id,
+        row.taken_at,
+        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
+    );
+    Ok(match format {
+        Format::Go => unreachable!(),
+        Format::Lcov => lcov::write(&cov, options),
+        Format::Cobertura => cobertura::write(&cov, options),
+        Format::Json => json::write(&cov, options),
+    })
+}
+
+/// A snapshot's coverage: every file's blocks in position order, with counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    pub snapshot: i64,
+    /// Milliseconds since the Unix epoch.
+    pub taken_at: i64,
+    /// Files by name.
+    pub files: Vec<FileCov>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCov {
+    /// The coverprofile name, `importpath/file.go`.
+    pub name: String,
+    /// In position order.
+    pub blocks: Vec<BlockCov>,
+    /// The functions with blocks, in the order of their first block.
+    pub funcs: Vec<FuncCov>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockCov {
+    pub start: Pos,
+    pub end: Pos,
+    pub stmts: u32,
+    pub count: u32,
+    /// Index in [`FileCov::funcs`].
+    pub func: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuncCov {
+    pub name: String,
+    /// Indexes of its blocks in [`FileCov::blocks`], in position order: the first is the
+    /// function's entry.
+    pub blocks: Vec<usize>,
+}
+
+impl FuncCov {
+    /// The function's first line: the first line of its entry block.
+    pub fn line(&self, file: &FileCov) -> u32 {
+        file.blocks[self.blocks[0]].start.line
+    }
+
+    /// The count of the function's entry block: how often the function was entered (the
+    /// count `go tool cover` shows for a function's opening line).
+    pub fn count(&self, file: &FileCov) -> u32 {
+        file.blocks[self.blocks[0]].count
+    }
+}
+
+impl FileCov {
+    /// Every line some block covers with its count: the largest count of the blocks on it.
+    pub fn lines(&self) -> BTreeMap<u32, u32> {
+        self.lines_of(0..self.blocks.len())
+    }
+
+    /// [`FileCov::lines`] of some blocks only.
+    pub fn lines_of(&self, blocks: impl IntoIterator<Item = usize>) -> BTreeMap<u32, u32> {
+        let mut out = BTreeMap::new();
+        for i in blocks {
+            let b = &self.blocks[i];
+            for line in b.start.line..=b.end.line.max(b.start.line) {
+                let c = out.entry(line).or_insert(0);
+                *c = (*c).max(b.count);
+            }
+        }
+        out
+    }
+}
+
+impl Coverage {
+    /// The coverage of builds with their counters. Blocks that several builds share (same
+    /// file, same position) are counted as one, their counts merged like counters of one
+    /// build; a block's function is the one the first build holding it names.
+    pub fn merge<'a>(
+        snapshot: i64,
+        taken_at: i64,
+        builds: impl IntoIterator<Item = (&'a instrumenter::BuildMeta, &'a [u32])>,
+    ) -> Coverage {
+        let builds: Vec<_> = builds.into_iter().collect();
+        let modes: Vec<Mode> = builds.iter().map(|(m, _)| m.mode).collect();
+        let mode = if modes.windows(2).all(|w| w[0] == w[1]) {
+            modes.first().copied().unwrap_or(Mode::Set)
+        } else {
+            Mode::Count
+        };
+        type Key = (u32, u32, u32, u32, u32);
+        let mut files: BTreeMap<&str, BTreeMap<Key, (u32, &str)>> = BTreeMap::new();
+        for (meta, values) in &builds {
+            let mut at = 0;
+            for file in &meta.files {
+                let blocks = files.entry(file.name.as_str()).or_default();
+                for (i, b) in file.blocks.iter().enumerate() {
+                    let key = (b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt);
+                    let func = file
+                        .funcs
+                        .get(b.func as usize)
+                        .map_or("", |f| f.name.as_str());
+                    let entry = blocks.entry(key).or_insert((0, func));
+                    lcc::merge(mode, &mut entry.0, values.get(at + i).copied().unwrap_or(0));
+                }
+                at += file.blocks.len();
+            }
+        }
+        let files = files
+            .into_iter()
+            .map(|(name, blocks)| {
+                let mut funcs: Vec<FuncCov> = Vec::new();
+                let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+                let blocks = blocks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, ((l0, c0, l1, c1, n), (count, func)))| {
+                        let f = *index.entry(func).or_insert_with(|| {
+                            funcs.push(FuncCov {
+                                name: func.to_string(),
+                                blocks: Vec::new(),
+                            });
+                            funcs.len() - 1
+                        });
+                        funcs[f].blocks.push(i);
+                        BlockCov {
+                            start: Pos { line: l0, col: c0 },
+                            end: Pos { line: l1, col: c1 },
+                            stmts: n,
+                            count,
+                            func: f,
+                        }
+                    })
+                    .collect();
+                FileCov {
+                    name: name.to_string(),
+                    blocks,
+                    funcs,
+                }
+            })
+            .collect();
+        Coverage {
+            snapshot,
+            taken_at,
+            files,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use instrumenter::{Block, BuildMeta, FileMeta, Func};
+
+    use super::*;
+
+    fn block(l0: u32, c0: u32, l1: u32, c1: u32, n: u32, func: u32) -> Block {
+        Block {
+            start: Pos { line: l0, col: c0 },
+            end: Pos { line: l1, col: c1 },
+            num_stmt: n,
+            func,
+        }
+    }
+
+    fn func(name: &str) -> Func {
+        Func {
+            name: name.into(),
+            hash: [0; 32],
+        }
+    }
+
+    /// Two files: `a/b.go` with `F` (entered 3 times, its `if` body never) and `T.M` (never
+    /// entered), and `a/c/d.go` with `G & <x>` (entered once); `Unused` has no blocks.
+    pub(crate) fn sample() -> Coverage {
+        let meta = BuildMeta {
+            mode: Mode::Count,
+            files: vec![
+                FileMeta {
+                    name: "example.com/m/a/c/d.go".into(),
+                    blocks: vec![block(3, 10, 5, 2, 2, 0)],
+                    funcs: vec![func("G & <x>")],
+                },
+                FileMeta {
+                    name: "example.com/m/a/b.go".into(),
+                    // Counter order is not position order.
+                    blocks: vec![
+                        block(5, 14, 7, 3, 1, 0),
+                        block(10, 20, 12, 2, 1, 2),
+                        block(7, 3, 8, 2, 1, 0),
+                        block(3, 13, 5, 14, 2, 0),
+                    ],
+                    funcs: vec![func("F"), func("Unused"), func("T.M")],
+                },
+            ],
+        };
+        // d.go's counter first, then b.go's four.
+        let counts = vec![1, 0, 0, 3, 3];
+        Coverage::merge(7, 1_764_000_000_123, [(&meta, counts.as_slice())])
+    }
+
+    #[test]
+    fn merge_orders_blocks_and_groups_functions() {
+        let cov = sample();
+        let names: Vec<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["example.com/m/a/b.go", "example.com/m/a/c/d.go"]);
+        let b = &cov.files[0];
+        let starts: Vec<(u32, u32)> = b.blocks.iter().map(|b| (b.start.line, b.count)).collect();
+        assert_eq!(starts, [(3, 3), (5, 0), (7, 3), (10, 0)]);
+        let funcs: Vec<(&str, u32, u32)> = b
+            .funcs
+            .iter()
+            .map(|f| (f.name.as_str(), f.line(b), f.count(b)))
+            .collect();
+        assert_eq!(funcs, [("F", 3, 3), ("T.M", 10, 0)]);
+        let lines: Vec<(u32, u32)> = b.lines().into_iter().collect();
+        assert_eq!(
+            lines,
+            [
+                (3, 3),
+                (4, 3),
+                (5, 3),
+                (6, 0),
+                (7, 3),
+                (8, 3),
+                (10, 0),
+                (11, 0),
+                (12, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn shared_blocks_of_two_builds_are_one() {
+        let meta = |n: u32| BuildMeta {
+            mode: Mode::Count,
+            files: vec![FileMeta {
+                name: "m/x.go".into(),
+                blocks: vec![block(1, 1, 2, 2, 1, 0), block(3, 1, 4, 2, n, 0)],
+                funcs: vec![func("F")],
+            }],
+        };
+        let (a, b) = (meta(1), meta(2));
+        let cov = Coverage::merge(1, 0, [(&a, &[2u32, 1][..]), (&b, &[5u32, 0][..])]);
+        let counts: Vec<u32> = cov.files[0].blocks.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [7, 1, 0]);
+    }
+
+    #[test]
+    fn formats_and_strip() {
+        assert_eq!("lcov".parse::<Format>().unwrap(), Format::Lcov);
+        let err = "html".parse::<Format>().unwrap_err().to_string();
+        assert!(err.contains("go, lcov, cobertura, json"), "{err}");
+        let o = Options {
+            strip: Some("example.com/m".into()),
+            source: None,
+        };
+        assert_eq!(o.file_name("example.com/m/a/b.go"), "a/b.go");
+        assert_eq!(o.file_name("other.org/x.go"), "other.org/x.go");
+    }
+}
