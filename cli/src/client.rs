@@ -98,14 +98,29 @@ pub struct DiffArgs {
 }
 
 /// Export a snapshot's coverage as a Go coverprofile, an lcov tracefile, Cobertura XML or
-/// JSON, to a file or stdout.
+/// JSON, to a file or stdout; or, with --diff-base, report its patch coverage.
+///
+/// With --diff-base REV, run in the service's git checkout: of the executable lines that
+/// `git diff REV` adds or modifies, how many the snapshot covers, per file with the uncovered
+/// line ranges (a table, or the server's JSON with --format json).
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  livecov report 3 --format lcov -o round-2.info\n  livecov report 3 --diff-base origin/main"
+)]
 pub struct ReportArgs {
     snapshot: u64,
     /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
-    /// `json` for scripts.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Go)]
-    format: ReportFormat,
+    /// `json` for scripts [default: go; with --diff-base, a table].
+    #[arg(long, value_enum)]
+    format: Option<ReportFormat>,
+    /// Report patch coverage: the lines `git diff REV` (in the current directory's git
+    /// checkout) adds or modifies.
+    #[arg(long, value_name = "REV")]
+    diff_base: Option<String>,
+    /// With --diff-base: the module path that the diff's paths are relative to, when the
+    /// checkout's root is not the module's (file names in the build are import paths).
+    #[arg(long, value_name = "PATH", requires = "diff_base")]
+    module: Option<String>,
     /// Write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -143,12 +158,28 @@ impl Conn {
 }
 
 impl Endpoint {
-    /// The body of the server's successful answer; an error answer is an error.
+    /// The body of the server's successful answer to a JSON request; an error answer is an
+    /// error.
     fn fetch(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
+    ) -> Result<String> {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        self.send(method, path, body)
+    }
+
+    /// The same with a text body.
+    fn fetch_text(&self, method: reqwest::Method, path: &str, body: String) -> Result<String> {
+        self.send(method, path, Some(("text/plain; charset=utf-8", body)))
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, String)>,
     ) -> Result<String> {
         let base = self.server.trim_end_matches('/');
         let url = format!("{base}{path}");
@@ -165,8 +196,10 @@ impl Endpoint {
             if let Some(token) = &self.token {
                 req = req.bearer_auth(token);
             }
-            if let Some(body) = body {
-                req = req.json(&body);
+            if let Some((content_type, body)) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body);
             }
             let resp = req.send().await.with_context(|| {
                 format!(
@@ -404,7 +437,10 @@ pub fn diff(args: DiffArgs) -> Result<()> {
 }
 
 pub fn report(args: ReportArgs) -> Result<()> {
-    let format = match args.format {
+    if let Some(base) = &args.diff_base {
+        return patch(&args, base);
+    }
+    let format = match args.format.unwrap_or(ReportFormat::Go) {
         ReportFormat::Go => "go",
         ReportFormat::Lcov => "lcov",
         ReportFormat::Cobertura => "cobertura",
@@ -420,6 +456,10 @@ pub fn report(args: ReportArgs) -> Result<()> {
         }
     }
     let text = args.endpoint.fetch(reqwest::Method::GET, &path, None)?;
+    write_output(&args, &text)
+}
+
+fn write_output(args: &ReportArgs, text: &str) -> Result<()> {
     match &args.output {
         Some(file) => {
             std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?
@@ -431,4 +471,68 @@ pub fn report(args: ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `livecov report --diff-base`: the patch coverage of `git diff BASE`.
+fn patch(args: &ReportArgs, base: &str) -> Result<()> {
+    let json = match args.format {
+        None => false,
+        Some(ReportFormat::Json) => true,
+        Some(_) => bail!("with --diff-base, the output is a table or, with --format json, JSON"),
+    };
+    if args.strip.is_some() || args.source.is_some() {
+        bail!("--strip and --source are for exports, not for --diff-base");
+    }
+    let out = std::process::Command::new("git")
+        .args(["diff", "--no-color", "--no-ext-diff", base, "--"])
+        .output()
+        .context("running git diff (is git installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "git diff {base}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let diff = String::from_utf8(out.stdout).context("git diff printed something not UTF-8")?;
+    let mut path = format!("/api/v1/snapshots/{}/patch", args.snapshot);
+    if let Some(module) = &args.module {
+        let _ = write!(path, "?module={}", path_segment(module));
+    }
+    let text = args
+        .endpoint
+        .fetch_text(reqwest::Method::POST, &path, diff)?;
+    if json {
+        return write_output(args, &text);
+    }
+    let p: server::types::PatchCoverage =
+        serde_json::from_str(&text).context("the server's patch coverage does not parse")?;
+    let mut report = format!(
+        "patch coverage of snapshot {} against {base}: {} of {} changed executable lines covered ({:.1}%)\n",
+        p.snapshot, p.total.covered, p.total.lines, p.total.coverage
+    );
+    if !p.files.is_empty() {
+        let mut rows = vec![vec![
+            "FILE".to_string(),
+            "LINES".into(),
+            "COVERED".into(),
+            "UNCOVERED".into(),
+        ]];
+        for f in &p.files {
+            rows.push(vec![
+                f.diff_path.clone(),
+                f.lines.to_string(),
+                f.covered.to_string(),
+                if f.uncovered.is_empty() {
+                    "-".into()
+                } else {
+                    f.uncovered.clone()
+                },
+            ]);
+        }
+        report.push_str(&table(&rows));
+    }
+    if !p.not_measured.is_empty() {
+        let _ = writeln!(report, "not measured: {}", p.not_measured.join(", "));
+    }
+    write_output(args, &report)
 }

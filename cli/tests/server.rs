@@ -418,3 +418,116 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         "{msg}"
     );
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Patch coverage from the command line: a commit changes two functions of the example, a
+/// run reaches one of them, and `livecov report --diff-base` names exactly the other's
+/// changed lines as uncovered.
+#[test]
+fn report_diff_base_names_the_changed_lines_no_test_reached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeter");
+    std::fs::create_dir(&repo).unwrap();
+    for f in ["go.mod", "main.go"] {
+        std::fs::copy(Path::new(EXAMPLE).join(f), repo.join(f)).unwrap();
+    }
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let src = std::fs::read_to_string(repo.join("main.go")).unwrap();
+    let changed = src
+        .replace(
+            "fmt.Fprintf(w, \"Hello, %s!\\n\", name)",
+            "fmt.Fprintf(w, \"Hello there, %s!\\n\", name)",
+        )
+        .replace(
+            "\tfmt.Fprintln(w, result)\n",
+            "\tw.Header().Set(\"X-Op\", q.Get(\"op\"))\n\tfmt.Fprintln(w, result)\n",
+        );
+    assert_ne!(changed, src);
+    std::fs::write(repo.join("main.go"), &changed).unwrap();
+    git(&repo, &["commit", "-q", "-am", "change hello and calc"]);
+    let line_of = |needle: &str| changed.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let (hello_line, calc_line) = (line_of("Hello there"), line_of("X-Op"));
+
+    let bin = tmp.path().join("greeter-bin");
+    let status = Command::new(LIVECOV)
+        .args(["build", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .args(["--", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&repo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let port = free_port();
+    let db = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let _server = start_server(port, &db, &tmp.path().join("server.log"));
+    let (_replica, p) = start_replica(&bin, port);
+    wait_live(port, 1);
+    hit(p, "/calc?op=add&a=1&b=2");
+    let id = client(port, &["snapshot", "greeter"])["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+
+    let run = |extra: &[&str]| {
+        let out = Command::new(LIVECOV)
+            .args(["report", &id, "--diff-base", "HEAD~1"])
+            .args(extra)
+            .args(["--server", &format!("http://127.0.0.1:{port}")])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    assert_eq!(json["total"]["lines"], 2, "{json}");
+    assert_eq!(json["total"]["covered"], 1, "{json}");
+    assert_eq!(json["files"][0]["diff_path"], "main.go");
+    assert_eq!(
+        json["files"][0]["uncovered_lines"],
+        serde_json::json!([hello_line])
+    );
+    assert_ne!(hello_line, calc_line);
+    let table = run(&[]);
+    assert!(
+        table.starts_with(&format!(
+            "patch coverage of snapshot {id} against HEAD~1: 1 of 2 changed executable lines covered (50.0%)\n"
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("\nmain.go  2      1        {hello_line}\n")),
+        "{table}"
+    );
+
+    // Bad input: an unknown revision is git's error, and nothing is asked of the server.
+    let out = Command::new(LIVECOV)
+        .args(["report", &id, "--diff-base", "no-such-rev"])
+        .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("git diff no-such-rev"));
+}
