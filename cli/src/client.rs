@@ -97,8 +97,8 @@ pub struct DiffArgs {
     conn: Conn,
 }
 
-/// Export a snapshot's coverage as a Go coverprofile, an lcov tracefile, Cobertura XML or
-/// JSON, to a file or stdout; or, with --diff-base, report its patch coverage.
+/// Export a snapshot's coverage as a Go coverprofile, an lcov tracefile, Cobertura XML, JSON
+/// or an HTML report, to a file or stdout; or, with --diff-base, report its patch coverage.
 ///
 /// With --diff-base REV, run in the service's git checkout: of the executable lines that
 /// `git diff REV` adds or modifies, how many the snapshot covers, per file with the uncovered
@@ -110,7 +110,8 @@ pub struct DiffArgs {
 pub struct ReportArgs {
     snapshot: u64,
     /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
-    /// `json` for scripts [default: go; with --diff-base, a table].
+    /// `json` for scripts, `html` a self-contained page for people
+    /// [default: go; with --diff-base, a table].
     #[arg(long, value_enum)]
     format: Option<ReportFormat>,
     /// Report patch coverage: the lines `git diff REV` (in the current directory's git
@@ -141,6 +142,7 @@ pub enum ReportFormat {
     Lcov,
     Cobertura,
     Json,
+    Html,
 }
 
 impl Conn {
@@ -445,6 +447,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
         ReportFormat::Lcov => "lcov",
         ReportFormat::Cobertura => "cobertura",
         ReportFormat::Json => "json",
+        ReportFormat::Html => "html",
     };
     let mut path = format!(
         "/api/v1/snapshots/{}/profile?format={format}",

@@ -166,6 +166,7 @@ mod cases {
             ("lcov", "text/plain; charset=utf-8", "info"),
             ("cobertura", "application/xml", "xml"),
             ("json", "application/json", "json"),
+            ("html", "text/html; charset=utf-8", "html"),
         ] {
             let (status, got, disposition, text) = fetch(format!("?format={format}")).await;
             assert_eq!(status, 200, "{format}: {text}");
@@ -242,10 +243,47 @@ mod cases {
                 "stmts": 2, "count": 4})
         );
 
+        // HTML: one page with the files and the total (4 of 48 statements), which parses.
+        let (_, _, _, html) = fetch("?format=html&strip=example.com/export/".into()).await;
+        assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+        for file in ["pkg0/file0.go", "pkg0/file1.go"] {
+            assert!(html.contains(&format!(">{file}</a>")), "{file}: {html}");
+        }
+        assert!(html.contains("4 of 48 covered (8.3%)"), "{html}");
+        assert!(html.contains(&format!("<dd>{id}</dd>")), "{html}");
+        assert!(
+            html.contains(&format!("<dd>{}</dd>", snap["taken_at"].as_str().unwrap())),
+            "{html}"
+        );
+        match std::process::Command::new("xmllint")
+            .args(["--html", "--noout", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Err(e) => eprintln!("xmllint is not on PATH ({e}): not checking that the HTML parses"),
+            Ok(mut child) => {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(html.as_bytes())
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    out.status.success() && stderr.trim().is_empty(),
+                    "xmllint: {stderr}"
+                );
+            }
+        }
+
         // Unknown format: 400, naming the supported ones; unknown snapshot: 404.
-        let (status, _, _, text) = fetch("?format=html".into()).await;
+        let (status, _, _, text) = fetch("?format=pdf".into()).await;
         assert_eq!(status, 400, "{text}");
-        assert!(text.contains("go, lcov, cobertura, json"), "{text}");
+        assert!(text.contains("go, lcov, cobertura, json, html"), "{text}");
         let missing = get(&server, "/api/v1/snapshots/9999/profile?format=lcov").await;
         assert_eq!(missing.status, 404, "{}", missing.text);
         server.stop().await.unwrap();

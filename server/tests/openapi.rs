@@ -928,9 +928,9 @@ async fn served_answers_match_the_document() {
     let profile = "/api/v1/snapshots/{id}/profile";
     let p = format!("/api/v1/snapshots/{a}/profile");
     assert_eq!(c.call("get", profile, &p, None, None).await.status, 200);
-    let html = format!("{p}?format=html");
-    assert_eq!(c.call("get", profile, &html, None, None).await.status, 400);
-    for format in ["go", "lcov", "cobertura", "json"] {
+    let pdf = format!("{p}?format=pdf");
+    assert_eq!(c.call("get", profile, &pdf, None, None).await.status, 400);
+    for format in ["go", "lcov", "cobertura", "json", "html"] {
         let q = format!("{p}?format={format}&strip=example.com/&source=src");
         assert_eq!(c.call("get", profile, &q, None, None).await.status, 200);
     }

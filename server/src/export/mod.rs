@@ -1,9 +1,11 @@
 //! Exports of a stored snapshot in the formats coverage tools read: `go` (the coverprofile,
 //! see [`crate::profile`]), `lcov` (tracefiles, for `genhtml`), `cobertura` (XML, for CI
-//! systems) and `json` (for scripts). The last three are written from one [`Coverage`]: the
-//! snapshot's blocks per file with their counts and functions, merged across builds.
+//! systems), `json` (for scripts) and `html` (a self-contained page for people). The last four
+//! are written from one [`Coverage`]: the snapshot's blocks per file with their counts and
+//! functions, merged across builds.
 
 mod cobertura;
+mod html;
 mod json;
 mod lcov;
 
@@ -25,10 +27,17 @@ pub enum Format {
     Lcov,
     Cobertura,
     Json,
+    Html,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Go, Format::Lcov, Format::Cobertura, Format::Json];
+    pub const ALL: [Format; 5] = [
+        Format::Go,
+        Format::Lcov,
+        Format::Cobertura,
+        Format::Json,
+        Format::Html,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +45,7 @@ impl Format {
             Format::Lcov => "lcov",
             Format::Cobertura => "cobertura",
             Format::Json => "json",
+            Format::Html => "html",
         }
     }
 
@@ -46,6 +56,7 @@ impl Format {
             Format::Lcov => "info",
             Format::Cobertura => "xml",
             Format::Json => "json",
+            Format::Html => "html",
         }
     }
 
@@ -55,6 +66,7 @@ impl Format {
             Format::Go | Format::Lcov => "text/plain; charset=utf-8",
             Format::Cobertura => "application/xml",
             Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
         }
     }
 }
@@ -123,6 +135,13 @@ pub async fn export(
         Format::Lcov => lcov::write(&cov, options),
         Format::Cobertura => cobertura::write(&cov, options),
         Format::Json => json::write(&cov, options),
+        Format::Html => {
+            let header = html::Header {
+                service: &row.service,
+                label: row.label.as_deref(),
+            };
+            html::write(&cov, &header, options)
+        }
     })
 }
 
@@ -373,8 +392,9 @@ pub(crate) mod tests {
     #[test]
     fn formats_and_strip() {
         assert_eq!("lcov".parse::<Format>().unwrap(), Format::Lcov);
-        let err = "html".parse::<Format>().unwrap_err().to_string();
-        assert!(err.contains("go, lcov, cobertura, json"), "{err}");
+        assert_eq!("html".parse::<Format>().unwrap(), Format::Html);
+        let err = "pdf".parse::<Format>().unwrap_err().to_string();
+        assert!(err.contains("go, lcov, cobertura, json, html"), "{err}");
         let o = Options {
             strip: Some("example.com/m".into()),
             source: None,

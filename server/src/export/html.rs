@@ -1,0 +1,448 @@
+//! The `html` export: one self-contained page (inline CSS, no external resources, no sources)
+//! for people. A header with the service, the snapshot, its label and time and the statement
+//! totals; a table of files (sorted by name) with their statements, the covered ones and a bar;
+//! and per file a table of its functions in source order with their first line, statements,
+//! covered statements and entry count. A little inline script sorts a table by the column
+//! whose heading is clicked; the page reads the same without it.
+//!
+//! A statement is covered when its block's count is not 0, as in the `json` export. The page is
+//! written with pushes onto one `String`: a snapshot of 100,000 blocks takes one pass over them.
+
+use std::fmt::Write as _;
+
+use super::{Coverage, FileCov, Options};
+use crate::snapshot::rfc3339;
+
+/// What the page says about the snapshot besides its coverage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Header<'a> {
+    pub service: &'a str,
+    pub label: Option<&'a str>,
+}
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:2em;color:#222}\
+h1{font-size:1.5em;margin-bottom:.3em}h2{font-size:1.1em;margin-top:2em;word-break:break-all}\
+dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0 0 1.5em}\
+dl.meta dt{font-weight:600}dl.meta dd{margin:0}\
+table{border-collapse:collapse;margin-bottom:1em}\
+th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}\
+th{background:#f4f4f4;cursor:pointer;user-select:none}\
+th.l,td.l{text-align:left;white-space:normal;word-break:break-all}\
+td.z{color:#b00}\
+.bar{display:inline-block;width:6em;height:.7em;background:#e8b4b4;margin-right:.5em;\
+vertical-align:middle}\
+.bar span{display:block;height:100%;background:#4c9a4c}\
+code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}";
+
+/// Sorts a table by the clicked column: numerically by the cells' `data-v` where the heading
+/// has `data-k="n"`, else by text; a second click reverses.
+const SCRIPT: &str = "\
+document.querySelectorAll('th').forEach(function(th){th.addEventListener('click',function(){\
+var b=th.closest('table').tBodies[0],i=th.cellIndex,n=th.getAttribute('data-k')==='n',\
+d=th.getAttribute('data-d')==='1'?-1:1;th.setAttribute('data-d',d===1?'1':'0');\
+var rows=Array.prototype.slice.call(b.rows);rows.sort(function(x,y){\
+var p=x.cells[i],q=y.cells[i];if(n){return d*(Number(p.getAttribute('data-v'))-\
+Number(q.getAttribute('data-v')));}return d*p.textContent.localeCompare(q.textContent);});\
+rows.forEach(function(r){b.appendChild(r);});});});";
+
+/// Statements and covered statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Stmts {
+    total: u64,
+    covered: u64,
+}
+
+impl Stmts {
+    fn of(file: &FileCov, blocks: impl IntoIterator<Item = usize>) -> Stmts {
+        blocks.into_iter().fold(Stmts::default(), |s, i| {
+            let b = &file.blocks[i];
+            let n = u64::from(b.stmts);
+            Stmts {
+                total: s.total + n,
+                covered: s.covered + if b.count > 0 { n } else { 0 },
+            }
+        })
+    }
+
+    /// Tenths of a percent, rounded down (100.0 only when all are covered); `None` when there
+    /// are no statements.
+    fn tenths(self) -> Option<u64> {
+        (self.total > 0).then(|| self.covered * 1000 / self.total)
+    }
+}
+
+pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
+    let blocks: usize = cov.files.iter().map(|f| f.blocks.len()).sum();
+    let funcs: usize = cov.files.iter().map(|f| f.funcs.len()).sum();
+    let mut out = String::with_capacity(4096 + cov.files.len() * 600 + funcs * 220 + blocks);
+
+    // Files by the name shown (stripping a prefix can change the order).
+    let mut files: Vec<(&str, &FileCov, Stmts)> = cov
+        .files
+        .iter()
+        .map(|f| {
+            (
+                options.file_name(&f.name),
+                f,
+                Stmts::of(f, 0..f.blocks.len()),
+            )
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(b.0));
+    let total = files.iter().fold(Stmts::default(), |t, (_, _, s)| Stmts {
+        total: t.total + s.total,
+        covered: t.covered + s.covered,
+    });
+
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str("<title>livecov: ");
+    escape(&mut out, header.service);
+    let _ = write!(out, ", snapshot {}", cov.snapshot);
+    out.push_str("</title>\n<style>");
+    out.push_str(STYLE);
+    out.push_str("</style>\n</head>\n<body>\n<h1>livecov: ");
+    escape(&mut out, header.service);
+    let _ = write!(
+        out,
+        ", snapshot {}</h1>\n<dl class=\"meta\">\n",
+        cov.snapshot
+    );
+    out.push_str("<dt>Service</dt><dd>");
+    escape(&mut out, header.service);
+    let _ = write!(
+        out,
+        "</dd>\n<dt>Snapshot</dt><dd>{}</dd>\n<dt>Label</dt><dd>",
+        cov.snapshot
+    );
+    match header.label {
+        Some(l) if !l.is_empty() => escape(&mut out, l),
+        _ => out.push_str("none"),
+    }
+    let _ = write!(
+        out,
+        "</dd>\n<dt>Taken at</dt><dd>{}</dd>\n<dt>Statements</dt><dd>{} of {} covered (",
+        rfc3339(cov.taken_at),
+        total.covered,
+        total.total
+    );
+    percent(&mut out, total);
+    let _ = write!(
+        out,
+        ")</dd>\n<dt>Files</dt><dd>{}</dd>\n<dt>Functions</dt><dd>{funcs}</dd>\n</dl>\n",
+        files.len()
+    );
+
+    out.push_str(
+        "<table class=\"files\">\n<thead><tr><th class=\"l\">File</th>\
+         <th data-k=\"n\">Statements</th><th data-k=\"n\">Covered</th>\
+         <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
+    );
+    for (i, (name, _, stmts)) in files.iter().enumerate() {
+        let _ = write!(out, "<tr><td class=\"l\"><a href=\"#f{i}\">");
+        escape(&mut out, name);
+        out.push_str("</a></td>");
+        counts(&mut out, *stmts);
+        cell(&mut out, *stmts);
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n<tfoot><tr><td class=\"l\">Total</td>");
+    counts(&mut out, total);
+    cell(&mut out, total);
+    out.push_str("</tr></tfoot>\n</table>\n");
+
+    for (i, (name, file, _)) in files.iter().enumerate() {
+        let _ = write!(out, "<h2 id=\"f{i}\"><code>");
+        escape(&mut out, name);
+        out.push_str(
+            "</code></h2>\n<table class=\"funcs\">\n<thead><tr><th class=\"l\">Function</th>\
+             <th data-k=\"n\">Line</th><th data-k=\"n\">Statements</th>\
+             <th data-k=\"n\">Covered</th><th data-k=\"n\">Coverage</th>\
+             <th data-k=\"n\">Entered</th></tr></thead>\n<tbody>\n",
+        );
+        for f in &file.funcs {
+            let stmts = Stmts::of(file, f.blocks.iter().copied());
+            let (line, entered) = (f.line(file), f.count(file));
+            out.push_str("<tr><td class=\"l\"><code>");
+            escape(&mut out, &f.name);
+            let _ = write!(out, "</code></td><td data-v=\"{line}\">{line}</td>");
+            counts(&mut out, stmts);
+            cell(&mut out, stmts);
+            let zero = if entered == 0 { " class=\"z\"" } else { "" };
+            let _ = writeln!(out, "<td{zero} data-v=\"{entered}\">{entered}</td></tr>");
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+
+    let _ = write!(
+        out,
+        "<p>Written by livecov {}.</p>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
+
+/// The statements and covered cells.
+fn counts(out: &mut String, s: Stmts) {
+    let _ = write!(
+        out,
+        "<td data-v=\"{t}\">{t}</td><td data-v=\"{c}\">{c}</td>",
+        t = s.total,
+        c = s.covered
+    );
+}
+
+/// The coverage cell: a bar and the percentage; `n/a` (sorted first) without statements.
+fn cell(out: &mut String, s: Stmts) {
+    match s.tenths() {
+        None => out.push_str("<td data-v=\"-1\">n/a</td>"),
+        Some(t) => {
+            let _ = write!(
+                out,
+                "<td data-v=\"{t}\"><span class=\"bar\"><span style=\"width:{}.{}%\"></span>\
+                 </span>",
+                t / 10,
+                t % 10
+            );
+            percent(out, s);
+            out.push_str("</td>");
+        }
+    }
+}
+
+/// `71.4%`, rounded down; `n/a` without statements.
+fn percent(out: &mut String, s: Stmts) {
+    match s.tenths() {
+        None => out.push_str("n/a"),
+        Some(t) => {
+            let _ = write!(out, "{}.{}%", t / 10, t % 10);
+        }
+    }
+}
+
+/// `s` as HTML text or attribute value.
+fn escape(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
+
+    use super::*;
+    use crate::export::tests::sample;
+
+    const HEADER: Header<'static> = Header {
+        service: "svc <&> \"q\"",
+        label: Some("round 'one'"),
+    };
+
+    /// One file named with markup, its one function too.
+    fn hostile() -> Coverage {
+        let meta = BuildMeta {
+            mode: Mode::Set,
+            files: vec![FileMeta {
+                name: "ex.com/<script>alert(1)</script>&amp;.go".into(),
+                blocks: vec![Block {
+                    start: Pos { line: 4, col: 1 },
+                    end: Pos { line: 6, col: 2 },
+                    num_stmt: 3,
+                    func: 0,
+                }],
+                funcs: vec![Func {
+                    name: "(*T[<\"x\">]).M&'".into(),
+                    hash: [0; 32],
+                }],
+            }],
+        };
+        Coverage::merge(2, 0, [(&meta, &[1u32][..])])
+    }
+
+    #[test]
+    fn escapes_names() {
+        let html = write(&hostile(), &HEADER, &Options::default());
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("&amp;.go"), "{html}");
+        assert!(
+            html.contains("ex.com/&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;.go"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code>(*T[&lt;&quot;x&quot;&gt;]).M&amp;&#39;</code>"),
+            "{html}"
+        );
+        assert!(html.contains("svc &lt;&amp;&gt; &quot;q&quot;"), "{html}");
+        assert!(html.contains("round &#39;one&#39;"), "{html}");
+        // The only script element is the page's own.
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        let mut s = String::new();
+        escape(&mut s, "plain, é, <a href=\"x\">&</a>");
+        assert_eq!(s, "plain, é, &lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn totals_and_percentages() {
+        let options = Options {
+            strip: Some("example.com/m/".into()),
+            source: None,
+        };
+        let html = write(&sample(), &Header::default(), &options);
+        assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");
+        assert!(html.ends_with("</html>\n"), "{html}");
+        assert!(html.contains("<dt>Snapshot</dt><dd>7</dd>"), "{html}");
+        assert!(html.contains("<dt>Label</dt><dd>none</dd>"), "{html}");
+        assert!(html.contains("<dd>2025-11-24T16:00:00.123Z</dd>"), "{html}");
+        assert!(html.contains("<dd>5 of 7 covered (71.4%)</dd>"), "{html}");
+        // Files sorted by the name shown, with their rows.
+        let (b, d) = (
+            html.find("<a href=\"#f0\">a/b.go</a>").unwrap(),
+            html.find("<a href=\"#f1\">a/c/d.go</a>").unwrap(),
+        );
+        assert!(b < d);
+        assert!(
+            html.contains(
+                "a/b.go</a></td><td data-v=\"5\">5</td><td data-v=\"3\">3</td>\
+                 <td data-v=\"600\"><span class=\"bar\"><span style=\"width:60.0%\"></span>\
+                 </span>60.0%</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains(">100.0%</td></tr>"), "{html}");
+        assert!(
+            html.contains("<td class=\"l\">Total</td><td data-v=\"7\">7</td>"),
+            "{html}"
+        );
+        // Functions: name, line, statements, covered, coverage, entry count.
+        assert!(
+            html.contains(
+                "<code>F</code></td><td data-v=\"3\">3</td><td data-v=\"4\">4</td>\
+                 <td data-v=\"3\">3</td><td data-v=\"750\">"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("75.0%</td><td data-v=\"3\">3</td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("0.0%</td><td class=\"z\" data-v=\"0\">0</td></tr>"),
+            "{html}"
+        );
+        assert!(html.contains("<code>G &amp; &lt;x&gt;</code>"), "{html}");
+        assert_eq!(html.matches("<table").count(), 3);
+        assert!(!html.contains("http://") && !html.contains("https://"));
+    }
+
+    #[test]
+    fn no_statements_no_division() {
+        let meta = BuildMeta {
+            mode: Mode::Count,
+            files: vec![FileMeta {
+                name: "m/empty.go".into(),
+                blocks: vec![Block {
+                    start: Pos { line: 1, col: 1 },
+                    end: Pos { line: 1, col: 2 },
+                    num_stmt: 0,
+                    func: 0,
+                }],
+                funcs: vec![Func {
+                    name: "Empty".into(),
+                    hash: [0; 32],
+                }],
+            }],
+        };
+        let cov = Coverage::merge(1, 0, [(&meta, &[0u32][..])]);
+        let html = write(&cov, &HEADER, &Options::default());
+        assert!(html.contains("<dd>0 of 0 covered (n/a)</dd>"), "{html}");
+        assert!(html.contains("<td data-v=\"-1\">n/a</td>"), "{html}");
+        let empty = Coverage {
+            snapshot: 1,
+            taken_at: 0,
+            files: Vec::new(),
+        };
+        let html = write(&empty, &HEADER, &Options::default());
+        assert!(html.contains("(n/a)"), "{html}");
+        assert_eq!(html.matches("<table").count(), 1);
+    }
+
+    #[test]
+    fn xmllint_parses_it() {
+        let ok = std::process::Command::new("xmllint")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("xmllint is not on PATH: not checking that the HTML parses");
+            return;
+        }
+        for (name, cov) in [("sample", sample()), ("hostile", hostile())] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("report.html");
+            std::fs::write(&path, write(&cov, &HEADER, &Options::default())).unwrap();
+            let out = std::process::Command::new("xmllint")
+                .args(["--html", "--noout"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.trim().is_empty(),
+                "{name}: xmllint: {stderr}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_snapshot() {
+        // 1,000 files of 100 blocks in 10 functions: 100,000 blocks.
+        let files = (0..1000)
+            .map(|f| FileMeta {
+                name: format!("example.com/big/pkg{}/file{f}.go", f / 10),
+                blocks: (0..100)
+                    .map(|b| Block {
+                        start: Pos {
+                            line: 10 + 3 * b,
+                            col: 2,
+                        },
+                        end: Pos {
+                            line: 12 + 3 * b,
+                            col: 3,
+                        },
+                        num_stmt: 2,
+                        func: b / 10,
+                    })
+                    .collect(),
+                funcs: (0..10)
+                    .map(|i| Func {
+                        name: format!("F{i}"),
+                        hash: [0; 32],
+                    })
+                    .collect(),
+            })
+            .collect();
+        let meta = BuildMeta {
+            mode: Mode::Count,
+            files,
+        };
+        let counts: Vec<u32> = (0..100_000).map(|i| i % 3).collect();
+        let cov = Coverage::merge(1, 0, [(&meta, counts.as_slice())]);
+        let start = std::time::Instant::now();
+        let html = write(&cov, &Header::default(), &Options::default());
+        let took = start.elapsed();
+        assert_eq!(html.matches("<tr><td class=\"l\"><code>").count(), 10_000);
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    }
+}
