@@ -124,18 +124,23 @@ fn exports(port: u16, id: i64, tmp: &Path) {
         dtd.display()
     );
     let id = id.to_string();
-    let strip = ["--strip", "example.com/greeter/"];
+    let report = |format: &str, output: Option<&Path>| {
+        let mut args = vec![
+            "report",
+            &id,
+            "--format",
+            format,
+            "--strip",
+            "example.com/greeter/",
+        ];
+        if let Some(file) = output {
+            args.extend(["-o", file.to_str().unwrap()]);
+        }
+        plain(port, &args)
+    };
 
     let info = tmp.join("round2.info");
-    plain(
-        port,
-        &[
-            &["report", &id, "--format", "lcov", "-o"],
-            &[info.to_str().unwrap()][..],
-            &strip[..],
-        ]
-        .concat(),
-    );
+    report("lcov", Some(&info));
     let lcov = std::fs::read_to_string(&info).unwrap();
     assert!(lcov.starts_with("TN:\nSF:main.go\n"), "{lcov}");
     assert!(
@@ -158,15 +163,7 @@ fn exports(port: u16, id: i64, tmp: &Path) {
     assert!(html.path().join("index.html").is_file());
 
     let xml = tmp.join("round2.xml");
-    plain(
-        port,
-        &[
-            &["report", &id, "--format", "cobertura", "-o"],
-            &[xml.to_str().unwrap()][..],
-            &strip[..],
-        ]
-        .concat(),
-    );
+    report("cobertura", Some(&xml));
     // The document names the DTD by its URL: a catalog points that at the local copy, and
     // --nonet keeps xmllint off the network.
     let catalog = tmp.join("catalog.xml");
@@ -197,11 +194,7 @@ fn exports(port: u16, id: i64, tmp: &Path) {
     let text = std::fs::read_to_string(&xml).unwrap();
     assert!(text.contains("filename=\"main.go\""), "{text}");
 
-    let json: serde_json::Value = serde_json::from_str(&plain(
-        port,
-        &[&["report", &id, "--format", "json"][..], &strip[..]].concat(),
-    ))
-    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report("json", None)).unwrap();
     let file = json["files"]
         .as_array()
         .unwrap()
@@ -420,16 +413,11 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir),
     );
 }
 

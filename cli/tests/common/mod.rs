@@ -58,18 +58,23 @@ impl Drop for Service {
     }
 }
 
-/// `go tool cover -func PROFILE`, run in the example's module; its output.
-pub fn cover_func(profile: &Path) -> String {
-    let out = Command::new("go")
-        .args(["tool", "cover", "-func"])
-        .arg(profile)
-        .current_dir(EXAMPLE)
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must succeed; its standard output.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `go tool cover -func PROFILE`, run in the example's module; its output.
+pub fn cover_func(profile: &Path) -> String {
+    run_ok(
+        Command::new("go")
+            .args(["tool", "cover", "-func"])
+            .arg(profile)
+            .current_dir(EXAMPLE),
+    )
 }
