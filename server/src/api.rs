@@ -47,7 +47,16 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/snapshots/{id}/patch",
             post(crate::patch::handler).layer(crate::patch::body_limit(max_body)),
         )
+        .route(
+            "/api/v1/builds/{build}",
+            axum::routing::put(crate::sources::put_build).layer(crate::sources::body_limit()),
+        )
+        .route(
+            "/api/v1/builds/{build}/sources",
+            axum::routing::put(crate::sources::put_sources).layer(crate::sources::body_limit()),
+        )
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

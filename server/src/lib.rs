@@ -21,8 +21,10 @@ pub mod registry;
 #[doc(hidden)]
 pub mod sim;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod types;
+pub mod web;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -321,6 +321,66 @@ impl Store {
         Ok(())
     }
 
+    /// Stores the sources (gzip) of files of `build`, by file index, except those stored
+    /// already; answers how many were new. The build must be stored.
+    pub async fn insert_sources(&self, build: &str, files: &[(usize, Vec<u8>)]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT id FROM builds WHERE build = $1")
+            .bind(build)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id: i64 = row.get(0);
+        let mut stored = 0;
+        // Sources are large: a few per statement keeps statements small.
+        for (index, gz) in files {
+            stored += sqlx::query(
+                "INSERT INTO build_sources (build_id, file_index, source) VALUES ($1, $2, $3)
+                 ON CONFLICT (build_id, file_index) DO NOTHING",
+            )
+            .bind(id)
+            .bind(*index as i64)
+            .bind(gz.as_slice())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// The names of the files of `builds` whose sources are stored.
+    pub async fn source_files(&self, builds: &[String]) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for build in builds {
+            let rows = sqlx::query(
+                "SELECT f.name FROM build_sources s
+                 JOIN builds b ON b.id = s.build_id
+                 JOIN build_files f ON f.build_id = s.build_id AND f.file_index = s.file_index
+                 WHERE b.build = $1",
+            )
+            .bind(build)
+            .fetch_all(&self.pool)
+            .await?;
+            names.extend(rows.iter().map(|r| r.get::<String, _>(0)));
+        }
+        Ok(names)
+    }
+
+    /// The stored source (gzip) of file `name` of `build`.
+    pub async fn source(&self, build: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT s.source FROM build_sources s
+             JOIN builds b ON b.id = s.build_id
+             JOIN build_files f ON f.build_id = s.build_id AND f.file_index = s.file_index
+             WHERE b.build = $1 AND f.name = $2",
+        )
+        .bind(build)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
     /// Records a registration: the service if new, the instance (again) live.
     pub async fn register(&self, i: &NewInstance, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -8,6 +8,7 @@
 //! A statement is covered when its block's count is not 0, as in the `json` export. The page is
 //! written with pushes onto one `String`: a snapshot of 100,000 blocks takes one pass over them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{Coverage, FileCov, Options};
@@ -20,7 +21,7 @@ pub struct Header<'a> {
     pub label: Option<&'a str>,
 }
 
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:2em;color:#222}\
 h1{font-size:1.5em;margin-bottom:.3em}h2{font-size:1.1em;margin-top:2em;word-break:break-all}\
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0 0 1.5em}\
@@ -33,11 +34,17 @@ td.z{color:#b00}\
 .bar{display:inline-block;width:6em;height:.7em;background:#e8b4b4;margin-right:.5em;\
 vertical-align:middle}\
 .bar span{display:block;height:100%;background:#4c9a4c}\
-code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}";
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}\
+h2 a.src{font-size:.8em;font-weight:normal;margin-left:.6em}\
+pre.src{font-size:.85em;line-height:1.35;color:#777;background:#fafafa;padding:.5em 0;\
+overflow-x:auto;border:1px solid #eee}\
+pre.src .ln::before{content:attr(data-n);display:inline-block;width:4em;padding-right:1em;\
+text-align:right;color:#aaa;user-select:none}\
+pre.src .c0{color:#a00;background:#fde2e2}pre.src .c1{color:#175e17;background:#dcf5dc}";
 
 /// Sorts a table by the clicked column: numerically by the cells' `data-v` where the heading
 /// has `data-k="n"`, else by text; a second click reverses.
-const SCRIPT: &str = "\
+pub(crate) const SCRIPT: &str = "\
 document.querySelectorAll('th').forEach(function(th){th.addEventListener('click',function(){\
 var b=th.closest('table').tBodies[0],i=th.cellIndex,n=th.getAttribute('data-k')==='n',\
 d=th.getAttribute('data-d')==='1'?-1:1;th.setAttribute('data-d',d===1?'1':'0');\
@@ -72,11 +79,63 @@ impl Stmts {
     }
 }
 
-pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
+/// How a report shows the sources of its files.
+#[derive(Clone, Copy, Default)]
+pub enum Sources<'a> {
+    /// None at hand: the tables only.
+    #[default]
+    None,
+    /// Each file's source, found by its coverprofile name, annotated after its function table.
+    Inline(&'a dyn Fn(&str) -> Option<&'a str>),
+    /// Each file's heading links to a page of its annotated source (the dashboard), where
+    /// this gives an address.
+    Linked(&'a dyn Fn(&str) -> Option<String>),
+}
+
+/// The standalone page: everything inline, nothing fetched.
+pub fn write(
+    cov: &Coverage,
+    header: &Header<'_>,
+    options: &Options,
+    sources: Sources<'_>,
+) -> String {
+    let mut out = String::with_capacity(capacity(cov));
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str("<title>livecov: ");
+    escape(&mut out, header.service);
+    let _ = write!(out, ", snapshot {}", cov.snapshot);
+    out.push_str("</title>\n<style>");
+    out.push_str(STYLE);
+    out.push_str("</style>\n</head>\n<body>\n<h1>livecov: ");
+    escape(&mut out, header.service);
+    let _ = writeln!(out, ", snapshot {}</h1>", cov.snapshot);
+    body(&mut out, cov, header, options, sources);
+    let _ = write!(
+        out,
+        "<p>Written by livecov {}.</p>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
+
+/// A guess at the size of a page, so that it is written without regrowing.
+pub(crate) fn capacity(cov: &Coverage) -> usize {
     let blocks: usize = cov.files.iter().map(|f| f.blocks.len()).sum();
     let funcs: usize = cov.files.iter().map(|f| f.funcs.len()).sum();
-    let mut out = String::with_capacity(4096 + cov.files.len() * 600 + funcs * 220 + blocks);
+    4096 + cov.files.len() * 600 + funcs * 220 + blocks
+}
 
+/// The report without the page around it: the facts, the table of files and each file's
+/// table of functions (and source, as `sources` says). The dashboard's snapshot page is this
+/// in its own frame.
+pub(crate) fn body(
+    out: &mut String,
+    cov: &Coverage,
+    header: &Header<'_>,
+    options: &Options,
+    sources: Sources<'_>,
+) {
     // Files by the name shown (stripping a prefix can change the order).
     let mut files: Vec<(&str, &FileCov, Stmts)> = cov
         .files
@@ -94,30 +153,17 @@ pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
         total: t.total + s.total,
         covered: t.covered + s.covered,
     });
+    let funcs: usize = cov.files.iter().map(|f| f.funcs.len()).sum();
 
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str("<title>livecov: ");
-    escape(&mut out, header.service);
-    let _ = write!(out, ", snapshot {}", cov.snapshot);
-    out.push_str("</title>\n<style>");
-    out.push_str(STYLE);
-    out.push_str("</style>\n</head>\n<body>\n<h1>livecov: ");
-    escape(&mut out, header.service);
-    let _ = write!(
-        out,
-        ", snapshot {}</h1>\n<dl class=\"meta\">\n",
-        cov.snapshot
-    );
-    out.push_str("<dt>Service</dt><dd>");
-    escape(&mut out, header.service);
+    out.push_str("<dl class=\"meta\">\n<dt>Service</dt><dd>");
+    escape(out, header.service);
     let _ = write!(
         out,
         "</dd>\n<dt>Snapshot</dt><dd>{}</dd>\n<dt>Label</dt><dd>",
         cov.snapshot
     );
     match header.label {
-        Some(l) if !l.is_empty() => escape(&mut out, l),
+        Some(l) if !l.is_empty() => escape(out, l),
         _ => out.push_str("none"),
     }
     let _ = write!(
@@ -127,7 +173,7 @@ pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
         total.covered,
         total.total
     );
-    percent(&mut out, total);
+    percent(out, total);
     let _ = write!(
         out,
         ")</dd>\n<dt>Files</dt><dd>{}</dd>\n<dt>Functions</dt><dd>{funcs}</dd>\n</dl>\n",
@@ -141,22 +187,30 @@ pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
     );
     for (i, (name, _, stmts)) in files.iter().enumerate() {
         let _ = write!(out, "<tr><td class=\"l\"><a href=\"#f{i}\">");
-        escape(&mut out, name);
+        escape(out, name);
         out.push_str("</a></td>");
-        counts(&mut out, *stmts);
-        cell(&mut out, *stmts);
+        counts(out, *stmts);
+        cell(out, *stmts);
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n<tfoot><tr><td class=\"l\">Total</td>");
-    counts(&mut out, total);
-    cell(&mut out, total);
+    counts(out, total);
+    cell(out, total);
     out.push_str("</tr></tfoot>\n</table>\n");
 
     for (i, (name, file, _)) in files.iter().enumerate() {
         let _ = write!(out, "<h2 id=\"f{i}\"><code>");
-        escape(&mut out, name);
+        escape(out, name);
+        out.push_str("</code>");
+        if let Sources::Linked(link) = sources
+            && let Some(url) = link(&file.name)
+        {
+            out.push_str(" <a class=\"src\" href=\"");
+            escape(out, &url);
+            out.push_str("\">source</a>");
+        }
         out.push_str(
-            "</code></h2>\n<table class=\"funcs\">\n<thead><tr><th class=\"l\">Function</th>\
+            "</h2>\n<table class=\"funcs\">\n<thead><tr><th class=\"l\">Function</th>\
              <th data-k=\"n\">Line</th><th data-k=\"n\">Statements</th>\
              <th data-k=\"n\">Covered</th><th data-k=\"n\">Coverage</th>\
              <th data-k=\"n\">Entered</th></tr></thead>\n<tbody>\n",
@@ -165,22 +219,96 @@ pub fn write(cov: &Coverage, header: &Header<'_>, options: &Options) -> String {
             let stmts = Stmts::of(file, f.blocks.iter().copied());
             let (line, entered) = (f.line(file), f.count(file));
             out.push_str("<tr><td class=\"l\"><code>");
-            escape(&mut out, &f.name);
+            escape(out, &f.name);
             let _ = write!(out, "</code></td><td data-v=\"{line}\">{line}</td>");
-            counts(&mut out, stmts);
-            cell(&mut out, stmts);
+            counts(out, stmts);
+            cell(out, stmts);
             let zero = if entered == 0 { " class=\"z\"" } else { "" };
             let _ = writeln!(out, "<td{zero} data-v=\"{entered}\">{entered}</td></tr>");
         }
         out.push_str("</tbody>\n</table>\n");
+        if let Sources::Inline(source) = sources
+            && let Some(text) = source(&file.name)
+        {
+            annotate(out, file, text, &format!("f{i}L"));
+        }
     }
+}
 
-    let _ = write!(
-        out,
-        "<p>Written by livecov {}.</p>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    out
+/// `text`, the source of `file`, as `go tool cover -html` shows it: each block's text marked
+/// covered (`c1`) or not (`c0`), with its count as the title, and the lines numbered. Line
+/// `n` has the id `{id}{n}` so that a function's line can be linked to.
+///
+/// Blocks are cut by `go tool cover`'s rules and do not overlap; where merged builds of
+/// different versions of a file make them overlap anyway, the block that started last wins
+/// until it ends. Block positions are 1-based lines and byte columns; a column past its line's
+/// end is taken as the end.
+pub fn annotate(out: &mut String, file: &FileCov, text: &str, id: &str) {
+    // Events per line, in position order: (column, is start, count). Ends sort before starts
+    // at the same column, so adjacent blocks do not nest.
+    let mut events: BTreeMap<u32, Vec<(u32, bool, u32)>> = BTreeMap::new();
+    for b in &file.blocks {
+        events
+            .entry(b.start.line)
+            .or_default()
+            .push((b.start.col, true, b.count));
+        events
+            .entry(b.end.line)
+            .or_default()
+            .push((b.end.col, false, b.count));
+    }
+    for list in events.values_mut() {
+        list.sort_by_key(|&(col, start, _)| (col, start));
+    }
+    let mut open: Vec<u32> = Vec::new();
+    out.push_str("<pre class=\"src\">");
+    for (n, line) in (1u32..).zip(text.split_inclusive('\n')) {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let _ = write!(
+            out,
+            "<span class=\"ln\" id=\"{id}{n}\" data-n=\"{n}\"></span>"
+        );
+        span(out, open.last().copied());
+        let mut at = 0usize;
+        for &(col, start, count) in events.get(&n).map_or(&[][..], Vec::as_slice) {
+            let to = (col as usize).saturating_sub(1).min(line.len());
+            let to = floor_char_boundary(line, to.max(at));
+            escape(out, &line[at..to]);
+            at = to;
+            if open.last().is_some() {
+                out.push_str("</span>");
+            }
+            if start {
+                open.push(count);
+            } else if let Some(i) = open.iter().rposition(|&c| c == count) {
+                open.remove(i);
+            }
+            span(out, open.last().copied());
+        }
+        escape(out, &line[at..]);
+        if open.last().is_some() {
+            out.push_str("</span>");
+        }
+        out.push('\n');
+    }
+    out.push_str("</pre>\n");
+}
+
+/// Opens the span of a block with `count`, if inside one.
+fn span(out: &mut String, count: Option<u32>) {
+    if let Some(c) = count {
+        let class = if c == 0 { "c0" } else { "c1" };
+        let _ = write!(out, "<span class=\"{class}\" title=\"{c}\">");
+    }
+}
+
+/// The largest char boundary of `s` at or before `i`.
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The statements and covered cells.
@@ -222,7 +350,7 @@ fn percent(out: &mut String, s: Stmts) {
 }
 
 /// `s` as HTML text or attribute value.
-fn escape(out: &mut String, s: &str) {
+pub(crate) fn escape(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
         out.push_str(&rest[..i]);
@@ -273,7 +401,7 @@ mod tests {
 
     #[test]
     fn escapes_names() {
-        let html = write(&hostile(), &HEADER, &Options::default());
+        let html = write(&hostile(), &HEADER, &Options::default(), Sources::None);
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("&amp;.go"), "{html}");
         assert!(
@@ -299,7 +427,7 @@ mod tests {
             strip: Some("example.com/m/".into()),
             source: None,
         };
-        let html = write(&sample(), &Header::default(), &options);
+        let html = write(&sample(), &Header::default(), &options, Sources::None);
         assert!(html.starts_with("<!DOCTYPE html>\n"), "{html}");
         assert!(html.ends_with("</html>\n"), "{html}");
         assert!(html.contains("<dt>Snapshot</dt><dd>7</dd>"), "{html}");
@@ -365,7 +493,7 @@ mod tests {
             }],
         };
         let cov = Coverage::merge(1, 0, [(&meta, &[0u32][..])]);
-        let html = write(&cov, &HEADER, &Options::default());
+        let html = write(&cov, &HEADER, &Options::default(), Sources::None);
         assert!(html.contains("<dd>0 of 0 covered (n/a)</dd>"), "{html}");
         assert!(html.contains("<td data-v=\"-1\">n/a</td>"), "{html}");
         let empty = Coverage {
@@ -373,7 +501,7 @@ mod tests {
             taken_at: 0,
             files: Vec::new(),
         };
-        let html = write(&empty, &HEADER, &Options::default());
+        let html = write(&empty, &HEADER, &Options::default(), Sources::None);
         assert!(html.contains("(n/a)"), "{html}");
         assert_eq!(html.matches("<table").count(), 1);
     }
@@ -391,7 +519,11 @@ mod tests {
         for (name, cov) in [("sample", sample()), ("hostile", hostile())] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("report.html");
-            std::fs::write(&path, write(&cov, &HEADER, &Options::default())).unwrap();
+            std::fs::write(
+                &path,
+                write(&cov, &HEADER, &Options::default(), Sources::None),
+            )
+            .unwrap();
             let out = std::process::Command::new("xmllint")
                 .args(["--html", "--noout"])
                 .arg(&path)
@@ -403,6 +535,47 @@ mod tests {
                 "{name}: xmllint: {stderr}"
             );
         }
+    }
+
+    #[test]
+    fn annotated_source() {
+        let blk = |l0, c0, l1, c1| Block {
+            start: Pos { line: l0, col: c0 },
+            end: Pos { line: l1, col: c1 },
+            num_stmt: 1,
+            func: 0,
+        };
+        let meta = BuildMeta {
+            mode: Mode::Count,
+            files: vec![FileMeta {
+                name: "m/x.go".into(),
+                // A block inside a line (after a two-byte character), one over two lines with
+                // an end column past its line's end, and one where the other ends.
+                blocks: vec![blk(1, 6, 1, 9), blk(2, 1, 3, 40), blk(1, 9, 1, 11)],
+                funcs: vec![Func {
+                    name: "F".into(),
+                    hash: [0; 32],
+                }],
+            }],
+        };
+        let cov = Coverage::merge(1, 0, [(&meta, &[4u32, 0, 1][..])]);
+        let text = "ab\u{e9}cd<e>&f\nxy\r\nzz\nlast";
+        let mut out = String::new();
+        annotate(&mut out, &cov.files[0], text, "L");
+        assert_eq!(
+            out,
+            "<pre class=\"src\"><span class=\"ln\" id=\"L1\" data-n=\"1\"></span>ab\u{e9}c\
+             <span class=\"c1\" title=\"4\">d&lt;e</span><span class=\"c1\" title=\"1\">&gt;&amp;\
+             </span>f\n<span class=\"ln\" id=\"L2\" data-n=\"2\"></span><span class=\"c0\" \
+             title=\"0\">xy</span>\n<span class=\"ln\" id=\"L3\" data-n=\"3\"></span><span \
+             class=\"c0\" title=\"0\">zz</span>\n<span class=\"ln\" id=\"L4\" data-n=\"4\">\
+             </span>last\n</pre>\n"
+        );
+        // Inline in the standalone page, after the file's functions.
+        let source = |name: &str| (name == "m/x.go").then_some(text);
+        let html = write(&cov, &HEADER, &Options::default(), Sources::Inline(&source));
+        assert!(html.contains("id=\"f0L2\""), "{html}");
+        assert!(html.find("<table class=\"funcs\">").unwrap() < html.find("<pre").unwrap());
     }
 
     #[test]
@@ -439,10 +612,7 @@ mod tests {
         };
         let counts: Vec<u32> = (0..100_000).map(|i| i % 3).collect();
         let cov = Coverage::merge(1, 0, [(&meta, counts.as_slice())]);
-        let start = std::time::Instant::now();
-        let html = write(&cov, &Header::default(), &Options::default());
-        let took = start.elapsed();
+        let html = write(&cov, &Header::default(), &Options::default(), Sources::None);
         assert_eq!(html.matches("<tr><td class=\"l\"><code>").count(), 10_000);
-        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     }
 }

@@ -1,0 +1,301 @@
+//! The services page (`/`) and a service's page: its instances, its snapshot history with
+//! the trend of its coverage, the snapshot and reset buttons, and the form that compares two
+//! snapshots.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Html;
+
+use super::page::{
+    Page, WebError, coverage_cell, escape, num_cell, percent, segment, service_href,
+};
+use crate::App;
+use crate::error::ApiError;
+use crate::snapshot::rfc3339;
+use crate::store::SnapshotRow;
+
+/// How many snapshots a service page lists and charts.
+const HISTORY: i64 = 200;
+
+pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError> {
+    let services = app.store.services().await?;
+    let mut page = Page::new("Services", &[], services.len() * 400);
+    if services.is_empty() {
+        page.raw(
+            "<p class=\"empty\">No service has registered yet. Build a service with \
+             <code>livecov build</code> and run it with <code>LIVECOV_SERVER</code> pointing \
+             here; it shows up as soon as it starts.</p>\n",
+        );
+        return Ok(page.finish());
+    }
+    page.raw(
+        "<table class=\"services\">\n<thead><tr><th class=\"l\">Service</th>\
+         <th data-k=\"n\">Live instances</th><th data-k=\"n\">Instances</th>\
+         <th class=\"l\">Builds</th><th class=\"l\">Latest snapshot</th>\
+         <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
+    );
+    for s in &services {
+        let live = app.store.instances(&s.name, true).await?;
+        let mut builds: Vec<&str> = live.iter().map(|i| i.build.as_str()).collect();
+        builds.sort();
+        builds.dedup();
+        let out = &mut page.out;
+        out.push_str("<tr><td class=\"l\"><a href=\"");
+        escape(out, &service_href(&s.name));
+        out.push_str("\">");
+        escape(out, &s.name);
+        out.push_str("</a></td>");
+        num_cell(out, s.live_instances);
+        num_cell(out, s.instances);
+        out.push_str("<td class=\"l\">");
+        for (i, b) in builds.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            build_id(out, b);
+        }
+        out.push_str("</td>");
+        match &s.latest {
+            Some(l) => {
+                let _ = write!(
+                    out,
+                    "<td class=\"l\"><a href=\"/snapshots/{}\">#{}</a> {}</td>",
+                    l.id,
+                    l.id,
+                    rfc3339(l.taken_at)
+                );
+                coverage_cell(out, l.totals.stmts_covered, l.totals.stmts);
+            }
+            None => out.push_str("<td class=\"l\">none yet</td><td data-v=\"-1\">n/a</td>"),
+        }
+        out.push_str("</tr>\n");
+    }
+    page.raw("</tbody>\n</table>\n");
+    Ok(page.finish())
+}
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let services = app.store.services().await?;
+    let Some(service) = services.iter().find(|s| s.name == name) else {
+        return Err(ApiError::NotFound(format!("no service {name:?}")).into());
+    };
+    let instances = app.store.instances(&name, false).await?;
+    let snapshots = app.store.snapshots(&name, HISTORY, None).await?;
+
+    let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);
+    let out = &mut page.out;
+    let _ = write!(
+        out,
+        "<dl class=\"meta\">\n<dt>First seen</dt><dd>{}</dd>\n<dt>Instances</dt>\
+         <dd>{} live of {}</dd>\n</dl>\n",
+        rfc3339(service.created_at),
+        service.live_instances,
+        service.instances
+    );
+    actions(out, &name);
+
+    out.push_str("<h2>Coverage over time</h2>\n");
+    if snapshots.is_empty() {
+        out.push_str("<p class=\"empty\">No snapshot yet: take one with the button above.</p>\n");
+    } else {
+        trend(out, &snapshots);
+        compare(out, &snapshots);
+        history(out, &snapshots);
+    }
+
+    out.push_str("<h2>Instances</h2>\n");
+    out.push_str(
+        "<table class=\"instances\">\n<thead><tr><th class=\"l\">Instance</th>\
+         <th class=\"l\">State</th><th class=\"l\">Build</th><th class=\"l\">Mode</th>\
+         <th class=\"l\">Address</th><th class=\"l\">Host</th><th data-k=\"n\">PID</th>\
+         <th class=\"l\">Go</th><th class=\"l\">Registered</th><th class=\"l\">Last seen</th>\
+         </tr></thead>\n<tbody>\n",
+    );
+    for i in &instances {
+        out.push_str("<tr><td class=\"l\"><code>");
+        escape(out, &i.id);
+        let state = if i.live { "live" } else { "gone" };
+        let _ = write!(
+            out,
+            "</code></td><td class=\"l state-{state}\">{state}</td><td class=\"l\">"
+        );
+        build_id(out, &i.build);
+        for v in [&i.mode, &i.address, &i.hostname] {
+            out.push_str("</td><td class=\"l\">");
+            escape(out, v);
+        }
+        out.push_str("</td>");
+        num_cell(out, i.pid);
+        out.push_str("<td class=\"l\">");
+        escape(out, &i.go_version);
+        let _ = writeln!(
+            out,
+            "</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            rfc3339(i.registered_at),
+            rfc3339(i.last_seen)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    Ok(page.finish())
+}
+
+/// A build id, shortened, with the whole as its title.
+fn build_id(out: &mut String, id: &str) {
+    out.push_str("<code title=\"");
+    escape(out, id);
+    out.push_str("\">");
+    escape(out, id.get(..12).unwrap_or(id));
+    out.push_str("</code>");
+}
+
+/// The snapshot and reset buttons. They call the API from the browser (`livecov.js`) with
+/// the admin token typed in here, which the browser keeps for the tab's session only.
+fn actions(out: &mut String, service: &str) {
+    out.push_str("<form id=\"actions\" class=\"actions\" data-api=\"/api/v1/services/");
+    escape(out, &segment(service));
+    out.push_str("/snapshots\" data-service=\"");
+    escape(out, service);
+    out.push_str(
+        "\">\n<label>Label <input id=\"label\" name=\"label\" maxlength=\"1024\" \
+         placeholder=\"optional, e.g. round 2\"></label>\n\
+         <label>Admin token <input id=\"token\" name=\"token\" type=\"password\" \
+         autocomplete=\"off\" placeholder=\"if the server has one\"></label>\n\
+         <button type=\"button\" id=\"take-snapshot\">Take snapshot</button>\n\
+         <button type=\"button\" id=\"snapshot-reset\" class=\"danger\">Snapshot and reset\
+         </button>\n<output id=\"action-status\" role=\"status\"></output>\n</form>\n",
+    );
+}
+
+/// The coverage of the snapshots (newest first) as a line over time, oldest on the left: an
+/// inline SVG, so the chart needs no script. Each point links to its snapshot; reset
+/// snapshots are drawn hollow, since the counters start again after them.
+fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
+    const W: f64 = 800.0;
+    const H: f64 = 200.0;
+    const LEFT: f64 = 40.0;
+    const RIGHT: f64 = 10.0;
+    const TOP: f64 = 10.0;
+    const BOTTOM: f64 = 20.0;
+    let points: Vec<&SnapshotRow> = snapshots.iter().rev().collect();
+    let n = points.len();
+    let x = |i: usize| {
+        if n == 1 {
+            LEFT + (W - LEFT - RIGHT) / 2.0
+        } else {
+            LEFT + (W - LEFT - RIGHT) * i as f64 / (n - 1) as f64
+        }
+    };
+    let ratio = |s: &SnapshotRow| {
+        if s.totals.stmts > 0 {
+            s.totals.stmts_covered as f64 / s.totals.stmts as f64
+        } else {
+            0.0
+        }
+    };
+    let y = |r: f64| TOP + (H - TOP - BOTTOM) * (1.0 - r);
+    let _ = writeln!(
+        out,
+        "<svg class=\"trend\" id=\"trend\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
+         aria-label=\"statement coverage of the last {n} snapshots\">"
+    );
+    for pct in [0, 25, 50, 75, 100] {
+        let yy = y(f64::from(pct) / 100.0);
+        let _ = writeln!(
+            out,
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
+             <text class=\"axis\" x=\"{}\" y=\"{:.1}\">{pct}%</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0
+        );
+    }
+    out.push_str("<polyline class=\"line\" points=\"");
+    for (i, s) in points.iter().enumerate() {
+        let _ = write!(out, "{:.1},{:.1} ", x(i), y(ratio(s)));
+    }
+    out.push_str("\"/>\n");
+    for (i, s) in points.iter().enumerate() {
+        let class = if s.reset { "point reset" } else { "point" };
+        let _ = write!(
+            out,
+            "<a href=\"/snapshots/{id}\"><circle class=\"{class}\" cx=\"{:.1}\" cy=\"{:.1}\" \
+             r=\"4\"><title>#{id} ",
+            x(i),
+            y(ratio(s)),
+            id = s.id
+        );
+        if let Some(l) = &s.label {
+            escape(out, l);
+            out.push(' ');
+        }
+        let _ = writeln!(
+            out,
+            "{}: {}</title></circle></a>",
+            rfc3339(s.taken_at),
+            percent(s.totals.stmts_covered, s.totals.stmts)
+        );
+    }
+    out.push_str("</svg>\n");
+}
+
+/// Two lists of the snapshots and a button that opens their diff; the newest two are chosen.
+fn compare(out: &mut String, snapshots: &[SnapshotRow]) {
+    if snapshots.len() < 2 {
+        return;
+    }
+    out.push_str("<form class=\"compare\" action=\"/diff\" method=\"get\">Compare ");
+    for (name, chosen) in [("a", 1), ("b", 0)] {
+        let _ = write!(out, "<select name=\"{name}\" id=\"diff-{name}\">");
+        for (i, s) in snapshots.iter().enumerate() {
+            let selected = if i == chosen { " selected" } else { "" };
+            let _ = write!(out, "<option value=\"{}\"{selected}>#{}", s.id, s.id);
+            if let Some(l) = &s.label {
+                out.push(' ');
+                escape(out, l);
+            }
+            out.push_str("</option>");
+        }
+        out.push_str("</select>");
+        if name == "a" {
+            out.push_str(" with ");
+        }
+    }
+    out.push_str(" <button type=\"submit\" id=\"compare\">Compare</button></form>\n");
+}
+
+/// The snapshots, newest first.
+fn history(out: &mut String, snapshots: &[SnapshotRow]) {
+    out.push_str(
+        "<table class=\"snapshots\">\n<thead><tr><th data-k=\"n\">Snapshot</th>\
+         <th class=\"l\">Label</th><th class=\"l\">Taken at</th><th class=\"l\">Reset</th>\
+         <th data-k=\"n\">Instances</th><th data-k=\"n\">Failed</th>\
+         <th data-k=\"n\">Statements</th><th data-k=\"n\">Covered</th>\
+         <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
+    );
+    for s in snapshots {
+        let _ = write!(
+            out,
+            "<tr><td data-v=\"{id}\"><a href=\"/snapshots/{id}\">#{id}</a></td><td class=\"l\">",
+            id = s.id
+        );
+        escape(out, s.label.as_deref().unwrap_or(""));
+        let _ = write!(
+            out,
+            "</td><td class=\"l\">{}</td><td class=\"l\">{}</td>",
+            rfc3339(s.taken_at),
+            if s.reset { "reset" } else { "" }
+        );
+        num_cell(out, s.instances_ok);
+        num_cell(out, s.instances_failed);
+        num_cell(out, s.totals.stmts);
+        num_cell(out, s.totals.stmts_covered);
+        coverage_cell(out, s.totals.stmts_covered, s.totals.stmts);
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}

@@ -1,0 +1,176 @@
+//! A snapshot's page: what it took (builds, instances and their outcomes), then the report of
+//! its files and functions that the `html` export writes; and a file's annotated source, where
+//! the sources of its build were uploaded (`livecov build --upload-sources`).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use serde::Deserialize;
+
+use super::page::{
+    Page, WebError, coverage_cell, escape, num_cell, parse_id, query_value, service_href,
+};
+use crate::App;
+use crate::error::ApiError;
+use crate::export::html::{self, Header, Sources};
+use crate::export::{Coverage, Options};
+use crate::snapshot::counters;
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let id = parse_id("snapshot", &id)?;
+    let detail = crate::snapshot::detail(&app, id).await?;
+    let Some(row) = app.store.snapshot(id).await? else {
+        return Err(ApiError::NotFound(format!("no snapshot {id}")).into());
+    };
+    let parts = counters(&app, id).await?;
+    let cov = Coverage::merge(
+        id,
+        row.taken_at,
+        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
+    );
+    let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
+    let with_source: HashSet<String> = app.store.source_files(&builds).await?.into_iter().collect();
+
+    let title = format!("Snapshot #{id}");
+    let mut page = Page::new(
+        &title,
+        &[
+            (&row.service, Some(service_href(&row.service))),
+            (&title, None),
+        ],
+        html::capacity(&cov),
+    );
+    let out = &mut page.out;
+    let _ = writeln!(
+        out,
+        "<p class=\"downloads\">Download: \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=go\">coverprofile</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=lcov\">LCOV</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=cobertura\">Cobertura</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=json\">JSON</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=html\">HTML report</a></p>"
+    );
+    builds_table(out, &detail);
+    let link = |file: &str| {
+        with_source
+            .contains(file)
+            .then(|| format!("/snapshots/{id}/source?file={}", query_value(file)))
+    };
+    let header = Header {
+        service: &row.service,
+        label: row.label.as_deref(),
+    };
+    html::body(
+        out,
+        &cov,
+        &header,
+        &Options::default(),
+        Sources::Linked(&link),
+    );
+    Ok(page.finish())
+}
+
+/// The builds the snapshot merged and what each instance answered.
+fn builds_table(out: &mut String, d: &crate::types::SnapshotDetail) {
+    out.push_str(
+        "<details class=\"pulled\"><summary>Builds and instances</summary>\n\
+         <table>\n<thead><tr><th class=\"l\">Build</th><th class=\"l\">Mode</th>\
+         <th data-k=\"n\">Instances</th><th data-k=\"n\">Statements</th>\
+         <th data-k=\"n\">Covered</th><th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
+    );
+    for b in &d.builds {
+        out.push_str("<tr><td class=\"l\"><code>");
+        escape(out, &b.build);
+        out.push_str("</code></td><td class=\"l\">");
+        escape(out, &b.mode);
+        out.push_str("</td>");
+        num_cell(out, b.instances);
+        num_cell(out, b.totals.stmts);
+        num_cell(out, b.totals.stmts_covered);
+        coverage_cell(out, b.totals.stmts_covered, b.totals.stmts);
+        out.push_str("</tr>\n");
+    }
+    out.push_str(
+        "</tbody>\n</table>\n<table>\n<thead><tr><th class=\"l\">Instance</th>\
+         <th class=\"l\">Address</th><th class=\"l\">Outcome</th><th data-k=\"n\">ms</th>\
+         <th class=\"l\">Message</th></tr></thead>\n<tbody>\n",
+    );
+    for i in &d.instance_results {
+        out.push_str("<tr><td class=\"l\"><code>");
+        escape(out, &i.instance);
+        out.push_str("</code></td><td class=\"l\">");
+        escape(out, &i.address);
+        let _ = write!(
+            out,
+            "</td><td class=\"l outcome-{o}\">{o}</td>",
+            o = i.outcome
+        );
+        num_cell(out, i.duration_ms);
+        out.push_str("<td class=\"l\">");
+        escape(out, i.message.as_deref().unwrap_or(""));
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</details>\n");
+}
+
+#[derive(Deserialize)]
+pub struct SourceParams {
+    file: String,
+}
+
+/// One file of a snapshot with its source annotated, from the first of the snapshot's builds
+/// that has both the file and its uploaded source.
+pub async fn source(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(params): Query<SourceParams>,
+) -> Result<Html<String>, WebError> {
+    let id = parse_id("snapshot", &id)?;
+    let Some(row) = app.store.snapshot(id).await? else {
+        return Err(ApiError::NotFound(format!("no snapshot {id}")).into());
+    };
+    let parts = counters(&app, id).await?;
+    let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
+    let Some(text) = crate::sources::text(&app, &builds, &params.file).await? else {
+        return Err(ApiError::NotFound(format!(
+            "snapshot {id} has no uploaded source for {:?}: upload it with \
+             `livecov build --upload-sources`",
+            params.file
+        ))
+        .into());
+    };
+    let cov = Coverage::merge(
+        id,
+        row.taken_at,
+        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
+    );
+    let Some(file) = cov.files.iter().find(|f| f.name == params.file) else {
+        return Err(
+            ApiError::NotFound(format!("snapshot {id} has no file {:?}", params.file)).into(),
+        );
+    };
+    let snapshot = format!("Snapshot #{id}");
+    let mut page = Page::new(
+        &params.file,
+        &[
+            (&row.service, Some(service_href(&row.service))),
+            (&snapshot, Some(format!("/snapshots/{id}"))),
+            (&params.file, None),
+        ],
+        text.len() * 2,
+    );
+    let out = &mut page.out;
+    out.push_str(
+        "<p class=\"legend\"><span class=\"c1\">covered</span> \
+                  <span class=\"c0\">not covered</span> not a statement; \
+                  hover a block for its count.</p>\n",
+    );
+    html::annotate(out, file, &text, "L");
+    Ok(page.finish())
+}
