@@ -102,16 +102,17 @@ pub struct DiffArgs {
 ///
 /// With --diff-base REV, run in the service's git checkout: of the executable lines that
 /// `git diff REV` adds or modifies, how many the snapshot covers, per file with the uncovered
-/// line ranges (a table, or the server's JSON with --format json).
+/// line ranges (a table, or the server's JSON with --format json); or, with --format lcov or
+/// cobertura, an export that holds only those lines (and the functions they are in).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  livecov report 3 --format lcov -o round-2.info\n  livecov report 3 --diff-base origin/main"
+    after_help = "Examples:\n  livecov report 3 --format lcov -o round-2.info\n  livecov report 3 --diff-base origin/main\n  livecov report 3 --diff-base origin/main --format cobertura -o patch.xml"
 )]
 pub struct ReportArgs {
     snapshot: u64,
     /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
-    /// `json` for scripts, `html` a self-contained page for people
-    /// [default: go; with --diff-base, a table].
+    /// `json` for scripts, `html` a self-contained page for people; with --diff-base, `json`,
+    /// `lcov` or `cobertura` of the changed lines only [default: go; with --diff-base, a table].
     #[arg(long, value_enum)]
     format: Option<ReportFormat>,
     /// Report patch coverage: the lines `git diff REV` (in the current directory's git
@@ -126,7 +127,7 @@ pub struct ReportArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Take this prefix (such as the module path and `/`) off file names, so that tools find
-    /// the sources relative to a directory; not for `go`.
+    /// the sources relative to a directory; not for `go`, nor --diff-base's table and json.
     #[arg(long, value_name = "PREFIX")]
     strip: Option<String>,
     /// Cobertura's source directory, the one file names are relative to (`.` when not given).
@@ -478,13 +479,22 @@ fn write_output(args: &ReportArgs, text: &str) -> Result<()> {
 
 /// `livecov report --diff-base`: the patch coverage of `git diff BASE`.
 fn patch(args: &ReportArgs, base: &str) -> Result<()> {
-    let json = match args.format {
-        None => false,
-        Some(ReportFormat::Json) => true,
-        Some(_) => bail!("with --diff-base, the output is a table or, with --format json, JSON"),
+    let format = match args.format {
+        None => None,
+        Some(ReportFormat::Json) => Some("json"),
+        Some(ReportFormat::Lcov) => Some("lcov"),
+        Some(ReportFormat::Cobertura) => Some("cobertura"),
+        Some(ReportFormat::Go | ReportFormat::Html) => bail!(
+            "with --diff-base, --format is json, lcov or cobertura (or none, for a table); \
+             go and html export the whole snapshot: drop --diff-base for them"
+        ),
     };
-    if args.strip.is_some() || args.source.is_some() {
-        bail!("--strip and --source are for exports, not for --diff-base");
+    let export = matches!(format, Some("lcov" | "cobertura"));
+    if !export && (args.strip.is_some() || args.source.is_some()) {
+        bail!(
+            "--strip and --source are for exports: with --diff-base, add --format lcov or \
+             --format cobertura"
+        );
     }
     let out = std::process::Command::new("git")
         .args(["diff", "--no-color", "--no-ext-diff", base, "--"])
@@ -498,13 +508,23 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
     }
     let diff = String::from_utf8(out.stdout).context("git diff printed something not UTF-8")?;
     let mut path = format!("/api/v1/snapshots/{}/patch", args.snapshot);
-    if let Some(module) = &args.module {
-        let _ = write!(path, "?module={}", path_segment(module));
+    let query = [
+        ("module", args.module.as_deref()),
+        ("format", format),
+        ("strip", args.strip.as_deref()),
+        ("source", args.source.as_deref()),
+    ];
+    let query: Vec<String> = query
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", path_segment(value?))))
+        .collect();
+    if !query.is_empty() {
+        let _ = write!(path, "?{}", query.join("&"));
     }
     let text = args
         .endpoint
         .fetch_text(reqwest::Method::POST, &path, diff)?;
-    if json {
+    if format.is_some() {
         return write_output(args, &text);
     }
     let p: server::types::PatchCoverage =

@@ -113,16 +113,67 @@ fn tool(name: &str) -> Command {
     Command::new(name)
 }
 
-/// Snapshot `id` (round 2: only the calculator ran) exported by `livecov report` as lcov,
-/// Cobertura and JSON: genhtml renders the lcov without a warning, xmllint validates the XML
-/// against Cobertura's DTD, and the JSON has the functions' counts.
-fn exports(port: u16, id: i64, tmp: &Path) {
+/// Checks that genhtml, run in `sources` (where the tracefile's file names are), renders the
+/// lcov tracefile `info` without a warning.
+fn genhtml_clean(info: &Path, sources: &Path) {
+    let html = tempfile::tempdir().unwrap();
+    let out = tool("genhtml")
+        .arg(info)
+        .arg("--output-directory")
+        .arg(html.path())
+        .current_dir(sources)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "genhtml {}: {stderr}",
+        info.display()
+    );
+    assert!(html.path().join("index.html").is_file());
+}
+
+/// Checks that xmllint validates the Cobertura document `xml` against Cobertura's DTD, kept
+/// off the network (a catalog in `tmp` points the DTD's URL at the local copy).
+fn cobertura_valid(xml: &Path, tmp: &Path) {
     let dtd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cobertura/coverage-04.dtd");
     assert!(
         dtd.is_file(),
         "{} is missing: run scripts/test.sh, which fetches it (scripts/cobertura-dtd.sh)",
         dtd.display()
     );
+    let catalog = tmp.join("catalog.xml");
+    std::fs::write(
+        &catalog,
+        format!(
+            "<?xml version=\"1.0\"?>\n\
+             <catalog xmlns=\"urn:oasis:names:tc:entity:xmlns:xml:catalog\">\n  \
+             <system systemId=\"http://cobertura.sourceforge.net/xml/coverage-04.dtd\" \
+             uri=\"file://{}\"/>\n</catalog>\n",
+            dtd.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let out = tool("xmllint")
+        .env("XML_CATALOG_FILES", &catalog)
+        .args(["--nonet", "--noout"])
+        .arg("--dtdvalid")
+        .arg(&dtd)
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "xmllint {}: {}",
+        xml.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Snapshot `id` (round 2: only the calculator ran) exported by `livecov report` as lcov,
+/// Cobertura and JSON: genhtml renders the lcov without a warning, xmllint validates the XML
+/// against Cobertura's DTD, and the JSON has the functions' counts.
+fn exports(port: u16, id: i64, tmp: &Path) {
     let id = id.to_string();
     let report = |format: &str, output: Option<&Path>| {
         let mut args = vec![
@@ -147,50 +198,11 @@ fn exports(port: u16, id: i64, tmp: &Path) {
         lcov.contains("\nFNDA:1,calc\n") && lcov.contains("\nFNDA:0,hello\n"),
         "{lcov}"
     );
-    let html = tempfile::tempdir().unwrap();
-    let out = tool("genhtml")
-        .arg(&info)
-        .arg("--output-directory")
-        .arg(html.path())
-        .current_dir(EXAMPLE)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "genhtml: {stderr}"
-    );
-    assert!(html.path().join("index.html").is_file());
+    genhtml_clean(&info, Path::new(EXAMPLE));
 
     let xml = tmp.join("round2.xml");
     report("cobertura", Some(&xml));
-    // The document names the DTD by its URL: a catalog points that at the local copy, and
-    // --nonet keeps xmllint off the network.
-    let catalog = tmp.join("catalog.xml");
-    std::fs::write(
-        &catalog,
-        format!(
-            "<?xml version=\"1.0\"?>\n\
-             <catalog xmlns=\"urn:oasis:names:tc:entity:xmlns:xml:catalog\">\n  \
-             <system systemId=\"http://cobertura.sourceforge.net/xml/coverage-04.dtd\" \
-             uri=\"file://{}\"/>\n</catalog>\n",
-            dtd.canonicalize().unwrap().display()
-        ),
-    )
-    .unwrap();
-    let out = tool("xmllint")
-        .env("XML_CATALOG_FILES", &catalog)
-        .args(["--nonet", "--noout"])
-        .arg("--dtdvalid")
-        .arg(&dtd)
-        .arg(&xml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "xmllint: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cobertura_valid(&xml, tmp);
     let text = std::fs::read_to_string(&xml).unwrap();
     assert!(text.contains("filename=\"main.go\""), "{text}");
 
@@ -509,13 +521,73 @@ fn report_diff_base_names_the_changed_lines_no_test_reached() {
         "{table}"
     );
 
-    // Bad input: an unknown revision is git's error, and nothing is asked of the server.
-    let out = Command::new(LIVECOV)
-        .args(["report", &id, "--diff-base", "no-such-rev"])
-        .args(["--server", &format!("http://127.0.0.1:{port}")])
-        .current_dir(&repo)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("git diff no-such-rev"));
+    // The changed lines as lcov: one file, the two functions holding them, those two lines.
+    let info = tmp.path().join("patch.info");
+    let strip = ["--strip", "example.com/greeter/"];
+    run(&[
+        &["--format", "lcov", "-o", info.to_str().unwrap()][..],
+        &strip,
+    ]
+    .concat());
+    let lcov = std::fs::read_to_string(&info).unwrap();
+    assert!(lcov.starts_with("TN:\nSF:main.go\n"), "{lcov}");
+    assert_eq!(lcov.matches("SF:").count(), 1, "{lcov}");
+    assert!(lcov.contains("\nFNDA:0,hello\nFNDA:1,calc\n"), "{lcov}");
+    let mut da = [(calc_line, 1), (hello_line, 0)];
+    da.sort();
+    let da: String = da.iter().map(|(l, c)| format!("DA:{l},{c}\n")).collect();
+    assert!(
+        lcov.ends_with(&format!("FNF:2\nFNH:1\n{da}LF:2\nLH:1\nend_of_record\n")),
+        "{lcov}"
+    );
+    genhtml_clean(&info, &repo);
+
+    // As Cobertura: valid against the DTD, totals over the two lines.
+    let xml = tmp.path().join("patch.xml");
+    let source = repo.to_str().unwrap();
+    let args = [
+        "--format",
+        "cobertura",
+        "--source",
+        source,
+        "-o",
+        xml.to_str().unwrap(),
+    ];
+    run(&[&args[..], &strip].concat());
+    cobertura_valid(&xml, tmp.path());
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        text.contains("lines-covered=\"1\" lines-valid=\"2\"")
+            && text.contains(&format!("<source>{source}</source>"))
+            && text.contains("filename=\"main.go\"")
+            && text.contains(&format!("<line number=\"{hello_line}\" hits=\"0\""))
+            && text.contains(&format!("<line number=\"{calc_line}\" hits=\"1\"")),
+        "{text}"
+    );
+    assert_eq!(text.matches("<method ").count(), 2, "{text}");
+    assert_eq!(text.matches("<line ").count(), 2 * 2, "{text}");
+
+    // Bad input fails with exit status 2, before the server is asked: an unknown revision is
+    // git's error; a whole-snapshot format, or --strip without an export, is refused.
+    let fails = |args: &[&str], want: &str| {
+        let out = Command::new(LIVECOV)
+            .args(["report", &id])
+            .args(args)
+            .args(["--server", &format!("http://127.0.0.1:{port}")])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains(want), "{args:?}: {msg}");
+    };
+    fails(&["--diff-base", "no-such-rev"], "git diff no-such-rev");
+    for format in ["html", "go"] {
+        let args = ["--diff-base", "HEAD~1", "--format", format];
+        fails(&args, "--format is json, lcov or cobertura");
+    }
+    fails(
+        &[&["--diff-base", "HEAD~1"][..], &strip].concat(),
+        "add --format lcov",
+    );
 }

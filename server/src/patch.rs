@@ -13,12 +13,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::App;
 use crate::api::{ApiPath, ApiQuery};
 use crate::error::ApiError;
+use crate::export::{self, Format};
 use crate::meta::Build;
 use crate::types::{PatchCoverage, PatchFile, PatchTotals, percent};
 
@@ -552,6 +554,34 @@ pub fn ranges(lines: &[u32]) -> String {
     out
 }
 
+/// The files of `files` that gained lines, each with the metadata file among `names` it is
+/// (see [`match_file`]), or `None` when no build has it.
+fn matched<'f, 'n>(
+    names: &BTreeSet<&'n str>,
+    files: &'f [FileChange],
+    module: Option<&str>,
+) -> Result<Vec<(&'f FileChange, Option<&'n str>)>, String> {
+    files
+        .iter()
+        .filter(|f| !f.added.is_empty() && !f.binary)
+        .map(|f| Ok((f, match_file(&f.path, names.iter().copied(), module)?)))
+        .collect()
+}
+
+/// The lines each file of `files` gained, by the metadata name among `names` it matches:
+/// what an export of the change's coverage keeps ([`crate::export::Coverage::restrict`]).
+/// Files no build has are left out.
+pub fn changed_lines(
+    names: &BTreeSet<&str>,
+    files: &[FileChange],
+    module: Option<&str>,
+) -> Result<BTreeMap<String, BTreeSet<u32>>, String> {
+    Ok(matched(names, files, module)?
+        .into_iter()
+        .filter_map(|(change, name)| Some((name?.to_string(), change.added.clone())))
+        .collect())
+}
+
 /// Measures the changes `files` against the counters of a snapshot's builds.
 pub fn measure(
     snapshot: i64,
@@ -566,8 +596,8 @@ pub fn measure(
     let mut out = Vec::new();
     let mut not_measured = Vec::new();
     let (mut lines, mut covered) = (0i64, 0i64);
-    for change in files.iter().filter(|f| !f.added.is_empty() && !f.binary) {
-        let Some(name) = match_file(&change.path, names.iter().copied(), module)? else {
+    for (change, name) in matched(&names, files, module)? {
+        let Some(name) = name else {
             not_measured.push(change.path.clone());
             continue;
         };
@@ -625,18 +655,43 @@ pub fn measure(
 #[derive(Deserialize)]
 pub struct PatchParams {
     module: Option<String>,
+    format: Option<String>,
+    strip: Option<String>,
+    source: Option<String>,
 }
 
-/// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX]`, the diff as the raw body.
+/// The answer's format: `None` for the JSON [`PatchCoverage`], else an export of the changed
+/// lines (one of [`export::LINE_FORMATS`]).
+fn answer_format(name: Option<&str>) -> Result<Option<Format>, ApiError> {
+    let name = name.unwrap_or("json");
+    if name == "json" {
+        return Ok(None);
+    }
+    name.parse::<Format>()
+        .ok()
+        .filter(|f| export::LINE_FORMATS.contains(f))
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = export::LINE_FORMATS.iter().map(|f| f.name()).collect();
+            ApiError::BadRequest(format!(
+                "format {name:?} is not supported for patch coverage; supported: json, {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX&format=json|lcov|cobertura&strip=PREFIX&source=DIR]`,
+/// the diff as the raw body.
 pub async fn handler(
     State(app): State<Arc<App>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<PatchParams>,
     req: Request,
-) -> Result<Json<PatchCoverage>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = id.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
         ApiError::BadRequest(format!("snapshot id {id:?}: want a positive integer"))
     })?;
+    let format = answer_format(params.format.as_deref())?;
     let body = Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -654,9 +709,32 @@ pub async fn handler(
         .filter(|m| !m.is_empty());
     let text = String::from_utf8_lossy(&body);
     let files = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let builds = crate::snapshot::counters(&app, id).await?;
-    let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
-    Ok(Json(result))
+    let Some(format) = format else {
+        let builds = crate::snapshot::counters(&app, id).await?;
+        let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
+        return Ok(Json(result).into_response());
+    };
+    let options = export::Options {
+        strip: params.strip,
+        source: params.source,
+    };
+    let text = export_changes(&app, id, &files, module, format, &options).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+}
+
+/// Snapshot `id` in `format`, restricted to the lines the diff's `files` gained.
+async fn export_changes(
+    app: &App,
+    id: i64,
+    files: &[FileChange],
+    module: Option<&str>,
+    format: Format,
+    options: &export::Options,
+) -> Result<String, ApiError> {
+    let (_, cov) = export::load(app, id).await?;
+    let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
+    let keep = changed_lines(&names, files, module).map_err(ApiError::BadRequest)?;
+    export::write_lines(&cov.restrict(&keep), format, options)
 }
 
 #[cfg(test)]
@@ -858,6 +936,62 @@ new mode 100755
         );
         let combined = "diff --cc x.go\nindex 1,2..3\n";
         assert!(parse(combined).unwrap_err().message.contains("combined"));
+    }
+
+    #[test]
+    fn changed_lines_by_metadata_name() {
+        let names = BTreeSet::from(["example.com/m/a/b.go", "example.com/m/a/c/d.go"]);
+        let files = vec![
+            change("a/b.go", None, &[1, 6, 7], false),
+            change("c/d.go", None, &[], false),   // nothing added
+            change("a/c/d.go", None, &[4], true), // binary
+            change("README.md", None, &[1], false),
+        ];
+        let got = changed_lines(&names, &files, None).unwrap();
+        assert_eq!(
+            got,
+            BTreeMap::from([("example.com/m/a/b.go".to_string(), lines(&[1, 6, 7]))])
+        );
+        let named = changed_lines(&names, &files, Some("example.com/m")).unwrap();
+        assert_eq!(named, got);
+        let two = BTreeSet::from(["example.com/m/b.go", "example.com/n/b.go"]);
+        let e = changed_lines(&two, &[change("b.go", None, &[1], false)], None).unwrap_err();
+        assert!(e.contains("?module="), "{e}");
+    }
+
+    /// A diff to the export's sample file, through the export path: parsed, matched,
+    /// restricted, written as lcov.
+    #[test]
+    fn diff_to_restricted_lcov() {
+        let diff = "--- a/a/b.go\n+++ b/a/b.go\n@@ -5,2 +5,4 @@\n x\n+y\n-z\n+w\n+v\n";
+        let files = parse(diff).unwrap();
+        let cov = crate::export::tests::sample();
+        let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
+        let keep = changed_lines(&names, &files, None).unwrap();
+        let options = export::Options {
+            strip: Some("example.com/m".into()),
+            source: None,
+        };
+        assert_eq!(
+            export::write_lines(&cov.restrict(&keep), Format::Lcov, &options).unwrap(),
+            "TN:\nSF:a/b.go\nFN:3,F\nFNDA:3,F\nFNF:1\nFNH:1\nDA:6,0\nDA:7,3\nDA:8,3\n\
+             LF:3\nLH:2\nend_of_record\n"
+        );
+    }
+
+    #[test]
+    fn answer_formats() {
+        assert_eq!(answer_format(None).unwrap(), None);
+        assert_eq!(answer_format(Some("json")).unwrap(), None);
+        assert_eq!(answer_format(Some("lcov")).unwrap(), Some(Format::Lcov));
+        assert_eq!(
+            answer_format(Some("cobertura")).unwrap(),
+            Some(Format::Cobertura)
+        );
+        for bad in ["go", "html", "pdf", ""] {
+            let e = answer_format(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("supported: json, lcov, cobertura"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -102,10 +102,8 @@ async fn post_patch(server: &server::Server, path: &str, body: Vec<u8>) -> Answe
     Answer { status, json, text }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_coverage_names_the_uncovered_function() {
-    let diff = git_diff();
-    assert!(diff.contains("+++ b/calc/calc.go"), "{diff}");
+/// A build of `NEW` as `example.com/m/calc/calc.go`, and the blocks of `Add`.
+fn calc_build() -> (Arc<SimBuild>, Vec<usize>) {
     let file = instrumenter::analyze("example.com/m/calc/calc.go", NEW.as_bytes()).unwrap();
     let add = file.funcs.iter().position(|f| f.name == "Add").unwrap() as u32;
     let mul = file.funcs.iter().position(|f| f.name == "Mul").unwrap() as u32;
@@ -125,6 +123,14 @@ async fn patch_coverage_names_the_uncovered_function() {
         mode: Mode::Count,
         files: vec![file],
     }));
+    (build, add_blocks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_coverage_names_the_uncovered_function() {
+    let diff = git_diff();
+    assert!(diff.contains("+++ b/calc/calc.go"), "{diff}");
+    let (build, add_blocks) = calc_build();
 
     for db in databases().await {
         eprintln!("== patch coverage on {}", db.kind);
@@ -239,6 +245,167 @@ async fn patch_coverage_names_the_uncovered_function() {
         assert_eq!(resolved.json["files"][0]["uncovered"], "5");
 
         b.stop();
+        for x in a {
+            x.stop();
+        }
+        server.stop().await.unwrap();
+    }
+}
+
+/// Posts a diff; the status, the Content-Type and the body of the answer.
+async fn post_export(server: &server::Server, path: &str, diff: &str) -> (u16, String, String) {
+    let resp = client()
+        .post(format!("http://{}{path}", server.addr))
+        .header("Content-Type", "text/x-diff")
+        .body(diff.to_string())
+        .send()
+        .await
+        .expect("the server answers");
+    let status = resp.status().as_u16();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    (status, content_type, resp.text().await.unwrap())
+}
+
+/// The LCOV of the diff's changed executable lines with `Add` run three times: Add's five
+/// changed lines covered, Mul's two not; the comment on line 3 and the unchanged lines of
+/// both functions left out.
+const PATCH_LCOV: &str = "TN:
+SF:calc/calc.go
+FN:4,Add
+FN:13,Mul
+FNDA:3,Add
+FNDA:0,Mul
+FNF:2
+FNH:1
+DA:5,3
+DA:6,3
+DA:7,3
+DA:8,3
+DA:9,3
+DA:14,0
+DA:15,0
+LF:7
+LH:5
+end_of_record
+";
+
+/// The Cobertura XML of the same lines, with `source=/src/calc` and the snapshot's time as
+/// `TIMESTAMP`.
+fn patch_cobertura(timestamp: &str) -> String {
+    let line = |n: u32, hits: u32, indent: usize| {
+        format!(
+            "{}<line number=\"{n}\" hits=\"{hits}\" branch=\"false\"/>\n",
+            " ".repeat(indent)
+        )
+    };
+    let lines = |v: &[(u32, u32)], indent: usize| -> String {
+        v.iter().map(|&(n, h)| line(n, h, indent)).collect()
+    };
+    let add = [(5, 3), (6, 3), (7, 3), (8, 3), (9, 3)];
+    let mul = [(14, 0), (15, 0)];
+    let all: Vec<(u32, u32)> = add.iter().chain(&mul).copied().collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>
+<!DOCTYPE coverage SYSTEM \"http://cobertura.sourceforge.net/xml/coverage-04.dtd\">
+<coverage line-rate=\"0.7143\" branch-rate=\"0\" lines-covered=\"5\" lines-valid=\"7\" \
+branches-covered=\"0\" branches-valid=\"0\" complexity=\"0\" version=\"livecov {version}\" \
+timestamp=\"{timestamp}\">
+  <sources>
+    <source>/src/calc</source>
+  </sources>
+  <packages>
+    <package name=\"example.com/m/calc\" line-rate=\"0.7143\" branch-rate=\"0\" complexity=\"0\">
+      <classes>
+        <class name=\"calc.go\" filename=\"calc/calc.go\" line-rate=\"0.7143\" branch-rate=\"0\" \
+complexity=\"0\">
+          <methods>
+            <method name=\"Add\" signature=\"\" line-rate=\"1\" branch-rate=\"0\">
+              <lines>
+{add}              </lines>
+            </method>
+            <method name=\"Mul\" signature=\"\" line-rate=\"0\" branch-rate=\"0\">
+              <lines>
+{mul}              </lines>
+            </method>
+          </methods>
+          <lines>
+{all}          </lines>
+        </class>
+      </classes>
+    </package>
+  </packages>
+</coverage>
+",
+        version = env!("CARGO_PKG_VERSION"),
+        add = lines(&add, 16),
+        mul = lines(&mul, 16),
+        all = lines(&all, 12),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_exports_hold_only_the_changed_lines() {
+    let diff = git_diff();
+    let (build, add_blocks) = calc_build();
+
+    for db in databases().await {
+        eprintln!("== patch exports on {}", db.kind);
+        let server = start(config(&db.url)).await;
+        let a = agents(&server, &build, "calc", 1).await;
+        for &i in &add_blocks {
+            a[0].hit(i, 3);
+        }
+        let snap = snapshot(&server, "calc", "").await;
+        let url = format!("/api/v1/snapshots/{}/patch", snap["id"]);
+        let strip = "strip=example.com/m/";
+
+        let (status, ct, lcov) =
+            post_export(&server, &format!("{url}?format=lcov&{strip}"), &diff).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (200, "text/plain; charset=utf-8"),
+            "{lcov}"
+        );
+        assert_eq!(lcov, PATCH_LCOV);
+        // Without strip, files keep their import paths; with module, the same lines.
+        let (status, _, full) = post_export(&server, &format!("{url}?format=lcov"), &diff).await;
+        assert_eq!(status, 200, "{full}");
+        assert_eq!(
+            full,
+            PATCH_LCOV.replace("SF:calc/", "SF:example.com/m/calc/")
+        );
+        let named = format!("{url}?module=example.com/m&format=lcov&{strip}");
+        assert_eq!(post_export(&server, &named, &diff).await.2, PATCH_LCOV);
+
+        let path = format!("{url}?format=cobertura&{strip}&source=/src/calc");
+        let (status, ct, xml) = post_export(&server, &path, &diff).await;
+        assert_eq!((status, ct.as_str()), (200, "application/xml"), "{xml}");
+        let at = xml.find("timestamp=\"").expect("a timestamp") + "timestamp=\"".len();
+        let timestamp = &xml[at..at + xml[at..].find('"').unwrap()];
+        assert!(timestamp.parse::<i64>().is_ok_and(|t| t > 0), "{xml}");
+        assert_eq!(xml, patch_cobertura(timestamp));
+
+        // format=json is the default answer.
+        let json = post_patch(&server, &format!("{url}?format=json"), diff.clone().into()).await;
+        let default = post_patch(&server, &url, diff.clone().into()).await;
+        assert_eq!(json.status, 200, "{}", json.text);
+        assert_eq!(json.text, default.text);
+
+        // Formats that are not json, lcov or cobertura are refused, naming those.
+        for bad in ["html", "go", "pdf"] {
+            let got =
+                post_patch(&server, &format!("{url}?format={bad}"), diff.clone().into()).await;
+            assert_eq!(got.status, 400, "{bad}: {}", got.text);
+            let msg = got.json["error"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("{bad:?}")) && msg.contains("json, lcov, cobertura"),
+                "{msg}"
+            );
+        }
+        // Exports of a missing snapshot are 404 like the JSON answer.
+        let missing = post_export(&server, "/api/v1/snapshots/999/patch?format=lcov", &diff).await;
+        assert_eq!(missing.0, 404, "{}", missing.2);
+
         for x in a {
             x.stop();
         }

@@ -137,7 +137,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::sample;
+    use crate::export::tests::{restricted, sample};
 
     #[test]
     fn structure() {
@@ -204,6 +204,49 @@ mod tests {
         let methods = class + xml[class..].find("<methods>").unwrap();
         let lines = class + xml[class..].find("</methods>\n          <lines>").unwrap();
         assert!(methods < lines);
+    }
+
+    #[test]
+    fn restricted_document() {
+        let options = Options {
+            strip: Some("example.com/m/".into()),
+            source: None,
+        };
+        let line = |n: u32, hits: u32, indent: &str| {
+            format!("{indent}<line number=\"{n}\" hits=\"{hits}\" branch=\"false\"/>\n")
+        };
+        let (m, c) = ("                ", "            ");
+        let want = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <!DOCTYPE coverage SYSTEM \"http://cobertura.sourceforge.net/xml/coverage-04.dtd\">\n\
+             <coverage line-rate=\"0.6667\" branch-rate=\"0\" lines-covered=\"2\" \
+             lines-valid=\"3\" branches-covered=\"0\" branches-valid=\"0\" complexity=\"0\" \
+             version=\"livecov {version}\" timestamp=\"1764000000123\">\n  \
+             <sources>\n    <source>.</source>\n  </sources>\n  <packages>\n    \
+             <package name=\"example.com/m/a\" line-rate=\"0.5\" branch-rate=\"0\" complexity=\"0\">\n      \
+             <classes>\n        \
+             <class name=\"b.go\" filename=\"a/b.go\" line-rate=\"0.5\" branch-rate=\"0\" complexity=\"0\">\n          \
+             <methods>\n            \
+             <method name=\"F\" signature=\"\" line-rate=\"0.5\" branch-rate=\"0\">\n              \
+             <lines>\n{m6}{m7}              </lines>\n            </method>\n          </methods>\n          \
+             <lines>\n{c6}{c7}          </lines>\n        </class>\n      </classes>\n    </package>\n    \
+             <package name=\"example.com/m/a/c\" line-rate=\"1\" branch-rate=\"0\" complexity=\"0\">\n      \
+             <classes>\n        \
+             <class name=\"d.go\" filename=\"a/c/d.go\" line-rate=\"1\" branch-rate=\"0\" complexity=\"0\">\n          \
+             <methods>\n            \
+             <method name=\"G &amp; &lt;x&gt;\" signature=\"\" line-rate=\"1\" branch-rate=\"0\">\n              \
+             <lines>\n{m4}              </lines>\n            </method>\n          </methods>\n          \
+             <lines>\n{c4}          </lines>\n        </class>\n      </classes>\n    </package>\n  \
+             </packages>\n</coverage>\n",
+            version = env!("CARGO_PKG_VERSION"),
+            m6 = line(6, 0, m),
+            m7 = line(7, 3, m),
+            m4 = line(4, 1, m),
+            c6 = line(6, 0, c),
+            c7 = line(7, 3, c),
+            c4 = line(4, 1, c),
+        );
+        assert_eq!(write(&restricted(), &options), want);
     }
 
     #[test]

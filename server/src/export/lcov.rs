@@ -34,7 +34,7 @@ pub fn write(cov: &Coverage, options: &Options) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::sample;
+    use crate::export::tests::{restricted, sample};
 
     #[test]
     fn tracefile() {
@@ -49,6 +49,21 @@ mod tests {
              LF:9\nLH:5\nend_of_record\n\
              TN:\nSF:a/c/d.go\nFN:3,G & <x>\nFNDA:1,G & <x>\nFNF:1\nFNH:1\n\
              DA:3,1\nDA:4,1\nDA:5,1\nLF:3\nLH:3\nend_of_record\n"
+        );
+    }
+
+    #[test]
+    fn restricted_tracefile() {
+        let options = Options {
+            strip: Some("example.com/m/".into()),
+            source: None,
+        };
+        assert_eq!(
+            write(&restricted(), &options),
+            "TN:\nSF:a/b.go\nFN:3,F\nFNDA:3,F\nFNF:1\nFNH:1\nDA:6,0\nDA:7,3\nLF:2\nLH:1\n\
+             end_of_record\n\
+             TN:\nSF:a/c/d.go\nFN:3,G & <x>\nFNDA:1,G & <x>\nFNF:1\nFNH:1\nDA:4,1\nLF:1\nLH:1\n\
+             end_of_record\n"
         );
     }
 }

@@ -5,11 +5,11 @@
 //! functions, merged across builds.
 
 mod cobertura;
-pub mod html;
+mod html;
 mod json;
 mod lcov;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use instrumenter::{Mode, Pos};
 
@@ -17,6 +17,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::lcc;
 use crate::snapshot::counters;
+use crate::store::SnapshotRow;
 
 pub use json::{ExportBlock, ExportFile, ExportFunc, ExportJson};
 
@@ -119,6 +120,24 @@ pub async fn export(
     if format == Format::Go {
         return crate::profile::go_profile(app, id).await;
     }
+    let (row, cov) = load(app, id).await?;
+    Ok(match format {
+        Format::Go => unreachable!(),
+        Format::Lcov => lcov::write(&cov, options),
+        Format::Cobertura => cobertura::write(&cov, options),
+        Format::Json => json::write(&cov, options),
+        Format::Html => {
+            let header = html::Header {
+                service: &row.service,
+                label: row.label.as_deref(),
+            };
+            html::write(&cov, &header, options)
+        }
+    })
+}
+
+/// Snapshot `id`'s row and its coverage merged across its builds.
+pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), ApiError> {
     let row = app
         .store
         .snapshot(id)
@@ -130,19 +149,29 @@ pub async fn export(
         row.taken_at,
         parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
     );
-    Ok(match format {
-        Format::Go => unreachable!(),
-        Format::Lcov => lcov::write(&cov, options),
-        Format::Cobertura => cobertura::write(&cov, options),
-        Format::Json => json::write(&cov, options),
-        Format::Html => {
-            let header = html::Header {
-                service: &row.service,
-                label: row.label.as_deref(),
-            };
-            html::write(&cov, &header, options, html::Sources::None)
+    Ok((row, cov))
+}
+
+/// The formats a restricted coverage ([`Coverage::restrict`]) is written in. Their lines,
+/// functions and totals all come from [`FileCov::lines_of`], which keeps to the restriction;
+/// `json` and `html` count the statements of whole blocks, which a line restriction cuts.
+pub const LINE_FORMATS: [Format; 2] = [Format::Lcov, Format::Cobertura];
+
+/// `cov`, restricted or not, in one of [`LINE_FORMATS`]; another format is an error naming
+/// them.
+pub fn write_lines(cov: &Coverage, format: Format, options: &Options) -> Result<String, ApiError> {
+    match format {
+        Format::Lcov => Ok(lcov::write(cov, options)),
+        Format::Cobertura => Ok(cobertura::write(cov, options)),
+        other => {
+            let names: Vec<&str> = LINE_FORMATS.iter().map(|f| f.name()).collect();
+            Err(ApiError::BadRequest(format!(
+                "format {:?} cannot be restricted to lines; supported: {}",
+                other.name(),
+                names.join(", ")
+            )))
         }
-    })
+    }
 }
 
 /// A snapshot's coverage: every file's blocks in position order, with counts.
@@ -163,6 +192,9 @@ pub struct FileCov {
     pub blocks: Vec<BlockCov>,
     /// The functions with blocks, in the order of their first block.
     pub funcs: Vec<FuncCov>,
+    /// The only lines [`FileCov::lines`] and [`FileCov::lines_of`] list, when the coverage is
+    /// restricted to some lines ([`Coverage::restrict`]); `None` lists every line.
+    pub only: Option<BTreeSet<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,15 +240,63 @@ impl FileCov {
         for i in blocks {
             let b = &self.blocks[i];
             for line in b.start.line..=b.end.line.max(b.start.line) {
+                if self.only.as_ref().is_some_and(|only| !only.contains(&line)) {
+                    continue;
+                }
                 let c = out.entry(line).or_insert(0);
                 *c = (*c).max(b.count);
             }
         }
         out
     }
+
+    /// The file restricted to `keep`: `None` when no block covers any of those lines. The
+    /// functions with a kept line stay, each with all its blocks, so that its first line and
+    /// entry count stay what they are; the other functions and their blocks go.
+    fn restrict(&self, keep: &BTreeSet<u32>) -> Option<FileCov> {
+        let mut out = FileCov {
+            name: self.name.clone(),
+            blocks: Vec::new(),
+            funcs: Vec::new(),
+            only: Some(keep.clone()),
+        };
+        for f in &self.funcs {
+            let own = self.lines_of(f.blocks.iter().copied());
+            if !own.keys().any(|l| keep.contains(l)) {
+                continue;
+            }
+            let func = out.funcs.len();
+            let first = out.blocks.len();
+            out.blocks.extend(f.blocks.iter().map(|&i| BlockCov {
+                func,
+                ..self.blocks[i].clone()
+            }));
+            out.funcs.push(FuncCov {
+                name: f.name.clone(),
+                blocks: (first..out.blocks.len()).collect(),
+            });
+        }
+        (!out.funcs.is_empty()).then_some(out)
+    }
 }
 
 impl Coverage {
+    /// The coverage of the lines `keep` names per file (by coverprofile name) only, for the
+    /// exports of a change's lines: the files with a kept executable line, in them the
+    /// functions with one, and as lines ([`FileCov::lines`]) the kept ones alone, so that
+    /// every total counts those only.
+    pub fn restrict(&self, keep: &BTreeMap<String, BTreeSet<u32>>) -> Coverage {
+        Coverage {
+            snapshot: self.snapshot,
+            taken_at: self.taken_at,
+            files: self
+                .files
+                .iter()
+                .filter_map(|f| f.restrict(keep.get(&f.name)?))
+                .collect(),
+        }
+    }
+
     /// The coverage of builds with their counters. Blocks that several builds share (same
     /// file, same position) are counted as one, their counts merged like counters of one
     /// build; a block's function is the one the first build holding it names.
@@ -280,6 +360,7 @@ impl Coverage {
                     name: name.to_string(),
                     blocks,
                     funcs,
+                    only: None,
                 }
             })
             .collect();
@@ -340,6 +421,80 @@ pub(crate) mod tests {
         // d.go's counter first, then b.go's four.
         let counts = vec![1, 0, 0, 3, 3];
         Coverage::merge(7, 1_764_000_000_123, [(&meta, counts.as_slice())])
+    }
+
+    /// [`sample`] restricted to lines 1, 6 and 7 of `a/b.go` (6 and 7 in `F`, 1 not
+    /// executable), line 4 of `a/c/d.go` and a file no build has.
+    pub(crate) fn restricted() -> Coverage {
+        let keep = BTreeMap::from([
+            (
+                "example.com/m/a/b.go".to_string(),
+                BTreeSet::from([1, 6, 7]),
+            ),
+            ("example.com/m/a/c/d.go".to_string(), BTreeSet::from([4])),
+            ("example.com/m/x.go".to_string(), BTreeSet::from([1])),
+        ]);
+        sample().restrict(&keep)
+    }
+
+    #[test]
+    fn restrict_keeps_changed_lines_and_their_functions() {
+        let cov = restricted();
+        let names: Vec<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["example.com/m/a/b.go", "example.com/m/a/c/d.go"]);
+        let b = &cov.files[0];
+        // `F` keeps all three blocks, so its first line and entry count stay; `T.M` is gone.
+        let funcs: Vec<(&str, u32, u32)> = b
+            .funcs
+            .iter()
+            .map(|f| (f.name.as_str(), f.line(b), f.count(b)))
+            .collect();
+        assert_eq!(funcs, [("F", 3, 3)]);
+        assert_eq!(b.funcs[0].blocks, [0, 1, 2]);
+        assert!(b.blocks.iter().all(|x| x.func == 0));
+        let lines: Vec<(u32, u32)> = b.lines().into_iter().collect();
+        assert_eq!(lines, [(6, 0), (7, 3)]);
+        let d: Vec<(u32, u32)> = cov.files[1].lines().into_iter().collect();
+        assert_eq!(d, [(4, 1)]);
+        // Changed lines no block holds keep nothing.
+        let none = BTreeMap::from([
+            (
+                "example.com/m/a/b.go".to_string(),
+                BTreeSet::from([1, 9, 13]),
+            ),
+            ("example.com/m/a/c/d.go".to_string(), BTreeSet::new()),
+        ]);
+        assert_eq!(sample().restrict(&none).files, []);
+        // T.M alone: its blocks are renumbered from 0.
+        let tm = sample().restrict(&BTreeMap::from([(
+            "example.com/m/a/b.go".to_string(),
+            BTreeSet::from([11]),
+        )]));
+        let f = &tm.files[0];
+        assert_eq!((f.funcs.len(), f.funcs[0].name.as_str()), (1, "T.M"));
+        assert_eq!((f.funcs[0].line(f), f.blocks.len()), (10, 1));
+        assert_eq!(f.lines().into_iter().collect::<Vec<_>>(), [(11, 0)]);
+    }
+
+    #[test]
+    fn write_lines_takes_lcov_and_cobertura_only() {
+        let o = Options::default();
+        let cov = restricted();
+        assert!(
+            write_lines(&cov, Format::Lcov, &o)
+                .unwrap()
+                .starts_with("TN:")
+        );
+        assert!(
+            write_lines(&cov, Format::Cobertura, &o)
+                .unwrap()
+                .starts_with("<?xml")
+        );
+        let err = write_lines(&cov, Format::Html, &o).unwrap_err().to_string();
+        assert!(
+            err.contains("\"html\"") && err.contains("lcov, cobertura"),
+            "{err}"
+        );
     }
 
     #[test]
