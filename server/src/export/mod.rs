@@ -5,7 +5,7 @@
 //! functions, merged across builds.
 
 mod cobertura;
-mod html;
+pub mod html;
 mod json;
 mod lcov;
 
@@ -131,7 +131,7 @@ pub async fn export(
                 service: &row.service,
                 label: row.label.as_deref(),
             };
-            html::write(&cov, &header, options)
+            html::write(&cov, &header, options, html::Sources::None)
         }
     })
 }
