@@ -2,17 +2,18 @@
 # Runs every livecov test: formatting and lint gates, the Rust tests (which build and run real
 # instrumented Go programs, and run the server on SQLite and on PostgreSQL), and the
 # conformance run against `go tool cover` on real modules.
-# Installs what is missing first (PostgreSQL, and lcov and libxml2-utils for the export checks,
-# from Debian's packages, which needs root or sudo; Cobertura's DTD from PyPI into target/);
-# needs Go and Rust (rustup) on PATH.
+# Installs what is missing first (PostgreSQL, lcov and libxml2-utils for the export checks, and
+# Chromium for the dashboard's browser test, from Debian's packages, which needs root or sudo;
+# Cobertura's DTD from PyPI into target/; playwright-core from npm into web-tests/);
+# needs Go, Rust (rustup) and Node.js with npm on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchains"
-for tool in go cargo; do
-  command -v "$tool" >/dev/null || { echo "$tool is not on PATH: install Go 1.26 and Rust first" >&2; exit 1; }
+for tool in go cargo node npm; do
+  command -v "$tool" >/dev/null || { echo "$tool is not on PATH: install Go 1.26, Rust and Node.js first" >&2; exit 1; }
 done
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -20,6 +21,7 @@ if command -v rustup >/dev/null; then
 fi
 go version
 cargo --version
+echo "node $(node --version)"
 
 step "PostgreSQL"
 LIVECOV_TEST_POSTGRES=$(scripts/postgres.sh)
@@ -29,6 +31,10 @@ echo "tests use $LIVECOV_TEST_POSTGRES"
 step "export checks: genhtml, xmllint, Cobertura's DTD"
 scripts/apt-install.sh lcov libxml2-utils
 scripts/cobertura-dtd.sh
+
+step "dashboard's browser test: Chromium, playwright-core (web-tests/)"
+scripts/apt-install.sh chromium
+(cd web-tests && npm ci --no-audit --no-fund)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
