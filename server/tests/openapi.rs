@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use common::*;
-use instrumenter::Mode;
+use instrumenter::{BuildMeta, Mode};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use server::sim::{Behavior, SimAgent, SimBuild};
+use server::sources::{SourceFile, SourceUpload, Uploaded};
 use server::types::*;
 
 const DOC: &str = include_str!("../src/openapi.json");
@@ -51,9 +52,11 @@ async fn served_document_is_the_file() {
 
 /// The (method, path) pairs of the `.route("PATH", get(..).post(..))` calls in `api.rs`.
 fn source_routes() -> BTreeSet<(String, String)> {
+    // The dashboard's pages are merged in, and are not the API.
     let code = API_RS
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
+        .filter(|l| l.trim() != ".merge(crate::web::router())")
         .collect::<Vec<_>>()
         .join("\n");
     for unread in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
@@ -378,6 +381,12 @@ fn check_schema(doc: &Value, name: &str, value: &Value) {
 /// Sample values of every type of `server::types`, with the schema each is, serialized by
 /// serde; optional fields both ways.
 fn samples() -> Vec<(&'static str, Value)> {
+    let upload = SourceUpload {
+        files: vec![SourceFile {
+            name: "example.com/m/p.go".into(),
+            source: "package p\n".into(),
+        }],
+    };
     let totals = Totals::new(18, 9, 36, 21);
     let info = |label: Option<&str>| SnapshotInfo {
         id: 3,
@@ -554,6 +563,17 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("PatchTotals", v(&patch.total)),
         ("PatchFile", v(&patch.files[0])),
         (
+            "Uploaded",
+            v(&Uploaded {
+                build: "b".repeat(64),
+                files: 12,
+                sources: 12,
+                stored: 3,
+            }),
+        ),
+        ("SourceUpload", v(&upload)),
+        ("SourceFile", v(&upload.files[0])),
+        (
             "Error",
             v(&ErrorBody {
                 error: "what went wrong".into(),
@@ -586,8 +606,8 @@ fn request_schemas(doc: &Value) -> BTreeSet<String> {
             continue;
         }
         for (name, media) in resolve(doc, body)["content"].as_object().unwrap() {
-            // Raw text bodies (a diff) have no JSON type to check.
-            if name.starts_with("text/") {
+            // Raw bodies (a diff, gzip uploads) have no JSON type to check.
+            if name != "application/json" {
                 continue;
             }
             let r = media["schema"]["$ref"]
@@ -972,6 +992,49 @@ async fn served_answers_match_the_document() {
     assert_eq!(c.call("post", patch, p999, same, None).await.status, 404);
     let too_big = Some(vec![b' '; (8 << 20) + 1]);
     assert_eq!(c.call("post", patch, &pa, too_big, None).await.status, 413);
+
+    // Builds and their sources.
+    let src = "package p\n\nfunc F(x int) int {\n\tif x > 0 {\n\t\treturn 1\n\t}\n\treturn 0\n}\n";
+    let name = "example.com/up/p.go";
+    let file = instrumenter::analyze(name, src.as_bytes()).unwrap();
+    let up = SimBuild::new(BuildMeta {
+        mode: Mode::Set,
+        files: vec![file],
+    });
+    let pb = "/api/v1/builds/{build}";
+    let this = format!("/api/v1/builds/{}", up.id);
+    let meta = || Some(up.gz.clone());
+    assert_eq!(c.call("put", pb, &this, meta(), None).await.status, 401);
+    let not_id = "/api/v1/builds/not-a-build";
+    assert_eq!(
+        c.call("put", pb, not_id, meta(), agent_token).await.status,
+        400
+    );
+    assert_eq!(
+        c.call("put", pb, &this, meta(), agent_token).await.status,
+        201
+    );
+    assert_eq!(c.call("put", pb, &this, meta(), admin).await.status, 200);
+    let ps = "/api/v1/builds/{build}/sources";
+    let sources = format!("{this}/sources");
+    let upload = |text: &str| {
+        let files = vec![SourceFile {
+            name: name.into(),
+            source: text.into(),
+        }];
+        let json = serde_json::to_vec(&SourceUpload { files }).unwrap();
+        Some(server::sources::gzip(&json))
+    };
+    let edited = upload(&src.replace("return 1", "return 2"));
+    assert_eq!(c.call("put", ps, &sources, edited, admin).await.status, 400);
+    let unknown = format!("/api/v1/builds/{}/sources", "0".repeat(64));
+    assert_eq!(
+        c.call("put", ps, &unknown, upload(src), admin).await.status,
+        404
+    );
+    let stored = c.call("put", ps, &sources, upload(src), admin).await;
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.json["stored"], 1);
 
     // Another service of another build: no shared build (409); no answer (502).
     let other = SimAgent::start(

@@ -236,6 +236,8 @@ mod cases {
         for (path, ct) in [
             ("/assets/livecov.css", "text/css"),
             ("/assets/livecov.js", "text/javascript"),
+            ("/assets/livecov.svg", "image/svg+xml"),
+            ("/favicon.ico", "image/svg+xml"),
         ] {
             let resp = client()
                 .get(format!("http://{}{path}", server.addr))
@@ -249,7 +251,7 @@ mod cases {
                     .unwrap()
                     .starts_with(ct)
             );
-            assert!(resp.text().await.unwrap().len() > 500);
+            assert!(resp.text().await.unwrap().len() > 100, "{path}");
         }
         server.stop().await.unwrap();
     }
@@ -424,6 +426,22 @@ mod cases {
             src.contains("// Total adds the prices; a negative price is an error."),
             "{src}"
         );
+
+        // A second round reaches Empty: the diff links its block to its line in the source.
+        let mut counts = agent.counters();
+        counts[at(15)] = 1;
+        agent.set_counters(counts);
+        let snap = call(
+            "POST",
+            format!("http://{}/api/v1/services/shop/snapshots", server.addr),
+            Some(b"{}".to_vec()),
+            Some("adm"),
+        )
+        .await;
+        let sid2 = snap.json["id"].as_i64().unwrap();
+        let (_, diff) = page(&server, &format!("/diff?a={sid}&b={sid2}")).await;
+        let href = format!("/snapshots/{sid2}/source?file=example.com%2Fshop%2Fcart.go#L15");
+        assert!(diff.contains(&format!("<a href=\"{href}\">15:")), "{diff}");
         server.stop().await.unwrap();
     }
 }

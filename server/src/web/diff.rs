@@ -1,6 +1,7 @@
 //! The diff page: what snapshot `b` covers that `a` did not and the reverse, in total, per
 //! build and per file, with the blocks themselves.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -8,7 +9,9 @@ use axum::extract::{Query, State};
 use axum::response::Html;
 use serde::Deserialize;
 
-use super::page::{Page, WebError, bad_request, escape, num_cell, parse_id, percent, service_href};
+use super::page::{
+    Page, WebError, bad_request, escape, num_cell, parse_id, percent, query_value, service_href,
+};
 use crate::App;
 use crate::error::ApiError;
 use crate::types::{BlockRef, DiffTotals};
@@ -82,6 +85,8 @@ pub async fn page(
     }
     out.push_str("</dl>\n");
 
+    let builds: Vec<String> = diff.builds.iter().map(|d| d.build.clone()).collect();
+    let with_source: HashSet<String> = app.store.source_files(&builds).await?.into_iter().collect();
     let changed: Vec<_> = diff
         .builds
         .iter()
@@ -110,8 +115,19 @@ pub async fn page(
         let _ = write!(out, "<h2 id=\"d{i}\"><code>");
         escape(out, &f.file);
         out.push_str("</code></h2>\n");
-        blocks(out, "Newly covered", "newly", &f.newly_covered);
-        blocks(out, "No longer covered", "lost", &f.no_longer_covered);
+        // Blocks link to their lines in snapshot B's annotated source, where it was uploaded.
+        let source = with_source
+            .contains(&f.file)
+            .then(|| format!("/snapshots/{b}/source?file={}", query_value(&f.file)));
+        let source = source.as_deref();
+        blocks(out, "Newly covered", "newly", &f.newly_covered, source);
+        blocks(
+            out,
+            "No longer covered",
+            "lost",
+            &f.no_longer_covered,
+            source,
+        );
     }
     Ok(page.finish())
 }
@@ -125,7 +141,7 @@ fn row(out: &mut String, t: &DiffTotals) {
 }
 
 /// A list of blocks: where each is, its statements, its function.
-fn blocks(out: &mut String, what: &str, class: &str, list: &[BlockRef]) {
+fn blocks(out: &mut String, what: &str, class: &str, list: &[BlockRef], source: Option<&str>) {
     if list.is_empty() {
         return;
     }
@@ -136,11 +152,20 @@ fn blocks(out: &mut String, what: &str, class: &str, list: &[BlockRef]) {
          </tr></thead>\n<tbody>\n"
     );
     for b in list {
-        let _ = write!(
-            out,
-            "<tr><td class=\"l\" data-v=\"{}\">{}:{}–{}:{}</td><td class=\"l\"><code>",
-            b.start_line, b.start_line, b.start_col, b.end_line, b.end_col
+        let at = format!(
+            "{}:{}–{}:{}",
+            b.start_line, b.start_col, b.end_line, b.end_col
         );
+        let _ = write!(out, "<tr><td class=\"l\" data-v=\"{}\">", b.start_line);
+        match source {
+            Some(href) => {
+                out.push_str("<a href=\"");
+                escape(out, href);
+                let _ = write!(out, "#L{}\">{at}</a>", b.start_line);
+            }
+            None => out.push_str(&at),
+        }
+        out.push_str("</td><td class=\"l\"><code>");
         escape(out, &b.func);
         out.push_str("</code></td>");
         num_cell(out, i64::from(b.stmts));

@@ -33,6 +33,8 @@ pub fn router() -> Router<Arc<App>> {
         .route("/diff", get(diff::page))
         .route("/assets/livecov.css", get(css))
         .route("/assets/livecov.js", get(js))
+        .route("/assets/livecov.svg", get(icon))
+        .route("/favicon.ico", get(icon))
 }
 
 /// The dashboard's style: the report's, and the dashboard's own.
@@ -68,5 +70,16 @@ async fn js() -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         JS.as_str(),
+    )
+}
+
+/// The dashboard's icon, for browsers that ask for one at `/favicon.ico` too.
+async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("assets/livecov.svg"),
     )
 }

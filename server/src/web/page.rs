@@ -25,6 +25,7 @@ impl Page {
         escape(&mut out, title);
         out.push_str(
             " · livecov</title>\n<link rel=\"stylesheet\" href=\"/assets/livecov.css\">\n\
+             <link rel=\"icon\" href=\"/assets/livecov.svg\" type=\"image/svg+xml\">\n\
              </head>\n<body>\n<nav class=\"trail\"><a href=\"/\">livecov</a>",
         );
         for (text, href) in trail {
@@ -90,6 +91,17 @@ pub fn query_value(s: &str) -> String {
 /// The dashboard address of a service.
 pub fn service_href(name: &str) -> String {
     format!("/services/{}", segment(name))
+}
+
+/// A time for people: `2026-11-25 23:08:49 UTC` in a `<time>` element that carries the exact
+/// RFC 3339 time (shown on hover).
+pub fn time(ms: i64) -> String {
+    let exact = crate::snapshot::rfc3339(ms);
+    let shown = format!(
+        "{} UTC",
+        exact.get(..19).unwrap_or(&exact).replacen('T', " ", 1)
+    );
+    format!("<time datetime=\"{exact}\" title=\"{exact}\">{shown}</time>")
 }
 
 /// `covered` of `total` as a percentage with one decimal, rounded down; `n/a` for none.

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Html;
 
 use super::page::{
-    Page, WebError, coverage_cell, escape, num_cell, percent, segment, service_href,
+    Page, WebError, coverage_cell, escape, num_cell, percent, segment, service_href, time,
 };
 use crate::App;
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
                     "<td class=\"l\"><a href=\"/snapshots/{}\">#{}</a> {}</td>",
                     l.id,
                     l.id,
-                    rfc3339(l.taken_at)
+                    time(l.taken_at)
                 );
                 coverage_cell(out, l.totals.stmts_covered, l.totals.stmts);
             }
@@ -93,7 +93,7 @@ pub async fn page(
         out,
         "<dl class=\"meta\">\n<dt>First seen</dt><dd>{}</dd>\n<dt>Instances</dt>\
          <dd>{} live of {}</dd>\n</dl>\n",
-        rfc3339(service.created_at),
+        time(service.created_at),
         service.live_instances,
         service.instances
     );
@@ -136,8 +136,8 @@ pub async fn page(
         let _ = writeln!(
             out,
             "</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
-            rfc3339(i.registered_at),
-            rfc3339(i.last_seen)
+            time(i.registered_at),
+            time(i.last_seen)
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -287,7 +287,7 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
         let _ = write!(
             out,
             "</td><td class=\"l\">{}</td><td class=\"l\">{}</td>",
-            rfc3339(s.taken_at),
+            time(s.taken_at),
             if s.reset { "reset" } else { "" }
         );
         num_cell(out, s.instances_ok);
