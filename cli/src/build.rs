@@ -34,6 +34,21 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     server: Option<String>,
 
+    /// After a successful build, send its block metadata and the sources of its instrumented
+    /// files to the server (--server, else LIVECOV_SERVER), for the dashboard's annotated
+    /// source pages. The server checks each source against the build's blocks.
+    #[arg(long)]
+    upload_sources: bool,
+
+    /// Token for --upload-sources, if the server has one: its agent or admin token.
+    #[arg(
+        long,
+        env = "LIVECOV_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+
     /// Also instrument these packages outside the main module (comma-separated `go list`
     /// patterns, such as example.com/lib/...).
     #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
@@ -54,6 +69,19 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let upload_to =
+        if args.upload_sources {
+            let server = args.server.clone().or_else(|| {
+                std::env::var("LIVECOV_SERVER")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            });
+            Some(server.context(
+                "--upload-sources needs a server: give --server URL or set LIVECOV_SERVER",
+            )?)
+        } else {
+            None
+        };
     let mut opts = gobuild::Options::new(args.mode, cache_dir(args.cache_dir)?);
     opts.service = args.service;
     opts.server = args.server;
@@ -83,6 +111,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .command("build", &args.go_args)
         .status()
         .context("cannot run go build")?;
+    if let (Some(server), true) = (upload_to, status.success()) {
+        let up = crate::sources::upload(&prepared, &server, args.token.as_deref())
+            .context("the binary is built, but its sources were not uploaded")?;
+        eprintln!(
+            "livecov: sources of build {} uploaded to {server}: the server has {} of its {} files",
+            &up.build[..12],
+            up.sources,
+            up.files
+        );
+    }
     Ok(exit_code(status))
 }
 

@@ -111,8 +111,10 @@ pub struct DiffArgs {
 pub struct ReportArgs {
     snapshot: u64,
     /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
-    /// `json` for scripts, `html` a self-contained page for people; with --diff-base, `json`,
-    /// `lcov` or `cobertura` of the changed lines only [default: go; with --diff-base, a table].
+    /// `json` for scripts, `html` a self-contained page for people (with each file's source
+    /// annotated, when run in the service's Go module and the source still matches the
+    /// snapshot); with --diff-base, `json`, `lcov` or `cobertura` of the changed lines only
+    /// [default: go; with --diff-base, a table].
     #[arg(long, value_enum)]
     format: Option<ReportFormat>,
     /// Report patch coverage: the lines `git diff REV` (in the current directory's git
@@ -459,8 +461,34 @@ pub fn report(args: ReportArgs) -> Result<()> {
             let _ = write!(path, "&{name}={}", path_segment(v));
         }
     }
+    if format == "html" {
+        return html_report(&args);
+    }
     let text = args.endpoint.fetch(reqwest::Method::GET, &path, None)?;
     write_output(&args, &text)
+}
+
+/// The `html` report, written here rather than by the server so that it can show the sources
+/// of the checkout the command runs in, each one that still matches the snapshot's blocks.
+fn html_report(args: &ReportArgs) -> Result<()> {
+    let id = args.snapshot;
+    let detail: SnapshotDetail = serde_json::from_str(&args.endpoint.fetch(
+        reqwest::Method::GET,
+        &format!("/api/v1/snapshots/{id}"),
+        None,
+    )?)?;
+    let export: server::export::ExportJson = serde_json::from_str(&args.endpoint.fetch(
+        reqwest::Method::GET,
+        &format!("/api/v1/snapshots/{id}/profile?format=json"),
+        None,
+    )?)?;
+    let options = server::export::Options {
+        strip: args.strip.clone(),
+        source: args.source.clone(),
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let text = crate::sources::html(&export, &detail.snapshot, &options, &cwd);
+    write_output(args, &text)
 }
 
 fn write_output(args: &ReportArgs, text: &str) -> Result<()> {

@@ -4,6 +4,7 @@ mod blocks;
 mod build;
 mod client;
 mod server;
+mod sources;
 mod test;
 
 use std::process::ExitCode;

@@ -591,3 +591,129 @@ fn report_diff_base_names_the_changed_lines_no_test_reached() {
         "add --format lcov",
     );
 }
+
+/// Sources for the annotated report: `livecov build --upload-sources` gives the dashboard the
+/// example's source, and `livecov report --format html` annotates the checkout it runs in, but
+/// only with sources that still cut into the snapshot's blocks.
+#[test]
+fn sources_uploaded_by_the_build_and_read_from_the_checkout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let _server = start_server(port, &url, &tmp.path().join("server.log"));
+    let server_url = format!("http://127.0.0.1:{port}");
+    let bin = tmp.path().join("greeter");
+    let build = |extra: &[&str]| {
+        Command::new(LIVECOV)
+            .args(["build", "--cache-dir"])
+            .arg(tmp.path().join("cache"))
+            .args(extra)
+            .args(["--", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(EXAMPLE)
+            .env_remove("LIVECOV_SERVER")
+            .output()
+            .unwrap()
+    };
+
+    let out = build(&["--upload-sources"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--upload-sources needs a server"),
+        "{stderr}"
+    );
+
+    let out = build(&["--upload-sources", "--server", &server_url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "uploaded to {server_url}: the server has 1 of its 1 files"
+        )),
+        "{stderr}"
+    );
+
+    let (_replica, p) = start_replica(&bin, port);
+    wait_live(port, 1);
+    hit(p, "/hello?name=a");
+    let id = client(port, &["snapshot", "greeter"])["id"]
+        .as_i64()
+        .unwrap();
+
+    // The dashboard links the file to its annotated source.
+    let page = |path: &str| {
+        let (status, body) = http("GET", port, path).unwrap();
+        assert_eq!(status, 200, "{path}");
+        String::from_utf8(body).unwrap()
+    };
+    let snapshot = page(&format!("/snapshots/{id}"));
+    let link = format!("/snapshots/{id}/source?file=example.com%2Fgreeter%2Fmain.go");
+    assert!(snapshot.contains(&link), "{snapshot}");
+    let source = page(&link);
+    assert!(source.contains("<pre class=\"src\">"), "{source}");
+    assert!(
+        source.contains("<span class=\"c1\" title=\"1\">"),
+        "{source}"
+    );
+    assert!(
+        source.contains("<span class=\"c0\" title=\"0\">"),
+        "{source}"
+    );
+
+    // The report annotates the checkout it runs in...
+    let reports = tmp.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let report = |dir: &Path| {
+        let file = reports.join(format!("report-{id}.html"));
+        let out = Command::new(LIVECOV)
+            .args(["report", &id.to_string(), "--format", "html", "-o"])
+            .arg(&file)
+            .args(["--server", &server_url])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        (std::fs::read_to_string(&file).unwrap(), stderr)
+    };
+    let (html, said) = report(Path::new(EXAMPLE));
+    assert!(said.contains("1 of 1 files annotated"), "{said}");
+    assert!(html.contains("<pre class=\"src\">"), "{html}");
+    assert!(html.contains("func hello("), "{html}");
+    let out = tool("xmllint")
+        .args(["--html", "--noout"])
+        .arg(reports.join(format!("report-{id}.html")))
+        .output()
+        .unwrap();
+    let lint = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && lint.trim().is_empty(), "{lint}");
+
+    // ...not a directory outside any module...
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    let (html, said) = report(&outside);
+    assert!(
+        said.contains("no sources of the snapshot's files here"),
+        "{said}"
+    );
+    assert!(!html.contains("<pre class=\"src\">"), "{html}");
+    assert!(html.contains("<code>hello</code>"), "{html}");
+
+    // ...and not a checkout whose file moved on since the build.
+    let moved = tmp.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::copy(Path::new(EXAMPLE).join("go.mod"), moved.join("go.mod")).unwrap();
+    let main = std::fs::read_to_string(Path::new(EXAMPLE).join("main.go")).unwrap();
+    let main = main.replacen("\nfunc ", "\n// A line more.\nfunc ", 1);
+    std::fs::write(moved.join("main.go"), main).unwrap();
+    let (html, said) = report(&moved);
+    assert!(
+        said.contains(
+            "1 files changed since the build and are not annotated: example.com/greeter/main.go"
+        ),
+        "{said}"
+    );
+    assert!(!html.contains("<pre class=\"src\">"), "{html}");
+}

@@ -119,6 +119,8 @@ pub struct Prepared {
     pub packages: usize,
     /// Files taken from the cache rather than instrumented anew.
     pub reused: usize,
+    /// Where each file of the metadata was read from, in metadata order.
+    pub sources: Vec<PathBuf>,
     dir: PathBuf,
     setup: module::Setup,
 }
@@ -571,6 +573,7 @@ impl<'a> Plan<'a> {
             build_id,
             packages: self.packages.len(),
             reused,
+            sources: self.jobs.iter().map(|(_, path, _)| path.clone()).collect(),
             dir: self.dir.clone(),
             setup,
         })

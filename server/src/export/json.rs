@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Coverage, Options};
+use instrumenter::Pos;
+
+use super::{BlockCov, Coverage, FileCov, FuncCov, Options};
 use crate::snapshot::rfc3339;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +106,66 @@ pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
     }
 }
 
+impl ExportJson {
+    /// The coverage this export was written from (file names as exported): the CLI renders
+    /// the `html` report from it where the sources are at hand.
+    pub fn coverage(&self) -> Coverage {
+        let taken_at = humantime::parse_rfc3339(&self.taken_at)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                let mut blocks: Vec<BlockCov> = f
+                    .functions
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, func)| {
+                        func.blocks.iter().map(move |b| BlockCov {
+                            start: Pos {
+                                line: b.start_line,
+                                col: b.start_col,
+                            },
+                            end: Pos {
+                                line: b.end_line,
+                                col: b.end_col,
+                            },
+                            stmts: b.stmts,
+                            count: b.count,
+                            func: i,
+                        })
+                    })
+                    .collect();
+                blocks.sort_by_key(|b| (b.start, b.end));
+                let mut funcs: Vec<FuncCov> = f
+                    .functions
+                    .iter()
+                    .map(|func| FuncCov {
+                        name: func.name.clone(),
+                        blocks: Vec::new(),
+                    })
+                    .collect();
+                for (i, b) in blocks.iter().enumerate() {
+                    funcs[b.func].blocks.push(i);
+                }
+                FileCov {
+                    name: f.file.clone(),
+                    blocks,
+                    funcs,
+                    only: None,
+                }
+            })
+            .collect();
+        Coverage {
+            snapshot: self.snapshot,
+            taken_at,
+            files,
+        }
+    }
+}
+
 pub fn write(cov: &Coverage, options: &Options) -> String {
     let mut s = serde_json::to_string_pretty(&build(cov, options)).expect("serializes");
     s.push('\n');
@@ -143,5 +205,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 5);
+        // It reads back into the coverage it was written from.
+        assert_eq!(back.coverage(), sample());
     }
 }

@@ -1,0 +1,182 @@
+//! Sources for the annotated HTML report: uploaded to the server after `livecov build
+//! --upload-sources`, or read from the checkout by `livecov report --format html`.
+//!
+//! Either way a source is used only if cutting it into blocks gives the blocks of the build:
+//! a checkout that moved on since the build would otherwise be annotated at the wrong lines.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use server::export::Coverage;
+use server::sources::{SourceFile, SourceUpload, Uploaded};
+
+/// Sends the build's metadata and then its sources to `server`: `PUT /api/v1/builds/{id}` and
+/// `PUT /api/v1/builds/{id}/sources`, both gzip.
+pub fn upload(prepared: &gobuild::Prepared, server: &str, token: Option<&str>) -> Result<Uploaded> {
+    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
+    let mut files = Vec::with_capacity(prepared.sources.len());
+    for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {} to upload it", path.display()))?;
+        files.push(SourceFile {
+            name: file.name.clone(),
+            source,
+        });
+    }
+    let body = serde_json::to_vec(&SourceUpload { files })?;
+    let base = format!(
+        "{}/api/v1/builds/{}",
+        server.trim_end_matches('/'),
+        prepared.build_id
+    );
+    put(&base, gzip(meta.as_bytes())?, token)?;
+    let answer = put(&format!("{base}/sources"), gzip(&body)?, token)?;
+    serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes)?;
+    Ok(e.finish()?)
+}
+
+fn put(url: &str, body: Vec<u8>, token: Option<&str>) -> Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()?;
+        let mut req = client
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}: is the server running?"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            let why = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("PUT {url}: {status}: {why}");
+        }
+        Ok(text)
+    })
+}
+
+/// The Go module `dir` is in: its root directory and its module path, from the nearest
+/// go.mod at or above `dir`.
+pub fn module_of(dir: &Path) -> Option<(PathBuf, String)> {
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if let Ok(text) = std::fs::read_to_string(d.join("go.mod")) {
+            let path = text.lines().find_map(|l| {
+                let rest = l.trim().strip_prefix("module")?;
+                rest.starts_with([' ', '\t'])
+                    .then(|| rest.trim().trim_matches('"').to_string())
+            })?;
+            return Some((d.to_path_buf(), path));
+        }
+        at = d.parent();
+    }
+    None
+}
+
+/// The sources of `cov`'s files found in the module at `root` (module path `module`), by
+/// coverprofile name: those that exist and cut into exactly the blocks the snapshot has.
+/// Answers them and the names of the files found but changed since the build.
+pub fn local(cov: &Coverage, root: &Path, module: &str) -> (HashMap<String, String>, Vec<String>) {
+    let mut found = HashMap::new();
+    let mut changed = Vec::new();
+    let prefix = format!("{}/", module.trim_end_matches('/'));
+    for file in &cov.files {
+        let Some(rel) = file.name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(root.join(rel)) else {
+            continue;
+        };
+        if same_blocks(file, &text) {
+            found.insert(file.name.clone(), text);
+        } else {
+            changed.push(file.name.clone());
+        }
+    }
+    (found, changed)
+}
+
+/// Whether `text` cuts into the blocks of `file` (positions and statements).
+fn same_blocks(file: &server::export::FileCov, text: &str) -> bool {
+    let Ok(meta) = instrumenter::analyze(&file.name, text.as_bytes()) else {
+        return false;
+    };
+    let mut want: Vec<_> = file
+        .blocks
+        .iter()
+        .map(|b| (b.start, b.end, b.stmts))
+        .collect();
+    let mut got: Vec<_> = meta
+        .blocks
+        .iter()
+        .map(|b| (b.start, b.end, b.num_stmt))
+        .collect();
+    want.sort_by_key(|&(s, e, n)| (s.line, s.col, e.line, e.col, n));
+    got.sort_by_key(|&(s, e, n)| (s.line, s.col, e.line, e.col, n));
+    want == got
+}
+
+/// The `html` report of a snapshot's `export`, with the sources of the Go module around
+/// `dir` where they match; says on stderr which files it annotated and which it could not.
+pub fn html(
+    export: &server::export::ExportJson,
+    snapshot: &server::types::SnapshotInfo,
+    options: &server::export::Options,
+    dir: &Path,
+) -> String {
+    let cov = export.coverage();
+    let (found, changed) = match module_of(dir) {
+        Some((root, module)) => local(&cov, &root, &module),
+        None => (HashMap::new(), Vec::new()),
+    };
+    if found.is_empty() && changed.is_empty() {
+        eprintln!(
+            "livecov: no sources of the snapshot's files here: run in the service's checkout \
+             to see them annotated"
+        );
+    } else {
+        eprintln!(
+            "livecov: {} of {} files annotated with their sources",
+            found.len(),
+            cov.files.len()
+        );
+    }
+    if !changed.is_empty() {
+        eprintln!(
+            "livecov: {} files changed since the build and are not annotated: {}",
+            changed.len(),
+            changed.join(", ")
+        );
+    }
+    let source = |name: &str| found.get(name).map(String::as_str);
+    let header = server::export::html::Header {
+        service: &snapshot.service,
+        label: snapshot.label.as_deref(),
+    };
+    server::export::html::write(
+        &cov,
+        &header,
+        options,
+        server::export::html::Sources::Inline(&source),
+    )
+}
