@@ -26,6 +26,52 @@ macro_rules! on_every_db {
 
 on_every_db!(pages_follow_the_data, sources_are_checked_then_annotated);
 
+/// A database that goes away: every page says so with a 503, and comes back with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_when_the_database_is_away() {
+    let Some(admin) = livecov_testkit::test_postgres() else {
+        eprintln!("LIVECOV_TEST_POSTGRES not set: not tested here");
+        return;
+    };
+    let url = reqwest::Url::parse(&livecov_testkit::fresh_postgres(&admin).unwrap()).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(target).await;
+    let mut via = url.clone();
+    via.set_port(Some(proxy.port)).unwrap();
+    let server = start(config(via.as_str())).await;
+    let build = Arc::new(SimBuild::synthetic(Mode::Set, 2, 3, "away"));
+    let _agents = agents(&server, &build, "svc", 1).await;
+    let id = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
+    let pages = [
+        "/".to_string(),
+        "/services/svc".to_string(),
+        format!("/snapshots/{id}"),
+        format!("/diff?a={id}&b={id}"),
+    ];
+    proxy.cut();
+    for path in &pages {
+        let (status, text) = page(&server, path).await;
+        assert_eq!(status, 503, "{path}: {text}");
+        assert!(text.contains("database unavailable"), "{path}: {text}");
+    }
+    proxy.restore();
+    for path in &pages {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, text) = page(&server, path).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: {status} {text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    server.stop().await.unwrap();
+}
+
 /// A small Go file and its name in the build.
 const NAME: &str = "example.com/shop/cart.go";
 const SOURCE: &str = "package cart
