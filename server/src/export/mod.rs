@@ -5,6 +5,8 @@
 //! functions, merged across builds.
 
 mod cobertura;
+#[cfg(test)]
+mod corpus_tests;
 pub mod html;
 mod json;
 mod lcov;
