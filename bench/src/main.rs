@@ -14,24 +14,28 @@
 //!                                             the server: snapshots of 200 sparse instances,
 //!                                             a 1,000,000-block diff, registration and
 //!                                             heartbeat load, on SQLite and PostgreSQL
+//! livecov-bench dashboard [--requests N]      the dashboard's pages for a snapshot of a
+//!                                             generated 100,000-block Go module, against the
+//!                                             exports and `go tool cover -html`
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov. `build`, `runtime`, `agent` and `server` drive the livecov
-//! executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release -p
-//! livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names a server
+//! say nothing about livecov. `build`, `runtime`, `agent`, `server` and `dashboard` drive the
+//! livecov executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release
+//! -p livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names a server
 //! where it may create databases (`scripts/postgres.sh` prints such a URL).
 
 mod agent;
 mod build;
 mod common;
+mod dashboard;
 mod instrument;
 mod runtime;
 mod server;
 
 use anyhow::{Result, bail};
 
-const BENCHMARKS: &str = "instrument, build, runtime, agent or server";
+const BENCHMARKS: &str = "instrument, build, runtime, agent, server or dashboard";
 
 fn main() {
     if let Err(err) = run() {
@@ -51,6 +55,7 @@ fn run() -> Result<()> {
         "runtime" => runtime::run(rest),
         "agent" => agent::run(rest),
         "server" => server::run(rest),
+        "dashboard" => dashboard::run(rest),
         other => bail!("unknown benchmark {other:?}: want {BENCHMARKS}"),
     }
 }

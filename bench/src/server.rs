@@ -48,8 +48,7 @@
 //! a table whose rows are small (`snapshots`) may show no growth over a few snapshots.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -59,11 +58,11 @@ use instrumenter::Mode;
 use server::sim::{SimAgent, SimBuild};
 use sqlx::{Connection, Row};
 
-use crate::common::{self, median, percentile, secs};
+use crate::common::{
+    self, LiveServer, check_instances, cpu_of, median, own_cpu, percentile, secs, unit,
+};
 
 const USAGE: &str = "livecov-bench server [--snapshots N] [--diff-calls N] [--heartbeat-rounds N]";
-
-const PULL_CONCURRENCY: usize = 64;
 
 const SNAP_SERVICE: &str = "bench-snapshot";
 const SNAP_INSTANCES: usize = 200;
@@ -650,191 +649,6 @@ impl Database {
     }
 }
 
-/// A `livecov server` process, killed when dropped.
-struct LiveServer {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl LiveServer {
-    async fn start(
-        livecov: &Path,
-        url: &str,
-        log: &Path,
-        client: &reqwest::Client,
-    ) -> Result<LiveServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(livecov)
-            .args(["server", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--database-url", url])
-            .args(["--pull-concurrency", &PULL_CONCURRENCY.to_string()])
-            .args(["--instance-ttl", "1h"])
-            .env("RUST_LOG", "info")
-            .env_remove("LIVECOV_ADMIN_TOKEN")
-            .env_remove("LIVECOV_AGENT_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()
-            .with_context(|| format!("cannot run {}", livecov.display()))?;
-        let mut server = LiveServer {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("livecov server exited ({status}):\n{}", server.log_tail());
-            }
-            let up = client
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if up {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                bail!("livecov server not up within 60 s:\n{}", server.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// `POST path` with a JSON body; the answer's JSON, which must come with status `want`, and
-    /// the time from sending the request to the end of the answer.
-    async fn post(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        body: &serde_json::Value,
-        want: u16,
-    ) -> Result<(serde_json::Value, Duration)> {
-        let req = client.post(format!("{}{path}", self.base)).json(body);
-        let start = Instant::now();
-        let resp = req.send().await.with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        let text = resp.bytes().await?;
-        let took = start.elapsed();
-        ensure!(
-            status == want,
-            "POST {path}: {status}: {}",
-            String::from_utf8_lossy(&text)
-        );
-        let json =
-            serde_json::from_slice(&text).with_context(|| format!("POST {path}: the answer"))?;
-        Ok((json, took))
-    }
-
-    /// `GET path`, which must answer 200; the body.
-    async fn get(&self, client: &reqwest::Client, path: &str) -> Result<Vec<u8>> {
-        let resp = client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = resp.status().as_u16();
-        let body = Vec::from(resp.bytes().await?);
-        ensure!(
-            status == 200,
-            "GET {path}: {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(500)])
-        );
-        Ok(body)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// User plus system CPU time of the server so far.
-    fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        cpu_of(&stat, false).context("a /proc/PID/stat without CPU times")
-    }
-
-    /// The server's peak resident memory so far, in bytes.
-    fn peak_rss(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse().ok())
-            .context("no VmHWM in /proc/PID/status")?;
-        Ok(kb * 1024)
-    }
-
-    /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
-    fn stop(mut self) -> Result<()> {
-        common::run_ok(Command::new("kill").args(["-TERM", &self.pid().to_string()]))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "livecov server exited with {status}:\n{}",
-                    self.log_tail()
-                );
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("livecov server did not stop within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LiveServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Seconds per clock tick, the unit of CPU times in `/proc`.
-fn clock_tick() -> f64 {
-    static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICK.get_or_init(|| {
-        common::text_of("getconf", &["CLK_TCK"])
-            .ok()
-            .and_then(|t| t.parse::<f64>().ok())
-            .map_or(0.01, |t| 1.0 / t)
-    })
-}
-
-/// User plus system time from the text of a `/proc/…/stat` file; with `children`, plus that
-/// of the process's children that exited and were waited for.
-fn cpu_of(stat: &str, children: bool) -> Option<Duration> {
-    // The command name, in parentheses, may hold spaces: count fields after it. The state,
-    // field 3, is the first; utime, stime, cutime and cstime are fields 14 to 17.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let wanted = if children { 11..15 } else { 11..13 };
-    let ticks = fields
-        .get(wanted)?
-        .iter()
-        .map(|f| f.parse::<u64>().ok())
-        .sum::<Option<u64>>()?;
-    Some(Duration::from_secs_f64(ticks as f64 * clock_tick()))
-}
-
-/// This process's CPU time: the simulated agents and the client.
-fn own_cpu() -> Result<Duration> {
-    cpu_of(&std::fs::read_to_string("/proc/self/stat")?, false).context("/proc/self/stat")
-}
-
 /// The CPU time of every `postgres` process on this machine, with that of their exited
 /// children: the backends of closed connections count in the postmaster's.
 fn postgres_cpu() -> Result<Duration> {
@@ -853,16 +667,6 @@ fn postgres_cpu() -> Result<Duration> {
         }
     }
     Ok(total)
-}
-
-fn check_instances(snapshot: &serde_json::Value, want: usize) -> Result<()> {
-    let ok = snapshot["instances_ok"].as_i64();
-    ensure!(
-        ok == Some(want as i64),
-        "a snapshot with {ok:?} instances ok, {want} expected: {}",
-        snapshot["instance_results"]
-    );
-    Ok(())
 }
 
 fn changed(a: &[u32], b: &[u32]) -> (i64, i64) {
@@ -890,18 +694,6 @@ fn check_diff(diff: &serde_json::Value, a: &[u32], b: &[u32]) -> Result<()> {
         total["no_longer_covered"]
     );
     Ok(())
-}
-
-/// A pseudo-random number in [0, 1) from `parts` (splitmix64's finalizer, chained).
-fn unit(parts: &[u64]) -> f64 {
-    let mut h = 0x6c69_7665_636f_7621u64;
-    for &p in parts {
-        let mut z = (h ^ p).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h = z ^ (z >> 31);
-    }
-    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Whether each file of the snapshot build is hot: `HOT_FILES` files, at random.
