@@ -7,7 +7,8 @@
 //   2. A wrong admin token: "Take snapshot" fails with a message naming the admin token.
 //   3. The right token and a label: "Take snapshot" lands on the new snapshot's page, whose
 //      files table covers something, and clicking a "Coverage" heading sorts the rows by it
-//      (the files table, and a functions table: ascending, then descending).
+//      (the files table, and a functions table: ascending, then descending). The build's
+//      sources were uploaded, so main.go links to its annotated source.
 //   4. Back on the service page (through the trail), with the token kept for the tab: after a
 //      request to the greeter (made here with fetch), a second snapshot; the compare form opens
 //      the diff of the two, which has newly covered blocks and none lost.
@@ -20,7 +21,8 @@
 // By hand, from the repository's root (cli/tests/dashboard.rs does the same):
 //   scripts/apt-install.sh chromium && (cd web-tests && npm ci)
 //   target/release/livecov server --admin-token s3cret &
-//   (cd examples/greeter && livecov build -- -o greeter . && \
+//   (cd examples/greeter && \
+//    livecov build --upload-sources --server http://127.0.0.1:7777 --token s3cret -- -o greeter . && \
 //    ADDR=127.0.0.1:8081 LIVECOV_SERVER=http://127.0.0.1:7777 ./greeter &)
 //   curl 'http://127.0.0.1:8081/hello?name=qa'
 //   node web-tests/dashboard.mjs http://127.0.0.1:7777 s3cret target/screenshots \
@@ -204,6 +206,21 @@ async function run(page) {
   check(await funcs.first().locator('tbody tr').count() > 1, 'the functions table lists functions');
   await checkSort(funcs.first(), 'the functions table');
   await shot(page, 'snapshot');
+
+  // 3b. The build's sources were uploaded: main.go links to its annotated source, where the
+  // request's code is marked covered and the rest not.
+  const source = page.locator('h2 a.src');
+  check(await source.count() === 1, 'the uploaded main.go links to its source');
+  await Promise.all([page.waitForURL(/\/snapshots\/\d+\/source\?file=/), source.click()]);
+  await page.waitForLoadState('load');
+  const pre = page.locator('pre.src');
+  check(await pre.count() === 1, 'the source page shows the annotated source');
+  check((await pre.textContent()).includes('func hello('), 'the source is main.go');
+  check(await pre.locator('span.c1').count() > 0 && await pre.locator('span.c0').count() > 0,
+    'the source marks covered and uncovered blocks');
+  await shot(page, 'source');
+  await page.goBack();
+  await page.waitForLoadState('load');
 
   // 4. A request to the greeter, a second snapshot, and the diff of the two.
   await toServicePage(page);

@@ -2,7 +2,8 @@
 //! registered with a real `livecov server` (SQLite, with an admin token), and
 //! `web-tests/dashboard.mjs` clicking through the pages in Debian's headless Chromium: the
 //! services list, a wrong and a right token on the snapshot button, a snapshot's sortable
-//! tables, the compare form's diff, and snapshot-and-reset on the trend. Screenshots of every
+//! tables, the annotated source the build uploaded, the compare form's diff, and
+//! snapshot-and-reset on the trend. Screenshots of every
 //! page go to `target/screenshots/dashboard-*.png`.
 //!
 //! Needs node, Chromium (`/usr/bin/chromium`, or `CHROMIUM`) and `web-tests/node_modules`:
@@ -88,15 +89,6 @@ fn dashboard_in_headless_chromium() {
 
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("greeter");
-    run_ok(
-        Command::new(LIVECOV)
-            .args(["build", "--cache-dir"])
-            .arg(tmp.path().join("cache"))
-            .args(["--", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(EXAMPLE),
-    );
 
     let port = free_port();
     let log_path = tmp.path().join("server.log");
@@ -115,6 +107,22 @@ fn dashboard_in_headless_chromium() {
             .unwrap(),
     );
     wait_for(port, "/healthz");
+    // Built with its sources uploaded, for the annotated source page.
+    run_ok(
+        Command::new(LIVECOV)
+            .args(["build", "--cache-dir"])
+            .arg(tmp.path().join("cache"))
+            .args([
+                "--upload-sources",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .args(["--token", TOKEN])
+            .args(["--", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(EXAMPLE),
+    );
 
     let greeter_port = free_port();
     let _greeter = Service(
@@ -169,7 +177,13 @@ fn dashboard_in_headless_chromium() {
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
     assert!(stdout.contains("dashboard: every check passed"), "{stdout}");
-    for name in ["services", "snapshot", "diff", "service-after-reset"] {
+    for name in [
+        "services",
+        "snapshot",
+        "source",
+        "diff",
+        "service-after-reset",
+    ] {
         let found = std::fs::read_dir(&shots).unwrap().any(|e| {
             let f = e.unwrap().file_name();
             let f = f.to_string_lossy();
