@@ -145,12 +145,21 @@ pub async fn source(
         ))
         .into());
     };
-    let cov = Coverage::merge(
-        id,
-        row.taken_at,
-        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
-    );
-    let Some(file) = cov.files.iter().find(|f| f.name == params.file) else {
+    // Only this file's blocks are merged: the page must not cost what the whole build does.
+    let one: Vec<(instrumenter::BuildMeta, &[u32])> = parts
+        .iter()
+        .filter_map(|(b, v)| {
+            let f = b.meta.files.iter().position(|f| f.name == params.file)?;
+            let at = b.offsets[f];
+            let meta = instrumenter::BuildMeta {
+                mode: b.meta.mode,
+                files: vec![b.meta.files[f].clone()],
+            };
+            Some((meta, &v[at..at + b.shape[f] as usize]))
+        })
+        .collect();
+    let cov = Coverage::merge(id, row.taken_at, one.iter().map(|(m, v)| (m, *v)));
+    let Some(file) = cov.files.first() else {
         return Err(
             ApiError::NotFound(format!("snapshot {id} has no file {:?}", params.file)).into(),
         );
