@@ -280,6 +280,23 @@ const SKIPPED_TESTS: &[(&str, &str, &str, bool)] = &[
         "decodes in 10 goroutines at once: plain count-mode increments are lost at random",
         true,
     ),
+    (
+        "golang.org/x/sync@v0.11.0",
+        "TestPanicDo",
+        "calls Do for one key in 5 goroutines at once: how many of them run the panicking \
+         function (1 to 5) depends on how the calls overlap, and each tool's timing tends to \
+         one number (go test 5, livecov test 1 in every round of one CI run), so the panic \
+         path's counts differ without varying between rounds",
+        true,
+    ),
+    (
+        "golang.org/x/sync@v0.11.0",
+        "TestDoDupSuppress",
+        "calls Do for one key from 10 goroutines while the first call blocks: how many join \
+         it rather than run the function again depends on timing, so Do's and doCall's \
+         counts vary (from 9 to 13 over three runs of livecov test here)",
+        true,
+    ),
 ];
 
 /// Blocks that run only when goroutines interleave one way, which one tool's runs may hit
