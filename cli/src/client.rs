@@ -163,6 +163,14 @@ impl Conn {
 }
 
 impl Endpoint {
+    /// The server at `server`, with `token` for the requests that need one.
+    pub fn new(server: &str, token: Option<&str>) -> Endpoint {
+        Endpoint {
+            server: server.to_string(),
+            token: token.map(str::to_string),
+        }
+    }
+
     /// The body of the server's successful answer to a JSON request; an error answer is an
     /// error.
     fn fetch(
@@ -171,20 +179,29 @@ impl Endpoint {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<String> {
-        let body = body.map(|b| ("application/json", b.to_string()));
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
         self.send(method, path, body)
     }
 
     /// The same with a text body.
     fn fetch_text(&self, method: reqwest::Method, path: &str, body: String) -> Result<String> {
-        self.send(method, path, Some(("text/plain; charset=utf-8", body)))
+        self.send(
+            method,
+            path,
+            Some(("text/plain; charset=utf-8", body.into_bytes())),
+        )
+    }
+
+    /// `PUT` of a gzip body.
+    pub fn put_gzip(&self, path: &str, body: Vec<u8>) -> Result<String> {
+        self.send(reqwest::Method::PUT, path, Some(("application/gzip", body)))
     }
 
     fn send(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<(&str, String)>,
+        body: Option<(&str, Vec<u8>)>,
     ) -> Result<String> {
         let base = self.server.trim_end_matches('/');
         let url = format!("{base}{path}");

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use server::export::Coverage;
 use server::sources::{SourceFile, SourceUpload, Uploaded};
 
@@ -26,13 +26,10 @@ pub fn upload(prepared: &gobuild::Prepared, server: &str, token: Option<&str>) -
         });
     }
     let body = serde_json::to_vec(&SourceUpload { files })?;
-    let base = format!(
-        "{}/api/v1/builds/{}",
-        server.trim_end_matches('/'),
-        prepared.build_id
-    );
-    put(&base, gzip(meta.as_bytes())?, token)?;
-    let answer = put(&format!("{base}/sources"), gzip(&body)?, token)?;
+    let endpoint = crate::client::Endpoint::new(server, token);
+    let path = format!("/api/v1/builds/{}", prepared.build_id);
+    endpoint.put_gzip(&path, gzip(meta.as_bytes())?)?;
+    let answer = endpoint.put_gzip(&format!("{path}/sources"), gzip(&body)?)?;
     serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
 }
 
@@ -40,39 +37,6 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(bytes)?;
     Ok(e.finish()?)
-}
-
-fn put(url: &str, body: Vec<u8>, token: Option<&str>) -> Result<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()?;
-        let mut req = client
-            .put(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
-            .body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}: is the server running?"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            let why = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or(text);
-            bail!("PUT {url}: {status}: {why}");
-        }
-        Ok(text)
-    })
 }
 
 /// The Go module `dir` is in: its root directory and its module path, from the nearest

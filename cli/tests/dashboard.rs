@@ -124,20 +124,7 @@ fn dashboard_in_headless_chromium() {
             .current_dir(EXAMPLE),
     );
 
-    let greeter_port = free_port();
-    let _greeter = Service(
-        Command::new(&bin)
-            .env("ADDR", format!("127.0.0.1:{greeter_port}"))
-            .env("LIVECOV_SERVER", format!("http://127.0.0.1:{port}"))
-            .env("LIVECOV_SERVICE", "greeter")
-            .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
-            .env("LIVECOV_HEARTBEAT", "200ms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(greeter_port, "/healthz");
+    let (_greeter, greeter_port) = start_replica(&bin, port);
     wait_live(port, 1);
     let (status, body) = http("GET", greeter_port, "/hello?name=browser").unwrap();
     assert_eq!(

@@ -27,22 +27,6 @@ fn start_server(port: u16, url: &str, log: &Path) -> Service {
     Service(child)
 }
 
-fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
-    let port = free_port();
-    let child = Command::new(bin)
-        .env("ADDR", format!("127.0.0.1:{port}"))
-        .env("LIVECOV_SERVER", format!("http://127.0.0.1:{server}"))
-        .env("LIVECOV_SERVICE", "greeter")
-        .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
-        .env("LIVECOV_HEARTBEAT", "200ms")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(port, "/healthz");
-    (Service(child), port)
-}
-
 /// Runs a `livecov` client command against the server on `port`; its JSON answer.
 fn client(port: u16, args: &[&str]) -> serde_json::Value {
     let args = [args, &["--json"]].concat();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use flate2::Compression;
@@ -60,6 +60,33 @@ pub struct Uploaded {
     pub stored: u64,
 }
 
+/// An upload for a build: the request carries the admin or the agent token, the path a build
+/// id, and the body is read whole (up to [`MAX_UPLOAD`]).
+pub struct Upload {
+    pub build: String,
+    pub body: Bytes,
+}
+
+impl FromRequest<Arc<App>> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Upload, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        check_token(app, &parts.headers)?;
+        let ApiPath(build) = ApiPath::<String>::from_request_parts(&mut parts, app).await?;
+        check_id(&build)?;
+        let req = Request::from_parts(parts, body);
+        let body = Bytes::from_request(req, app).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!("an upload is at most {MAX_UPLOAD} bytes"))
+            } else {
+                ApiError::BadRequest(format!("reading the request body: {e}"))
+            }
+        })?;
+        Ok(Upload { build, body })
+    }
+}
+
 /// Uploads change what the dashboard shows: either token will do, as builds are made by the
 /// people who hold the admin token or by pipelines that hold the agent token.
 fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -89,12 +116,8 @@ fn check_id(build: &str) -> Result<(), ApiError> {
 /// `/livecov/v1/meta` (gzip JSON).
 pub async fn put_build(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    ApiPath(build): ApiPath<String>,
-    body: Bytes,
+    Upload { build, body }: Upload,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_token(&app, &headers)?;
-    check_id(&build)?;
     let id = build.clone();
     let parsed = tokio::task::spawn_blocking(move || Build::from_gzip(body.to_vec(), &id))
         .await
@@ -128,12 +151,8 @@ pub async fn put_build(
 /// rejects the upload.
 pub async fn put_sources(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    ApiPath(build): ApiPath<String>,
-    body: Bytes,
+    Upload { build, body }: Upload,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_token(&app, &headers)?;
-    check_id(&build)?;
     let Some(gz) = app.store.build_meta(&build).await? else {
         return Err(ApiError::NotFound(format!(
             "build {build} is unknown: PUT its metadata to /api/v1/builds/{build} first \

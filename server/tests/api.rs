@@ -2,6 +2,7 @@
 //! snapshots and their merge, reset, diff, export, metrics, and every fault the API promises
 //! to survive. (Real Go binaries are in `cli/tests/server.rs`.)
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -10,20 +11,6 @@ use std::time::Duration;
 use common::*;
 use instrumenter::Mode;
 use server::sim::{Behavior, SimAgent, SimBuild};
-
-macro_rules! on_every_db {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                for db in databases().await {
-                    eprintln!("== {} on {}", stringify!($name), db.kind);
-                    cases::$name(&db).await;
-                }
-            }
-        )*
-    };
-}
 
 on_every_db!(
     snapshot_merges_instances_per_build,

@@ -1,6 +1,7 @@
 //! The dashboard's pages over real HTTP, on SQLite and PostgreSQL, with simulated agents; and
 //! the upload of a build's sources that its annotated source pages show.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -9,20 +10,6 @@ use common::*;
 use instrumenter::{BuildMeta, Mode};
 use server::sim::{SimAgent, SimBuild};
 use server::sources::{SourceFile, SourceUpload, gzip};
-
-macro_rules! on_every_db {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                for db in databases().await {
-                    eprintln!("== {} on {}", stringify!($name), db.kind);
-                    cases::$name(&db).await;
-                }
-            }
-        )*
-    };
-}
 
 on_every_db!(pages_follow_the_data, sources_are_checked_then_annotated);
 
@@ -120,6 +107,14 @@ async fn put(server: &server::Server, path: &str, body: Vec<u8>, token: Option<&
         token,
     )
     .await
+}
+
+/// Takes a snapshot of `service` with the admin `token`, expecting it stored; its id.
+async fn snapshot_with_token(server: &server::Server, service: &str, token: &str) -> i64 {
+    let url = format!("http://{}/api/v1/services/{service}/snapshots", server.addr);
+    let snap = call("POST", url, Some(b"{}".to_vec()), Some(token)).await;
+    assert_eq!(snap.status, 201, "{}", snap.text);
+    snap.json["id"].as_i64().unwrap()
 }
 
 fn upload(files: &[(&str, &str)]) -> Vec<u8> {
@@ -401,6 +396,9 @@ mod cases {
                 a.text
             );
         }
+        let too_big = vec![0; server::sources::MAX_UPLOAD + 1];
+        let a = put(&server, &sources, too_big, Some("adm")).await;
+        assert_eq!(a.status, 413, "{}", a.text);
         let agent = SimAgent::start(build.clone(), None).await;
         register(&server, &agent, "shop", "s1").await;
         // Total entered twice, its loop once, never the error; Empty never. Counters are in
@@ -414,15 +412,7 @@ mod cases {
             counts[at(line)] = n;
         }
         agent.set_counters(counts);
-        let snap = call(
-            "POST",
-            format!("http://{}/api/v1/services/shop/snapshots", server.addr),
-            Some(b"{}".to_vec()),
-            Some("adm"),
-        )
-        .await;
-        assert_eq!(snap.status, 201, "{}", snap.text);
-        let sid = snap.json["id"].as_i64().unwrap();
+        let sid = snapshot_with_token(&server, "shop", "adm").await;
         let (_, html) = page(&server, &format!("/snapshots/{sid}")).await;
         assert!(!html.contains("class=\"src\""), "{html}");
 
@@ -477,14 +467,7 @@ mod cases {
         let mut counts = agent.counters();
         counts[at(15)] = 1;
         agent.set_counters(counts);
-        let snap = call(
-            "POST",
-            format!("http://{}/api/v1/services/shop/snapshots", server.addr),
-            Some(b"{}".to_vec()),
-            Some("adm"),
-        )
-        .await;
-        let sid2 = snap.json["id"].as_i64().unwrap();
+        let sid2 = snapshot_with_token(&server, "shop", "adm").await;
         let (_, diff) = page(&server, &format!("/diff?a={sid}&b={sid2}")).await;
         let href = format!("/snapshots/{sid2}/source?file=example.com%2Fshop%2Fcart.go#L15");
         assert!(diff.contains(&format!("<a href=\"{href}\">15:")), "{diff}");

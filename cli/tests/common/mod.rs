@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/greeter");
@@ -77,4 +77,22 @@ pub fn cover_func(profile: &Path) -> String {
             .arg(profile)
             .current_dir(EXAMPLE),
     )
+}
+
+/// A replica of the example built at `bin`, serving on a port of its own (answered) and
+/// registering as `greeter` with the server on `server`, with a short heartbeat.
+pub fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
+    let port = free_port();
+    let child = Command::new(bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("LIVECOV_SERVER", format!("http://127.0.0.1:{server}"))
+        .env("LIVECOV_SERVICE", "greeter")
+        .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
+        .env("LIVECOV_HEARTBEAT", "200ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port, "/healthz");
+    (Service(child), port)
 }

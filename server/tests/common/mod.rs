@@ -12,6 +12,23 @@ use std::time::Duration;
 use server::sim::{SimAgent, SimBuild};
 use server::{Config, Server};
 
+/// Runs each named case (`cases::NAME(&Db)`) as a test of its own, on every database of
+/// [`databases`].
+#[allow(unused_macros)]
+macro_rules! on_every_db {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                for db in databases().await {
+                    eprintln!("== {} on {}", stringify!($name), db.kind);
+                    cases::$name(&db).await;
+                }
+            }
+        )*
+    };
+}
+
 pub struct Db {
     pub kind: &'static str,
     pub url: String,
