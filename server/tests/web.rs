@@ -256,11 +256,49 @@ mod cases {
         let (_, same) = page(&server, &format!("/diff?a={b}&b={b}")).await;
         assert!(same.contains("cover the same blocks"), "{same}");
 
+        // The history in pages of 200, newest first.
+        let (_, older) = page(&server, &format!("/services/plain?before={c}")).await;
+        assert_eq!(
+            older.matches("<circle class=\"point\"").count(),
+            2,
+            "{older}"
+        );
+        assert!(
+            older.contains("<a class=\"newer\" href=\"/services/plain\">"),
+            "{older}"
+        );
+        assert!(!older.contains("class=\"older\""), "{older}");
+        let (_, none) = page(&server, &format!("/services/plain?before={a}")).await;
+        assert!(none.contains("No older snapshot."), "{none}");
+        let mut last = c;
+        for _ in 0..198 {
+            last = snapshot(&server, "plain", "").await["id"].as_i64().unwrap();
+        }
+        let (_, full) = page(&server, "/services/plain").await;
+        assert_eq!(full.matches("<circle class=").count(), 200, "{full}");
+        assert!(
+            !full.contains(&format!("<a href=\"/snapshots/{a}\">")),
+            "{full}"
+        );
+        assert!(
+            full.contains(&format!("href=\"/snapshots/{last}\"")),
+            "{full}"
+        );
+        // The oldest shown is b: the next page starts before it.
+        let next = format!("<a class=\"older\" href=\"/services/plain?before={b}\">");
+        assert!(full.contains(&next), "{full}");
+        let (_, rest) = page(&server, &format!("/services/plain?before={b}")).await;
+        assert!(
+            rest.contains(&format!("<a href=\"/snapshots/{a}\">#{a}</a>")),
+            "{rest}"
+        );
+
         // Errors are pages with the API's status and message.
         for (path, status, says) in [
             ("/services/nope", 404, "no service &quot;nope&quot;"),
             ("/snapshots/999", 404, "no snapshot 999"),
             ("/snapshots/x1", 400, "want a positive integer"),
+            ("/services/plain?before=x", 400, "want a positive integer"),
             ("/diff?a=1", 400, "a diff needs two snapshots"),
             ("/diff?a=1&b=999", 404, "no snapshot 999"),
             (

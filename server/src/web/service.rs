@@ -5,11 +5,12 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Html;
+use serde::Deserialize;
 
 use super::page::{
-    Page, WebError, coverage_cell, escape, num_cell, percent, segment, service_href, time,
+    Page, WebError, coverage_cell, escape, num_cell, parse_id, percent, segment, service_href, time,
 };
 use crate::App;
 use crate::error::ApiError;
@@ -76,16 +77,27 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
     Ok(page.finish())
 }
 
+#[derive(Deserialize)]
+pub struct PageParams {
+    /// Show the snapshots older than this one (the history's next page).
+    before: Option<String>,
+}
+
 pub async fn page(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
+    Query(params): Query<PageParams>,
 ) -> Result<Html<String>, WebError> {
+    let before = match &params.before {
+        Some(b) => Some(parse_id("snapshot", b)?),
+        None => None,
+    };
     let services = app.store.services().await?;
     let Some(service) = services.iter().find(|s| s.name == name) else {
         return Err(ApiError::NotFound(format!("no service {name:?}")).into());
     };
     let instances = app.store.instances(&name, false).await?;
-    let snapshots = app.store.snapshots(&name, HISTORY, None).await?;
+    let snapshots = app.store.snapshots(&name, HISTORY, before).await?;
 
     let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);
     let out = &mut page.out;
@@ -100,12 +112,28 @@ pub async fn page(
     actions(out, &name);
 
     out.push_str("<h2>Coverage over time</h2>\n");
-    if snapshots.is_empty() {
+    if snapshots.is_empty() && before.is_some() {
+        out.push_str("<p class=\"empty\">No older snapshot.</p>\n");
+    } else if snapshots.is_empty() {
         out.push_str("<p class=\"empty\">No snapshot yet: take one with the button above.</p>\n");
     } else {
         trend(out, &snapshots);
         compare(out, &snapshots);
         history(out, &snapshots);
+    }
+    // The history in pages of HISTORY snapshots, newest first.
+    if before.is_some() {
+        out.push_str("<a class=\"newer\" href=\"");
+        escape(out, &service_href(&name));
+        out.push_str("\">Newest snapshots</a> ");
+    }
+    if let Some(last) = snapshots
+        .last()
+        .filter(|_| snapshots.len() as i64 == HISTORY)
+    {
+        out.push_str("<a class=\"older\" href=\"");
+        escape(out, &service_href(&name));
+        let _ = write!(out, "?before={}\">Older snapshots</a>", last.id);
     }
 
     out.push_str("<h2>Instances</h2>\n");
