@@ -36,7 +36,7 @@ vertical-align:middle}\
 .bar span{display:block;height:100%;background:#4c9a4c}\
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}\
 h2 a.src{font-size:.8em;font-weight:normal;margin-left:.6em}\
-pre.src{font-size:.85em;line-height:1.35;color:#777;background:#fafafa;padding:.5em 0;\
+pre.src{font-size:.85em;line-height:1.35;color:#777;background:#fafafa;padding:.5em 0;tab-size:4;\
 overflow-x:auto;border:1px solid #eee}\
 pre.src .ln::before{content:attr(data-n);display:inline-block;width:4em;padding-right:1em;\
 text-align:right;color:#aaa;user-select:none}\
