@@ -469,6 +469,10 @@ mod cases {
         let (_, html) = page(&server, &format!("/snapshots/{sid}")).await;
         let link = format!("/snapshots/{sid}/source?file=example.com%2Fshop%2Fcart.go");
         assert!(
+            html.contains(&format!("<a href=\"{link}#L4\"><code>Total</code></a>")),
+            "{html}"
+        );
+        assert!(
             html.contains(&format!("<a class=\"src\" href=\"{link}\">source</a>")),
             "{html}"
         );

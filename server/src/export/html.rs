@@ -202,11 +202,18 @@ pub(crate) fn body(
         let _ = write!(out, "<h2 id=\"f{i}\"><code>");
         escape(out, name);
         out.push_str("</code>");
-        if let Sources::Linked(link) = sources
-            && let Some(url) = link(&file.name)
-        {
+        // Where the source is, each function's name links to its first line there.
+        let (link, inline) = match sources {
+            Sources::None => (None, None),
+            Sources::Linked(link) => (link(&file.name).map(|url| format!("{url}#L")), None),
+            Sources::Inline(source) => match source(&file.name) {
+                Some(text) => (Some(format!("#f{i}L")), Some(text)),
+                None => (None, None),
+            },
+        };
+        if let (Sources::Linked(_), Some(to_line)) = (sources, &link) {
             out.push_str(" <a class=\"src\" href=\"");
-            escape(out, &url);
+            escape(out, to_line.strip_suffix("#L").unwrap_or(to_line));
             out.push_str("\">source</a>");
         }
         out.push_str(
@@ -218,18 +225,26 @@ pub(crate) fn body(
         for f in &file.funcs {
             let stmts = Stmts::of(file, f.blocks.iter().copied());
             let (line, entered) = (f.line(file), f.count(file));
-            out.push_str("<tr><td class=\"l\"><code>");
+            out.push_str("<tr><td class=\"l\">");
+            if let Some(to_line) = &link {
+                out.push_str("<a href=\"");
+                escape(out, to_line);
+                let _ = write!(out, "{line}\">");
+            }
+            out.push_str("<code>");
             escape(out, &f.name);
-            let _ = write!(out, "</code></td><td data-v=\"{line}\">{line}</td>");
+            out.push_str("</code>");
+            if link.is_some() {
+                out.push_str("</a>");
+            }
+            let _ = write!(out, "</td><td data-v=\"{line}\">{line}</td>");
             counts(out, stmts);
             cell(out, stmts);
             let zero = if entered == 0 { " class=\"z\"" } else { "" };
             let _ = writeln!(out, "<td{zero} data-v=\"{entered}\">{entered}</td></tr>");
         }
         out.push_str("</tbody>\n</table>\n");
-        if let Sources::Inline(source) = sources
-            && let Some(text) = source(&file.name)
-        {
+        if let Some(text) = inline {
             annotate(out, file, text, &format!("f{i}L"));
         }
     }
@@ -575,6 +590,10 @@ mod tests {
         let source = |name: &str| (name == "m/x.go").then_some(text);
         let html = write(&cov, &HEADER, &Options::default(), Sources::Inline(&source));
         assert!(html.contains("id=\"f0L2\""), "{html}");
+        assert!(
+            html.contains("<td class=\"l\"><a href=\"#f0L1\"><code>F</code></a></td>"),
+            "{html}"
+        );
         assert!(html.find("<table class=\"funcs\">").unwrap() < html.find("<pre").unwrap());
     }
 
