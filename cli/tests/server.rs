@@ -35,9 +35,15 @@ fn client(port: u16, args: &[&str]) -> serde_json::Value {
 
 /// Runs a `livecov` client command without `--json`; its output.
 fn plain(port: u16, args: &[&str]) -> String {
+    plain_in(Path::new("."), port, args)
+}
+
+/// The same, run in `dir` (the commands that read a checkout).
+fn plain_in(dir: &Path, port: u16, args: &[&str]) -> String {
     let out = Command::new(LIVECOV)
         .args(args)
         .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .current_dir(dir)
         .output()
         .unwrap();
     assert!(
@@ -470,19 +476,8 @@ fn report_diff_base_names_the_changed_lines_no_test_reached() {
         .to_string();
 
     let run = |extra: &[&str]| {
-        let out = Command::new(LIVECOV)
-            .args(["report", &id, "--diff-base", "HEAD~1"])
-            .args(extra)
-            .args(["--server", &format!("http://127.0.0.1:{port}")])
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let args = [&["report", id.as_str(), "--diff-base", "HEAD~1"][..], extra].concat();
+        plain_in(&repo, port, &args)
     };
     let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
     assert_eq!(json["total"]["lines"], 2, "{json}");

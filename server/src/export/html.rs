@@ -55,12 +55,20 @@ rows.forEach(function(r){b.appendChild(r);});});});";
 
 /// Statements and covered statements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Stmts {
+pub(crate) struct Stmts {
     total: u64,
     covered: u64,
 }
 
 impl Stmts {
+    /// `covered` of `total` statements, as the store counts them.
+    pub(crate) fn new(covered: i64, total: i64) -> Stmts {
+        Stmts {
+            total: total.max(0) as u64,
+            covered: covered.max(0) as u64,
+        }
+    }
+
     fn of(file: &FileCov, blocks: impl IntoIterator<Item = usize>) -> Stmts {
         blocks.into_iter().fold(Stmts::default(), |s, i| {
             let b = &file.blocks[i];
@@ -337,7 +345,7 @@ fn counts(out: &mut String, s: Stmts) {
 }
 
 /// The coverage cell: a bar and the percentage; `n/a` (sorted first) without statements.
-fn cell(out: &mut String, s: Stmts) {
+pub(crate) fn cell(out: &mut String, s: Stmts) {
     match s.tenths() {
         None => out.push_str("<td data-v=\"-1\">n/a</td>"),
         Some(t) => {
@@ -355,7 +363,7 @@ fn cell(out: &mut String, s: Stmts) {
 }
 
 /// `71.4%`, rounded down; `n/a` without statements.
-fn percent(out: &mut String, s: Stmts) {
+pub(crate) fn percent(out: &mut String, s: Stmts) {
     match s.tenths() {
         None => out.push_str("n/a"),
         Some(t) => {

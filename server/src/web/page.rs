@@ -6,6 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::ApiError;
 pub(crate) use crate::export::html::escape;
+use crate::export::html::{self, Stmts};
 
 /// A page being written: `new` opens the frame with a title and a trail of links back to the
 /// services, `finish` closes it.
@@ -104,29 +105,18 @@ pub fn time(ms: i64) -> String {
     format!("<time datetime=\"{exact}\" title=\"{exact}\">{shown}</time>")
 }
 
-/// `covered` of `total` as a percentage with one decimal, rounded down; `n/a` for none.
+/// `covered` of `total` as a percentage with one decimal, rounded down; `n/a` for none (as
+/// the reports write it).
 pub fn percent(covered: i64, total: i64) -> String {
-    if total <= 0 {
-        return "n/a".into();
-    }
-    let t = covered * 1000 / total;
-    format!("{}.{}%", t / 10, t % 10)
+    let mut out = String::new();
+    html::percent(&mut out, Stmts::new(covered, total));
+    out
 }
 
-/// A table cell with a bar and the percentage, sortable by `data-v` (tenths; -1 for none).
+/// A table cell with a bar and the percentage, sortable by `data-v` (tenths; -1 for none), as
+/// the reports write it.
 pub fn coverage_cell(out: &mut String, covered: i64, total: i64) {
-    if total <= 0 {
-        out.push_str("<td data-v=\"-1\">n/a</td>");
-        return;
-    }
-    let t = covered * 1000 / total;
-    let _ = write!(
-        out,
-        "<td data-v=\"{t}\"><span class=\"bar\"><span style=\"width:{}.{}%\"></span></span>{}</td>",
-        t / 10,
-        t % 10,
-        percent(covered, total)
-    );
+    html::cell(out, Stmts::new(covered, total));
 }
 
 /// A number cell, sortable.
