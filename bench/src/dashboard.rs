@@ -81,7 +81,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let files = sources
         .iter()
         .map(|f| {
-            instrumenter::analyze(&f.name, f.source.as_bytes())
+            instrumenter::analyze(&f.name, f.source.as_bytes(), instrumenter::Rules::Go120)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", f.name))
         })
         .collect::<Result<Vec<FileMeta>>>()?;

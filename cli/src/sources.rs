@@ -80,9 +80,16 @@ pub fn local(cov: &Coverage, root: &Path, module: &str) -> (HashMap<String, Stri
     (found, changed)
 }
 
-/// Whether `text` cuts into the blocks of `file` (positions and statements).
+/// Whether `text` cuts into the blocks of `file` (positions and statements) under the rules
+/// of some Go release.
 fn same_blocks(file: &server::export::FileCov, text: &str) -> bool {
-    let Ok(meta) = instrumenter::analyze(&file.name, text.as_bytes()) else {
+    instrumenter::Rules::ALL
+        .into_iter()
+        .any(|rules| cuts_into(file, text, rules))
+}
+
+fn cuts_into(file: &server::export::FileCov, text: &str, rules: instrumenter::Rules) -> bool {
+    let Ok(meta) = instrumenter::analyze(&file.name, text.as_bytes(), rules) else {
         return false;
     };
     let mut want: Vec<_> = file

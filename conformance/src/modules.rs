@@ -146,6 +146,7 @@ fn write_overlay(work: &Path, packages: &[Package], mode: Mode) -> Result<PathBu
             let name = format!("{}/{file}", pkg.import_path);
             let opts = Options {
                 mode,
+                rules: crate::rules(),
                 ..Options::default()
             };
             let inst = instrumenter::instrument(&name, &src, &opts)
@@ -207,7 +208,8 @@ fn compare_go_test(root: &Path, work: &Path, packages: &[Package]) -> Result<()>
     for pkg in packages {
         for file in &pkg.files {
             let name = format!("{}/{file}", pkg.import_path);
-            let meta = instrumenter::analyze(&name, &std::fs::read(pkg.dir.join(file))?)?;
+            let meta =
+                instrumenter::analyze(&name, &std::fs::read(pkg.dir.join(file))?, crate::rules())?;
             let set = ours.entry(name).or_default();
             for b in meta.blocks {
                 set.insert(format!(
@@ -303,13 +305,20 @@ const SKIPPED_TESTS: &[(&str, &str, &str, bool)] = &[
 /// every time and the other's never: compared for existence, not for counts. (Blocks whose
 /// counts change between runs of one tool are found without this list.)
 /// (module, block as profiles name it without the count, why)
-const TIMING_DEPENDENT_BLOCKS: &[(&str, &str, &str)] = &[(
-    "golang.org/x/sync@v0.11.0",
-    "golang.org/x/sync/singleflight/singleflight.go:101.39,102.12 1",
-    "`c.dups++` in Do runs only when two Do calls for one key overlap \
-     (TestDoDupSuppress); livecov test -race hit it in 3 rounds of 3 where go test -race did \
-     not",
-)];
+const TIMING_DEPENDENT_BLOCKS: &[(&str, &str, &str)] = &[
+    (
+        "golang.org/x/sync@v0.11.0",
+        "golang.org/x/sync/singleflight/singleflight.go:101.39,102.12 1",
+        "`c.dups++` in Do runs only when two Do calls for one key overlap \
+         (TestDoDupSuppress); livecov test -race hit it in 3 rounds of 3 where go test -race \
+         did not",
+    ),
+    (
+        "golang.org/x/sync@v0.11.0",
+        "golang.org/x/sync/singleflight/singleflight.go:102.4,102.12 1",
+        "the same block as Go 1.27 cuts it",
+    ),
+];
 
 /// `go test` arguments for both sides: no cache, no parallel tests, the skips of `module`
 /// (those that only matter for counts too, when `counts`).

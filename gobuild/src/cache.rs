@@ -1,5 +1,5 @@
-//! Instrumented files, cached on disk by content: a file whose bytes, name and mode did not
-//! change since the last build is not instrumented again.
+//! Instrumented files, cached on disk by content: a file whose bytes, name, mode and block
+//! rules did not change since the last build is not instrumented again.
 //!
 //! Layout under the cache directory: `files/<key>.go` (the rewritten source) and
 //! `files/<key>.meta` (its block metadata, one line per function and per block). The key is a
@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use instrumenter::{Block, FileMeta, Func, Mode, Options, Pos, Prologue};
+use instrumenter::{Block, FileMeta, Func, Mode, Options, Pos, Prologue, Rules};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -29,11 +29,12 @@ pub fn instrument(
     path: &Path,
     profile_name: &str,
     mode: Mode,
+    rules: Rules,
     agent_import: &str,
 ) -> Result<Entry, Error> {
     let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let prologue = main_prologue(agent_import);
-    let key = key(profile_name, mode, &prologue, &src);
+    let key = key(profile_name, mode, rules, &prologue, &src);
     let dir = cache.join("files");
     let source = dir.join(format!("{key}.go"));
     let meta_path = dir.join(format!("{key}.meta"));
@@ -53,7 +54,7 @@ pub fn instrument(
         mode,
         counter_var: Some(counter_var.clone()),
         main_prologue: Some(prologue),
-        ..Options::default()
+        rules,
     };
     let out = instrumenter::instrument(profile_name, &src, &opts).map_err(|e| Error::Syntax {
         path: path.to_path_buf(),
@@ -80,9 +81,10 @@ fn main_prologue(agent_import: &str) -> Prologue {
 }
 
 /// A hash of everything the instrumented file depends on.
-fn key(profile_name: &str, mode: Mode, prologue: &Prologue, src: &[u8]) -> String {
+fn key(profile_name: &str, mode: Mode, rules: Rules, prologue: &Prologue, src: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(concat!("livecov ", env!("CARGO_PKG_VERSION"), "\n"));
+    h.update(format!("{rules:?}\n").as_bytes());
     h.update(format!("{prologue:?}\n").as_bytes());
     h.update(mode.as_str());
     h.update(b"\n");
@@ -164,7 +166,8 @@ mod tests {
     #[test]
     fn metadata_round_trips() {
         let src = b"package p\n\nfunc (t *T) F(x int) int {\n\tif x > 0 {\n\t\treturn 1\n\t}\n\treturn 0\n}\n";
-        let meta = instrumenter::analyze("example.com/p/f.go", src).unwrap();
+        let meta =
+            instrumenter::analyze("example.com/p/f.go", src, instrumenter::Rules::Go120).unwrap();
         let back = decode_meta("example.com/p/f.go", &encode_meta(&meta)).unwrap();
         assert_eq!(back, meta);
         assert!(decode_meta("x", "b 1 2 3\n").is_none());
@@ -176,16 +179,23 @@ mod tests {
         let file = dir.path().join("f.go");
         std::fs::write(&file, "package p\n\nfunc F() {}\n").unwrap();
         let cache = dir.path().join("cache");
-        let first = instrument(&cache, &file, "p/f.go", Mode::Set, "a").unwrap();
-        let second = instrument(&cache, &file, "p/f.go", Mode::Set, "a").unwrap();
+        let go120 = Rules::Go120;
+        let first = instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a").unwrap();
+        let second = instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a").unwrap();
         assert!(!first.reused && second.reused);
         assert_eq!(first.meta, second.meta);
         assert_eq!(first.source, second.source);
-        let count = instrument(&cache, &file, "p/f.go", Mode::Count, "a").unwrap();
+        let count = instrument(&cache, &file, "p/f.go", Mode::Count, go120, "a").unwrap();
         assert!(!count.reused, "the mode is part of the key");
+        let go127 = instrument(&cache, &file, "p/f.go", Mode::Set, Rules::Go127, "a").unwrap();
+        assert!(!go127.reused, "the rules are part of the key");
+        assert_ne!(
+            go127.meta, first.meta,
+            "Go 1.27 cuts the empty body zero-wide"
+        );
         std::fs::write(&file, "package p\n\nfunc F() { _ = 1 }\n").unwrap();
         assert!(
-            !instrument(&cache, &file, "p/f.go", Mode::Set, "a")
+            !instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a")
                 .unwrap()
                 .reused
         );

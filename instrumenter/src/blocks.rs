@@ -8,22 +8,82 @@
 //! The walk produces *raw* blocks in byte offsets plus the places where counters go. Turning
 //! offsets into positions (with `//line` directives) happens in [`crate::analyze`]; writing
 //! counters happens in [`crate::rewrite`]. Rules that differ between Go releases belong to
-//! [`Rules`].
+//! [`Rules`]; Go 1.27's cut of a basic block into ranges of code is [`crate::ranges`].
 
 use tree_sitter::{Node, Tree};
 
+use crate::ranges;
 use crate::syntax::{named_children, text, token};
 
-/// Which release's block rules to follow.
-///
-/// Go 1.27 changes how cover cuts blocks (segments split at blank and comment-only lines,
-/// zero-width empty bodies, `//line` ignored); a variant for it goes here when livecov builds
-/// with a Go that has those rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which release's block rules to follow: blocks must equal those of the `go tool cover` of
+/// the Go that builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Rules {
-    /// The rules of `go tool cover` from Go 1.20 through Go 1.26.
+    /// The rules of `go tool cover` from Go 1.20 through Go 1.26: a basic block is one range
+    /// from its first statement to where it ends, at positions adjusted by `//line` directives.
     #[default]
     Go120,
+    /// Go 1.27's rules: each basic block is cut into the ranges that hold code (split at blank,
+    /// comment-only and brace-only lines, rejoined inside a multi-line statement), a block
+    /// without code has a zero-width range, and positions ignore `//line` directives.
+    Go127,
+}
+
+impl Rules {
+    /// Every variant, oldest first.
+    pub const ALL: [Rules; 2] = [Rules::Go120, Rules::Go127];
+
+    /// The newest Go release whose rules livecov knows.
+    pub const NEWEST_MINOR: u32 = 27;
+    /// The oldest Go release livecov supports.
+    pub const OLDEST_MINOR: u32 = 20;
+
+    /// The rules of Go 1.`minor`, if livecov knows them.
+    pub fn for_minor(minor: u32) -> Option<Rules> {
+        match minor {
+            20..=26 => Some(Rules::Go120),
+            27 => Some(Rules::Go127),
+            _ => None,
+        }
+    }
+
+    /// The Go releases that cut blocks this way, for messages: `1.20 to 1.26`, `1.27`.
+    pub fn releases(self) -> &'static str {
+        match self {
+            Rules::Go120 => "Go 1.20 to 1.26",
+            Rules::Go127 => "Go 1.27",
+        }
+    }
+
+    /// A short name for files and keys: `go120`, `go127`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Rules::Go120 => "go120",
+            Rules::Go127 => "go127",
+        }
+    }
+
+    /// Whether positions follow `//line` directives (they do up to Go 1.26).
+    pub fn adjusts_positions(self) -> bool {
+        self == Rules::Go120
+    }
+}
+
+impl std::str::FromStr for Rules {
+    type Err = String;
+
+    /// A Go release as `1.N` (or `go1.N`, `go1.N.P`): its rules.
+    fn from_str(s: &str) -> Result<Rules, String> {
+        let minor = crate::version::minor(s)
+            .ok_or_else(|| format!("{s:?} is not a Go release: want 1.N, such as 1.27"))?;
+        Rules::for_minor(minor).ok_or_else(|| {
+            format!(
+                "livecov knows the block rules of Go 1.{} to 1.{}, not of {s}",
+                Rules::OLDEST_MINOR,
+                Rules::NEWEST_MINOR
+            )
+        })
+    }
 }
 
 /// A block in byte offsets, before positions are computed.
@@ -85,9 +145,9 @@ pub fn cut(
     rules: Rules,
     func_name_pos: &dyn Fn(usize) -> (u32, u32),
 ) -> Cut {
-    let Rules::Go120 = rules;
     let mut walker = Walker {
         src,
+        rules,
         cut: Cut::default(),
         func: None,
         func_name_pos,
@@ -135,6 +195,7 @@ enum Kind {
 
 struct Walker<'s, 'f> {
     src: &'s [u8],
+    rules: Rules,
     cut: Cut,
     /// The function whose body is being walked.
     func: Option<usize>,
@@ -299,7 +360,13 @@ impl Walker<'_, '_> {
         mut extend_to_closing_brace: bool,
     ) {
         if list.is_empty() {
-            self.counter(insert_pos, block_end, 0, insert_at);
+            match self.rules {
+                Rules::Go120 => self.counter(insert_pos, block_end, 0, insert_at),
+                Rules::Go127 => {
+                    let r = ranges::code_ranges(self.src, insert_pos, block_end)[0];
+                    self.counter(r.start, r.end, 0, insert_at);
+                }
+            }
             return;
         }
         let mut list: Vec<Item<'t>> = list.to_vec();
@@ -332,12 +399,33 @@ impl Walker<'_, '_> {
                 end = block_end;
             }
             if pos != end {
-                self.counter(pos, end, last as u32, insert_at);
+                self.basic_block(pos, end, &list[..last], insert_at);
             }
             list.drain(..last);
             let Some(first) = list.first() else { break };
             pos = first.pos();
             insert_at = pos;
+        }
+    }
+
+    /// The counters of one basic block, `pos..end`, holding the statements `list`: one
+    /// block up to Go 1.26; from Go 1.27 one per range of code, each after the first written
+    /// right where its code starts.
+    fn basic_block(&mut self, pos: usize, end: usize, list: &[Item], insert_at: usize) {
+        match self.rules {
+            Rules::Go120 => self.counter(pos, end, list.len() as u32, insert_at),
+            Rules::Go127 => {
+                let stmts: Vec<(usize, usize)> =
+                    list.iter().map(|i| (i.pos(), item_end(*i))).collect();
+                let ranges = ranges::code_ranges(self.src, pos, end);
+                for (i, c) in ranges::merge_within_statements(&ranges, &stmts)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let at = if i == 0 { insert_at } else { c.range.start };
+                    self.counter(c.range.start, c.range.end, c.num_stmt, at);
+                }
+            }
         }
     }
 

@@ -24,7 +24,7 @@ ever produced from broken input.
 
 ```
 let src = b"package p\n\nfunc Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n";
-let file = instrumenter::analyze("example.com/p/abs.go", src).unwrap();
+let file = instrumenter::analyze("example.com/p/abs.go", src, instrumenter::Rules::Go120).unwrap();
 let mut text = instrumenter::profile::header(instrumenter::Mode::Set);
 instrumenter::profile::write_textual(&mut text, &[file], |_, _| 0);
 assert_eq!(text, "mode: set\n\
@@ -38,14 +38,17 @@ mod blocks;
 mod meta;
 mod position;
 pub mod profile;
+mod ranges;
 mod rewrite;
+mod scan;
 mod syntax;
+pub mod version;
 
 use std::collections::HashSet;
 use std::fmt;
 
 pub use blocks::Rules;
-pub use meta::{Block, BuildMeta, FileMeta, Func, hex};
+pub use meta::{Block, BuildMeta, FileMeta, Func, hex, lines_between};
 pub use position::Pos;
 pub use rewrite::ATOMIC_ALIAS;
 
@@ -169,9 +172,10 @@ pub fn counter_var(profile_name: &str) -> String {
     )
 }
 
-/// Parses `src` and returns its coverage blocks, named `profile_name` (`importpath/file.go`).
-pub fn analyze(profile_name: &str, src: &[u8]) -> Result<FileMeta, Error> {
-    Ok(Analysis::new(profile_name, src, Rules::default())?.meta)
+/// Parses `src` and returns its coverage blocks, named `profile_name` (`importpath/file.go`),
+/// cut by `rules`.
+pub fn analyze(profile_name: &str, src: &[u8], rules: Rules) -> Result<FileMeta, Error> {
+    Ok(Analysis::new(profile_name, src, rules)?.meta)
 }
 
 /// Parses `src` and rewrites it with a counter at the start of every block.
@@ -200,6 +204,26 @@ pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Inst
     })
 }
 
+/// The rules under which `src` cuts into exactly the blocks and functions of `file`, if any:
+/// whether `src` is the source a build's `file` was made from, whichever Go built it.
+pub fn cut_from(file: &FileMeta, src: &[u8]) -> Result<Option<Rules>, Error> {
+    let mut refused = None;
+    let mut parsed = false;
+    for rules in Rules::ALL {
+        match analyze(&file.name, src, rules) {
+            Ok(got) if got.blocks == file.blocks && got.funcs == file.funcs => {
+                return Ok(Some(rules));
+            }
+            Ok(_) => parsed = true,
+            Err(e) => refused = refused.or(Some(e)),
+        }
+    }
+    match refused {
+        Some(e) if !parsed => Err(e),
+        _ => Ok(None),
+    }
+}
+
 struct Analysis {
     cut: blocks::Cut,
     meta: FileMeta,
@@ -210,7 +234,7 @@ struct Analysis {
 
 impl Analysis {
     fn new(profile_name: &str, src: &[u8], rules: Rules) -> Result<Analysis, Error> {
-        let tree = syntax::parse(src)?;
+        let tree = syntax::parse(src, rules == Rules::Go127)?;
         let lines = position::LineMap::new(src, &tree)?;
         let name_pos = |offset: usize| {
             let p = lines.position(offset).1;
@@ -218,6 +242,12 @@ impl Analysis {
         };
         let cut = blocks::cut(src, &tree, rules, &name_pos);
 
+        // Up to Go 1.26 block positions follow //line directives; from 1.27 they are physical
+        // (a package-level func literal's name follows them in both).
+        let position = |offset: usize| match rules.adjusts_positions() {
+            true => lines.position(offset),
+            false => (None, lines.physical(offset)),
+        };
         // cover makes (start, end) pairs unique by pushing the end column out, which only
         // matters when //line directives without columns fold blocks onto each other.
         let mut seen = HashSet::new();
@@ -225,8 +255,8 @@ impl Analysis {
             .blocks
             .iter()
             .map(|b| {
-                let (file, start) = lines.position(b.start);
-                let (_, mut end) = lines.position(b.end);
+                let (file, start) = position(b.start);
+                let (_, mut end) = position(b.end);
                 while !seen.insert((file, start, end)) {
                     end.col += 1;
                 }

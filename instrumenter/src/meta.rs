@@ -22,6 +22,30 @@ pub struct Block {
     pub func: u32,
 }
 
+impl Block {
+    /// The lines that hold some of the block's text: see [`lines_between`].
+    pub fn lines(&self) -> Option<std::ops::RangeInclusive<u32>> {
+        lines_between(self.start, self.end)
+    }
+}
+
+/// The lines that hold some of the text from `start` to `end` (exclusive), for line-based
+/// reports. A range that ends at column 1 holds nothing of its last line (Go 1.27 ends a block
+/// at the start of the line after its code, which may be blank, a comment or a `}`), and an
+/// empty range (a Go 1.27 block without code) holds no line. Where `//line` directives make
+/// `end` come before `start`, the range is its first line.
+pub fn lines_between(start: Pos, end: Pos) -> Option<std::ops::RangeInclusive<u32>> {
+    if start == end {
+        return None;
+    }
+    let last = if end.col == 1 && end.line > start.line {
+        end.line - 1
+    } else {
+        end.line
+    };
+    Some(start.line..=last.max(start.line))
+}
+
 /// A function whose blocks are counted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Func {

@@ -75,6 +75,15 @@ impl LineMap {
         self.lines.partition_point(|&start| start <= offset) - 1
     }
 
+    /// The physical position of `offset`, ignoring line directives (Go 1.27 cover's).
+    pub fn physical(&self, offset: usize) -> Pos {
+        let i = self.line_index(offset);
+        Pos {
+            line: (i + 1) as u32,
+            col: (offset - self.lines[i] + 1) as u32,
+        }
+    }
+
     /// The adjusted position of `offset`, with the file name line directives give it
     /// (`None` while no directive applies).
     pub fn position(&self, offset: usize) -> (Option<&str>, Pos) {

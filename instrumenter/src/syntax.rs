@@ -24,8 +24,9 @@ pub struct SyntaxError {
 }
 
 /// Parses Go source. A leading byte order mark is accepted (it keeps its three bytes in the
-/// column count of line 1, as in `go/token`).
-pub fn parse(src: &[u8]) -> Result<Tree, SyntaxError> {
+/// column count of line 1, as in `go/token`). `generic_methods`: the language has methods
+/// with type parameters (Go 1.27 on); before that `go/parser` refuses them, and so does this.
+pub fn parse(src: &[u8], generic_methods: bool) -> Result<Tree, SyntaxError> {
     let mut parser = Parser::new();
     parser
         .set_language(&tree_sitter_go::LANGUAGE.into())
@@ -40,6 +41,19 @@ pub fn parse(src: &[u8]) -> Result<Tree, SyntaxError> {
         Ok(()) => return Ok(first),
         Err(e) => e,
     };
+    // Two more gaps, bridged the same way: text respelled at the same offsets, a new parse.
+    // A comment spanning lines ends a statement in Go (the scanner takes it for a newline), but
+    // tree-sitter-go sees no newline there: make those comments white space with their line
+    // breaks. And the grammar has no type parameters on methods (Go 1.27): blocks do not depend
+    // on them and all text is read from the original source, so blank the lists out.
+    let comments = blank_multiline_comments(&mut buf);
+    let methods = generic_methods && blank_method_type_params(&mut buf);
+    if comments || methods {
+        let tree = parse_with(&mut parser, &buf);
+        if check(&tree, src).is_ok() {
+            return Ok(tree);
+        }
+    }
     // Go 1.26 lets `new` take an expression (`new(42)`), which tree-sitter-go's grammar, with
     // `new` as a keyword that takes a type, cannot parse. Where a parse fails after a `new(`,
     // spell that `new` as an ordinary identifier of the same length and try again: blocks only
@@ -58,6 +72,76 @@ pub fn parse(src: &[u8]) -> Result<Tree, SyntaxError> {
         err_at = first_error(tree.root_node()).map(|n| n.end_byte());
     }
     Err(first_err)
+}
+
+/// Turns every `/* */` comment of `buf` that spans lines into spaces and its line breaks;
+/// answers whether there was one.
+fn blank_multiline_comments(buf: &mut [u8]) -> bool {
+    use crate::scan::{Kind, tokens};
+    let spans: Vec<_> = tokens(buf)
+        .filter(|t| t.kind == Kind::Comment && buf[t.start + 1] == b'*')
+        .filter(|t| buf[t.start..t.end].contains(&b'\n'))
+        .map(|t| t.start..t.end)
+        .collect();
+    for span in &spans {
+        blank(&mut buf[span.clone()]);
+    }
+    !spans.is_empty()
+}
+
+/// Spaces for every byte of `text` but line breaks.
+fn blank(text: &mut [u8]) {
+    for b in text {
+        if !matches!(*b, b'\n' | b'\r') {
+            *b = b' ';
+        }
+    }
+}
+
+/// Replaces the `[…]` in every `func (receiver) Name[…]` of `buf` with spaces (newlines kept);
+/// answers whether there was one. A name after a receiver makes it a method declaration, so
+/// nothing else has that shape.
+fn blank_method_type_params(buf: &mut [u8]) -> bool {
+    use crate::scan::{Kind, tokens};
+    let toks: Vec<_> = tokens(buf).filter(|t| t.kind != Kind::Comment).collect();
+    let is = |i: usize, k: Kind| toks.get(i).is_some_and(|t| t.kind == k);
+    // The index of the token that closes the bracket opened at `open`.
+    let close = |open: usize, (l, r): (u8, u8)| {
+        let mut depth = 0usize;
+        for (j, t) in toks.iter().enumerate().skip(open) {
+            match t.kind {
+                Kind::Punct(b) if b == l => depth += 1,
+                Kind::Punct(b) if b == r => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    let mut spans = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.kind != Kind::Word || &buf[t.start..t.end] != b"func" || !is(i + 1, Kind::Punct(b'('))
+        {
+            continue;
+        }
+        let Some(rparen) = close(i + 1, (b'(', b')')) else {
+            continue;
+        };
+        if is(rparen + 1, Kind::Word)
+            && is(rparen + 2, Kind::Punct(b'['))
+            && let Some(rbrack) = close(rparen + 2, (b'[', b']'))
+        {
+            spans.push(toks[rparen + 2].start..toks[rbrack].end);
+        }
+    }
+    for span in &spans {
+        blank(&mut buf[span.clone()]);
+    }
+    !spans.is_empty()
 }
 
 /// How many `new(expr)` calls one failed parse may repair; each costs a reparse.

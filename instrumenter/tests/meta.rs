@@ -18,7 +18,12 @@ func Outer() { _ = func() { if true { } } }
 "#;
 
 fn meta(src: &str) -> FileMeta {
-    instrumenter::analyze("example.com/p/f.go", src.as_bytes()).unwrap()
+    instrumenter::analyze(
+        "example.com/p/f.go",
+        src.as_bytes(),
+        instrumenter::Rules::Go120,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -153,7 +158,7 @@ fn main_prologue_runs_first_in_main_and_only_there() {
     assert_eq!(text.matches("Flush").count(), 1);
     assert_eq!(
         out.meta,
-        instrumenter::analyze("m/main.go", main.as_bytes()).unwrap()
+        instrumenter::analyze("m/main.go", main.as_bytes(), instrumenter::Rules::Go120).unwrap()
     );
 
     // Not package main, or no func main: nothing added, no import.

@@ -3,7 +3,8 @@
 use instrumenter::{Error, Options};
 
 fn refusal(src: &str) -> (usize, usize, String) {
-    let err = instrumenter::analyze("p/f.go", src.as_bytes()).unwrap_err();
+    let err =
+        instrumenter::analyze("p/f.go", src.as_bytes(), instrumenter::Rules::Go120).unwrap_err();
     let again = instrumenter::instrument("p/f.go", src.as_bytes(), &Options::default());
     assert_eq!(
         again.unwrap_err(),
@@ -62,7 +63,14 @@ fn a_second_package_clause() {
 
 #[test]
 fn byte_order_mark_only_at_the_start() {
-    assert!(instrumenter::analyze("f.go", b"\xEF\xBB\xBFpackage p\n").is_ok());
+    assert!(
+        instrumenter::analyze(
+            "f.go",
+            b"\xEF\xBB\xBFpackage p\n",
+            instrumenter::Rules::Go120
+        )
+        .is_ok()
+    );
     let (line, col, msg) = refusal("package p\n\nvar s = \"\u{FEFF}\"\n");
     assert_eq!(
         (line, col, msg.as_str()),
@@ -88,7 +96,8 @@ fn binary_garbage() {
 
 #[test]
 fn error_display_is_line_col_message() {
-    let err = instrumenter::analyze("f.go", b"package p\nfunc {").unwrap_err();
+    let err = instrumenter::analyze("f.go", b"package p\nfunc {", instrumenter::Rules::Go120)
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("2:"), "{text}");
 }

@@ -3,12 +3,13 @@
 //! `testdata/run/main.go` is instrumented in each mode, built (with `go vet` first), and run:
 //! every block must have run exactly as often as the program's logic says, the race detector
 //! must stay quiet in set mode, and a panic's stack trace must point at the original lines.
+//! Blocks are cut by the rules of the Go on PATH, the Go that builds them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use instrumenter::{Mode, Options};
+use instrumenter::{Mode, Options, Rules};
 
 const PROGRAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/run");
 
@@ -16,6 +17,12 @@ struct Run {
     output: Output,
     /// Count of each block, keyed by its start `line.col`.
     counts: BTreeMap<String, u32>,
+}
+
+/// The rules of the Go on PATH.
+fn rules() -> Rules {
+    let out = go(Path::new(PROGRAM), &["env", "GOVERSION"]);
+    instrumenter::version::rules_for(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
 }
 
 fn go(dir: &Path, args: &[&str]) -> Output {
@@ -42,6 +49,7 @@ fn run(mode: Mode, race: bool, arg: &str) -> Run {
     let src = std::fs::read(Path::new(PROGRAM).join("main.go")).unwrap();
     let opts = Options {
         mode,
+        rules: rules(),
         ..Options::default()
     };
     let inst = instrumenter::instrument("example.com/run/main.go", &src, &opts).unwrap();
@@ -79,38 +87,49 @@ fn run(mode: Mode, race: bool, arg: &str) -> Run {
     Run { output, counts }
 }
 
-/// Expected counts of the blocks of `classify` (by start position) for 23 calls, x = -2..=20.
-const SEQUENTIAL: &[(&str, u32)] = &[
-    ("11.29", 23), // entry
-    ("12.11", 2),  // x < 0
-    ("15.2", 21),  // if x == 0
-    ("15.12", 1),  // zero
-    ("17.8", 20),  // else if x == 1
-    ("17.19", 1),  // one
-    ("19.8", 19),  // else
-    ("22.2", 19),  // switch
-    ("23.15", 0),  // huge
-    ("25.14", 9),  // big
-    ("28.2", 10),  // pos
+/// Expected counts of the blocks of `classify` (by start position) for 23 calls, x = -2..=20,
+/// as Go 1.20 to 1.26 cut them (a block starts right after `{` or `:`) and as Go 1.27 does
+/// (a block starts at its first code).
+const SEQUENTIAL: &[(&str, &str, u32)] = &[
+    ("11.29", "12.2", 23), // entry
+    ("12.11", "13.3", 2),  // x < 0
+    ("15.2", "15.2", 21),  // if x == 0
+    ("15.12", "16.3", 1),  // zero
+    ("17.8", "17.9", 20),  // else if x == 1
+    ("17.19", "18.3", 1),  // one
+    ("19.8", "20.3", 19),  // else
+    ("22.2", "22.2", 19),  // switch
+    ("23.15", "24.3", 0),  // huge
+    ("25.14", "26.3", 9),  // big
+    ("28.2", "28.2", 10),  // pos
 ];
 
 /// The same blocks for 8 goroutines × 1000 calls, x = 0..1000.
-const CONCURRENT: &[(&str, u32)] = &[
-    ("11.29", 8000),
-    ("12.11", 0),
-    ("15.2", 8000),
-    ("15.12", 8),
-    ("17.8", 7992),
-    ("17.19", 8),
-    ("19.8", 7984),
-    ("22.2", 7984),
-    ("23.15", 7184),
-    ("25.14", 720),
-    ("28.2", 80),
+const CONCURRENT: &[(&str, &str, u32)] = &[
+    ("11.29", "12.2", 8000),
+    ("12.11", "13.3", 0),
+    ("15.2", "15.2", 8000),
+    ("15.12", "16.3", 8),
+    ("17.8", "17.9", 7992),
+    ("17.19", "18.3", 8),
+    ("19.8", "20.3", 7984),
+    ("22.2", "22.2", 7984),
+    ("23.15", "24.3", 7184),
+    ("25.14", "26.3", 720),
+    ("28.2", "28.2", 80),
 ];
 
-fn assert_counts(run: &Run, want: &[(&str, u32)], set: bool) {
-    for &(pos, n) in want {
+/// The start of a block of the table under the rules in force.
+fn at<'a>(go120: &'a str, go127: &'a str) -> &'a str {
+    match rules() {
+        Rules::Go120 => go120,
+        Rules::Go127 => go127,
+    }
+}
+
+fn assert_counts(run: &Run, want: &[(&str, &str, u32)], set: bool) {
+    for &(go120, go127, n) in want {
+        let pos = at(go120, go127);
         let want = if set { u32::from(n > 0) } else { n };
         assert_eq!(run.counts.get(pos), Some(&want), "block at {pos}");
     }
@@ -122,8 +141,12 @@ fn count_mode_counts_every_execution() {
     assert!(run.output.status.success());
     assert_counts(&run, SEQUENTIAL, false);
     // main's own blocks: the default branch ran once, the others not at all.
-    assert_eq!(run.counts["52.29"], 23, "loop body");
-    assert_eq!(run.counts["37.15"], 0, "panic branch");
+    assert_eq!(run.counts[at("52.29", "53.4")], 23, "loop body");
+    assert_eq!(run.counts[at("37.15", "38.3")], 0, "panic branch");
+    if rules() == Rules::Go127 {
+        // The loop body's statement after a blank line and a comment has its own counter.
+        assert_eq!(run.counts["56.4"], 23, "loop body after the gap");
+    }
 }
 
 #[test]
@@ -172,6 +195,7 @@ fn rewriting_keeps_every_line_in_place() {
     for mode in [Mode::Set, Mode::Count, Mode::Atomic] {
         let opts = Options {
             mode,
+            rules: rules(),
             ..Options::default()
         };
         let out = instrumenter::instrument("m/main.go", &src, &opts)

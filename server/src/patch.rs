@@ -519,10 +519,11 @@ pub fn line_counts<'a>(
 ) -> BTreeMap<u32, u32> {
     let mut out: BTreeMap<u32, u32> = BTreeMap::new();
     for (block, count) in blocks {
-        if block.end.line < block.start.line {
+        // //line directives can put a block's end before its start: its extent is unknown.
+        let Some(lines) = block.lines().filter(|_| block.end.line >= block.start.line) else {
             continue;
-        }
-        for &line in changed.range(block.start.line..=block.end.line) {
+        };
+        for &line in changed.range(lines) {
             let c = out.entry(line).or_insert(0);
             *c = (*c).max(count);
         }

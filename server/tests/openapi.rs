@@ -996,7 +996,7 @@ async fn served_answers_match_the_document() {
     // Builds and their sources.
     let src = "package p\n\nfunc F(x int) int {\n\tif x > 0 {\n\t\treturn 1\n\t}\n\treturn 0\n}\n";
     let name = "example.com/up/p.go";
-    let file = instrumenter::analyze(name, src.as_bytes()).unwrap();
+    let file = instrumenter::analyze(name, src.as_bytes(), instrumenter::Rules::Go120).unwrap();
     let up = SimBuild::new(BuildMeta {
         mode: Mode::Set,
         files: vec![file],

@@ -104,7 +104,12 @@ async fn post_patch(server: &server::Server, path: &str, body: Vec<u8>) -> Answe
 
 /// A build of `NEW` as `example.com/m/calc/calc.go`, and the blocks of `Add`.
 fn calc_build() -> (Arc<SimBuild>, Vec<usize>) {
-    let file = instrumenter::analyze("example.com/m/calc/calc.go", NEW.as_bytes()).unwrap();
+    let file = instrumenter::analyze(
+        "example.com/m/calc/calc.go",
+        NEW.as_bytes(),
+        instrumenter::Rules::Go120,
+    )
+    .unwrap();
     let add = file.funcs.iter().position(|f| f.name == "Add").unwrap() as u32;
     let mul = file.funcs.iter().position(|f| f.name == "Mul").unwrap() as u32;
     // Mul's blocks hold exactly its changed lines (its body is one block, lines 13 to 16).
@@ -219,8 +224,18 @@ async fn patch_coverage_names_the_uncovered_function() {
         let two = Arc::new(SimBuild::new(BuildMeta {
             mode: Mode::Count,
             files: vec![
-                instrumenter::analyze("example.com/m/calc.go", NEW.as_bytes()).unwrap(),
-                instrumenter::analyze("example.com/m/calc/calc.go", NEW.as_bytes()).unwrap(),
+                instrumenter::analyze(
+                    "example.com/m/calc.go",
+                    NEW.as_bytes(),
+                    instrumenter::Rules::Go120,
+                )
+                .unwrap(),
+                instrumenter::analyze(
+                    "example.com/m/calc/calc.go",
+                    NEW.as_bytes(),
+                    instrumenter::Rules::Go120,
+                )
+                .unwrap(),
             ],
         }));
         let b = SimAgent::start(two.clone(), None).await;

@@ -339,7 +339,8 @@ mod cases {
         let mut cfg = config(&db.url);
         cfg.admin_token = Some("adm".into());
         let server = start(cfg).await;
-        let file = instrumenter::analyze(NAME, SOURCE.as_bytes()).unwrap();
+        let file =
+            instrumenter::analyze(NAME, SOURCE.as_bytes(), instrumenter::Rules::Go120).unwrap();
         assert_eq!(file.blocks.len(), 6, "{file:?}");
         let build = Arc::new(SimBuild::new(BuildMeta {
             mode: Mode::Count,

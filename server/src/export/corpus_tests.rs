@@ -31,7 +31,8 @@ fn corpus() -> Vec<(String, String, Coverage)> {
             "example.com/corpus/{}",
             path.file_name().unwrap().to_string_lossy()
         );
-        let file = instrumenter::analyze(&name, text.as_bytes()).unwrap();
+        let file =
+            instrumenter::analyze(&name, text.as_bytes(), instrumenter::Rules::Go120).unwrap();
         let counts: Vec<u32> = (0..file.blocks.len() as u32)
             .map(|i| if i % 3 == 1 { 0 } else { i * 7 % 5 + 1 })
             .collect();

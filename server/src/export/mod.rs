@@ -241,7 +241,10 @@ impl FileCov {
         let mut out = BTreeMap::new();
         for i in blocks {
             let b = &self.blocks[i];
-            for line in b.start.line..=b.end.line.max(b.start.line) {
+            for line in instrumenter::lines_between(b.start, b.end)
+                .into_iter()
+                .flatten()
+            {
                 if self.only.as_ref().is_some_and(|only| !only.contains(&line)) {
                     continue;
                 }
