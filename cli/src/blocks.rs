@@ -19,18 +19,30 @@ pub struct Args {
     #[arg(long, value_name = "IMPORTPATH")]
     pkg_path: Option<String>,
 
+    #[command(flatten)]
+    go: crate::build::GoRules,
+
     /// Go source files.
     #[arg(required = true, value_name = "FILE.go")]
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let rules = match args.go.rules {
+        Some(rules) => rules,
+        None => {
+            let dir = std::env::current_dir().context("cannot read the current directory")?;
+            gobuild::go_rules(&dir)
+                .map(|(rules, _)| rules)
+                .context("cannot tell whose blocks to cut: pass --go 1.26 or --go 1.27")?
+        }
+    };
     // Read and analyze everything before printing anything: a bad file refuses the whole run.
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let name = profile_name(args.pkg_path.as_deref(), path)?;
         let src = read_go_file(path)?;
-        let meta = instrumenter::analyze(&name, &src)
+        let meta = instrumenter::analyze(&name, &src, rules)
             .map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
         files.push(meta);
     }

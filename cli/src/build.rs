@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use instrumenter::Mode;
+use instrumenter::{Mode, Rules};
 
 /// Build a Go program with coverage counters and the livecov agent.
 ///
@@ -59,12 +59,29 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_CACHE", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    go: GoRules,
+
     /// Arguments for `go build`, after `--`.
     #[arg(last = true, value_name = "GO_BUILD_ARGS")]
     go_args: Vec<String>,
 }
 
 pub fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+/// `--go`: whose block rules to cut by, shared by `build`, `test` and `blocks`.
+#[derive(clap::Args)]
+pub struct GoRules {
+    /// Cut blocks as the go tool cover of this Go release does (1.20 to 1.27) [default: the
+    /// release of the Go that builds, from `go env GOVERSION`]. Only needed for a Go newer
+    /// than livecov knows.
+    #[arg(long = "go", value_name = "RELEASE", value_parser = parse_rules)]
+    pub rules: Option<Rules>,
+}
+
+fn parse_rules(s: &str) -> Result<Rules, String> {
     s.parse()
 }
 
@@ -86,6 +103,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.service = args.service;
     opts.server = args.server;
     opts.coverpkg = args.coverpkg;
+    opts.rules = args.go.rules;
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let terminal = std::io::stderr().is_terminal();
     if terminal {
@@ -99,11 +117,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let prepared = prepared?;
     if terminal {
         eprintln!(
-            "livecov: {} files in {} packages instrumented ({} from cache), {} blocks, build {}",
+            "livecov: {} files in {} packages instrumented ({} from cache), {} blocks by the \
+             rules of {}, build {}",
             prepared.meta.files.len(),
             prepared.packages,
             prepared.reused,
             prepared.meta.num_blocks(),
+            prepared.rules.releases(),
             &prepared.build_id[..12]
         );
     }
@@ -116,7 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("the binary is built, but its sources were not uploaded")?;
         eprintln!(
             "livecov: sources of build {} uploaded to {server}: the server has {} of its {} files",
-            &up.build[..12],
+            up.build.get(..12).unwrap_or(&up.build),
             up.sources,
             up.files
         );

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use instrumenter::Mode;
 
-use crate::build::{cache_dir, exit_code, parse_mode};
+use crate::build::{GoRules, cache_dir, exit_code, parse_mode};
 
 /// Run `go test` with livecov's coverage counters and write a Go coverprofile.
 ///
@@ -30,13 +30,17 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_CACHE", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    go: GoRules,
+
     /// Arguments for `go test`, after `--`.
     #[arg(last = true, value_name = "GO_TEST_ARGS")]
     go_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let opts = gobuild::Options::new(args.mode, cache_dir(args.cache_dir)?);
+    let mut opts = gobuild::Options::new(args.mode, cache_dir(args.cache_dir)?);
+    opts.rules = args.go.rules;
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let status = gobuild::test(&opts, &dir, &args.go_args, &args.coverprofile)?;
     Ok(exit_code(status))

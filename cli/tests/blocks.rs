@@ -23,19 +23,79 @@ fn prints_blocks_in_go_profile_order() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("abs.go"), GOOD).unwrap();
     std::fs::write(dir.path().join("b.go"), "package p\n\nfunc B() {}\n").unwrap();
-    let out = livecov(
-        &["blocks", "--pkg-path", "example.com/p", "b.go", "abs.go"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let blocks = |go: &str| {
+        let out = livecov(
+            &[
+                "blocks",
+                "--go",
+                go,
+                "--pkg-path",
+                "example.com/p",
+                "b.go",
+                "abs.go",
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        blocks("1.26"),
         "mode: set\n\
          example.com/p/abs.go:3.21,4.11 1 0\n\
          example.com/p/abs.go:4.11,6.3 1 0\n\
          example.com/p/abs.go:7.2,7.10 1 0\n\
          example.com/p/b.go:3.11,3.12 0 0\n"
     );
+    // Go 1.27 starts a block at its first code and ends it where the code ends (the start of
+    // a line holding only `}`); an empty body gets a zero-width block.
+    assert_eq!(
+        blocks("1.27"),
+        "mode: set\n\
+         example.com/p/abs.go:4.2,4.11 1 0\n\
+         example.com/p/abs.go:5.3,6.1 1 0\n\
+         example.com/p/abs.go:7.2,7.10 1 0\n\
+         example.com/p/b.go:3.11,3.11 0 0\n"
+    );
+}
+
+#[test]
+fn follows_the_go_on_path_and_refuses_releases_it_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("abs.go"), GOOD).unwrap();
+    let version = Command::new("go")
+        .args(["env", "GOVERSION"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let release: String = version
+        .trim()
+        .trim_start_matches("go")
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let default = livecov(&["blocks", "abs.go"], dir.path());
+    let chosen = livecov(&["blocks", "--go", &release, "abs.go"], dir.path());
+    assert!(default.status.success(), "{}", stderr(&default));
+    assert_eq!(default.stdout, chosen.stdout, "go {release}");
+
+    for (go, want) in [
+        (
+            "1.28",
+            "livecov knows the block rules of Go 1.20 to 1.27, not of 1.28",
+        ),
+        (
+            "1.19",
+            "livecov knows the block rules of Go 1.20 to 1.27, not of 1.19",
+        ),
+        ("2.0", "\"2.0\" is not a Go release"),
+    ] {
+        let out = livecov(&["blocks", "--go", go, "abs.go"], dir.path());
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains(want), "{go}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]
@@ -43,7 +103,7 @@ fn names_files_by_the_path_given_without_pkg_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     std::fs::write(dir.path().join("sub/abs.go"), GOOD).unwrap();
-    let out = livecov(&["blocks", "sub/abs.go"], dir.path());
+    let out = livecov(&["blocks", "--go", "1.26", "sub/abs.go"], dir.path());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("\nsub/abs.go:3.21,4.11 1 0\n"), "{text}");
 }

@@ -36,7 +36,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use instrumenter::{BuildMeta, FileMeta, Mode};
+use instrumenter::{BuildMeta, FileMeta, Mode, Rules};
 
 include!(concat!(env!("OUT_DIR"), "/agent_files.rs"));
 
@@ -96,6 +96,8 @@ pub struct Options {
     pub coverpkg: Vec<String>,
     /// Where instrumented files and per-build files are kept.
     pub cache_dir: PathBuf,
+    /// Whose block rules to cut by; `None`: those of the Go that builds (`go env GOVERSION`).
+    pub rules: Option<Rules>,
 }
 
 impl Options {
@@ -106,6 +108,7 @@ impl Options {
             server: None,
             coverpkg: Vec::new(),
             cache_dir,
+            rules: None,
         }
     }
 }
@@ -121,6 +124,10 @@ pub struct Prepared {
     pub reused: usize,
     /// Where each file of the metadata was read from, in metadata order.
     pub sources: Vec<PathBuf>,
+    /// The block rules the files were cut by.
+    pub rules: Rules,
+    /// The Go release that builds, as `go env GOVERSION` says.
+    pub go_version: String,
     dir: PathBuf,
     setup: module::Setup,
 }
@@ -142,11 +149,12 @@ impl Prepared {
 /// Instruments the main module's packages that `go build ARGS` (run in `dir`) compiles and
 /// writes the overlay that makes `go` use them.
 pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepared, Error> {
-    let (parsed, env) = parse_args(dir, go_args)?;
+    let (parsed, env, rules) = parse_args(opts, dir, go_args)?;
     let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
     let extra = coverpkg(opts, dir, &parsed.list_flags)?;
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
+    plan.rules = rules;
     if parsed.vendor {
         plan.vendor_agent()?;
     }
@@ -186,7 +194,7 @@ pub struct PreparedTest {
 /// its package when its tests are done (see `testmain.rs`), into the directory named by
 /// `LIVECOV_TEST_DIR` when it runs.
 pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<PreparedTest, Error> {
-    let (parsed, env) = parse_args(dir, go_args)?;
+    let (parsed, env, rules) = parse_args(opts, dir, go_args)?;
     if parsed.vendor {
         // go test vets every dependency inside its directory, and a vendored agent exists
         // only in the overlay.
@@ -204,6 +212,7 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
     let extra = coverpkg(opts, dir, &parsed.list_flags)?;
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
+    plan.rules = rules;
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
@@ -309,7 +318,11 @@ fn read_fragments(dir: &Path, mode: Mode) -> Result<std::collections::HashMap<St
     Ok(counts)
 }
 
-fn parse_args(dir: &Path, go_args: &[String]) -> Result<(args::GoArgs, module::GoEnv), Error> {
+fn parse_args(
+    opts: &Options,
+    dir: &Path,
+    go_args: &[String],
+) -> Result<(args::GoArgs, module::GoEnv, Rules), Error> {
     let mut parsed = args::parse(go_args);
     if let Some(flag) = &parsed.conflicting {
         return Err(Error::Usage(format!(
@@ -323,8 +336,8 @@ fn parse_args(dir: &Path, go_args: &[String]) -> Result<(args::GoArgs, module::G
     }
     parsed.vendor = vendor_mode(dir, &parsed.list_flags);
     let env = module::GoEnv::read(dir)?;
-    check_go_version(&env.goversion)?;
-    Ok((parsed, env))
+    let rules = rules_for(&env.goversion, opts.rules)?;
+    Ok((parsed, env, rules))
 }
 
 /// Whether `go` will read dependencies from `vendor/`: `-mod=vendor` given (on the command line
@@ -372,6 +385,8 @@ struct Plan<'a> {
     vendor_agent_dir: Option<PathBuf>,
     /// `go env` as read once by [`parse_args`].
     env: module::GoEnv,
+    /// The block rules of that Go (or the ones asked for).
+    rules: Rules,
 }
 
 impl<'a> Plan<'a> {
@@ -409,6 +424,7 @@ impl<'a> Plan<'a> {
             agent_import: AGENT_MODULE.to_string(),
             vendor_agent_dir: None,
             env: module::GoEnv::default(),
+            rules: Rules::default(),
             packages,
             jobs,
         })
@@ -487,7 +503,13 @@ impl<'a> Plan<'a> {
     /// replaced or added too.
     fn write(&self, extra: &[(PathBuf, Vec<u8>)]) -> Result<Prepared, Error> {
         let opts = self.opts;
-        let entries = instrument_all(&opts.cache_dir, &self.jobs, opts.mode, &self.agent_import)?;
+        let entries = instrument_all(
+            &opts.cache_dir,
+            &self.jobs,
+            opts.mode,
+            self.rules,
+            &self.agent_import,
+        )?;
         let reused = entries.iter().filter(|e| e.reused).count();
         let meta = BuildMeta {
             mode: opts.mode,
@@ -574,6 +596,8 @@ impl<'a> Plan<'a> {
             packages: self.packages.len(),
             reused,
             sources: self.jobs.iter().map(|(_, path, _)| path.clone()).collect(),
+            rules: self.rules,
+            go_version: self.env.goversion.clone(),
             dir: self.dir.clone(),
             setup,
         })
@@ -585,6 +609,7 @@ fn instrument_all(
     cache: &Path,
     jobs: &[(usize, PathBuf, String)],
     mode: Mode,
+    rules: Rules,
     agent_import: &str,
 ) -> Result<Vec<cache::Entry>, Error> {
     let results: Vec<Mutex<Option<Result<cache::Entry, Error>>>> =
@@ -599,7 +624,7 @@ fn instrument_all(
                     let Some((_, path, name)) = jobs.get(i) else {
                         break;
                     };
-                    let r = cache::instrument(cache, path, name, mode, agent_import);
+                    let r = cache::instrument(cache, path, name, mode, rules, agent_import);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
@@ -646,21 +671,28 @@ pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
     .to_string()
 }
 
-/// livecov cuts blocks by the rules of Go 1.20 to 1.26; a newer Go cuts them differently.
-fn check_go_version(version: &str) -> Result<(), Error> {
-    let minor = version
-        .strip_prefix("go1.")
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<u32>().ok());
-    match minor {
-        Some(m) if (20..=26).contains(&m) => Ok(()),
-        Some(_) => Err(Error::Usage(format!(
-            "{version} is not supported: livecov's blocks follow go tool cover of Go 1.20 to 1.26"
-        ))),
-        None => Err(Error::Go(format!(
-            "cannot tell the Go version from {version:?}"
-        ))),
+/// The block rules to cut by: `asked` if given, else those of the Go that builds. A Go older
+/// than livecov supports is refused; so is a newer one, unless rules were asked for.
+fn rules_for(go_version: &str, asked: Option<Rules>) -> Result<Rules, Error> {
+    match (instrumenter::version::rules_for(go_version), asked) {
+        (Err(e @ instrumenter::version::VersionError::TooOld(_)), _) => {
+            Err(Error::Usage(e.to_string()))
+        }
+        (_, Some(rules)) => Ok(rules),
+        (Ok(rules), None) => Ok(rules),
+        (Err(e @ instrumenter::version::VersionError::TooNew(_)), None) => {
+            Err(Error::Usage(e.to_string()))
+        }
+        (Err(e), None) => Err(Error::Go(e.to_string())),
     }
+}
+
+/// The block rules of the Go that `go` runs in `dir` (its `go env GOVERSION`, which follows
+/// GOTOOLCHAIN and the toolchain line of go.mod), and that release's name.
+pub fn go_rules(dir: &Path) -> Result<(Rules, String), Error> {
+    let env = module::GoEnv::read(dir)?;
+    let rules = rules_for(&env.goversion, None)?;
+    Ok((rules, env.goversion))
 }
 
 /// Copies a directory tree into a fresh directory, leaving the copies writable (the module
