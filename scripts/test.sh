@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every livecov test: formatting and lint gates, the Rust tests (which build and run real
 # instrumented Go programs, and run the server on SQLite and on PostgreSQL), and the
-# conformance run against `go tool cover` on real modules.
+# conformance run against `go tool cover` on real modules and on Go's own tree. Everything
+# that runs Go runs on the local Go 1.26 and again on Go 1.27, which `go` fetches through the
+# Go module proxy (GOTOOLCHAIN=go1.27.3, about 76 MB once).
 # Installs what is missing first (PostgreSQL, lcov and libxml2-utils for the export checks, and
 # Chromium for the dashboard's browser test, from Debian's packages, which needs root or sudo;
 # Cobertura's DTD from PyPI into target/; playwright-core from npm into web-tests/);
@@ -22,6 +24,12 @@ fi
 go version
 cargo --version
 echo "node $(node --version)"
+
+step "Go 1.27 (GOTOOLCHAIN=go1.27.3, through the Go module proxy)"
+go127_root=$(GOTOOLCHAIN=go1.27.3 go env GOROOT)
+# Runs a command with Go 1.27 first on PATH, as a user who installed it would.
+on_go127() { PATH="$go127_root/bin:$PATH" GOTOOLCHAIN=local "$@"; }
+on_go127 go version
 
 step "PostgreSQL"
 LIVECOV_TEST_POSTGRES=$(scripts/postgres.sh)
@@ -46,25 +54,37 @@ step "gofmt, go vet"
 go_dirs=(agent-go examples/greeter instrumenter/testdata/run scripts/check-docker)
 unformatted=$(gofmt -l "${go_dirs[@]}")
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
-for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./...); done
+for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./... && on_go127 go vet ./...); done
 
 step "Docker files: docker-compose.yml by compose-go, its Dockerfiles by BuildKit's parser"
 (cd scripts/check-docker && go run . ../../docker-compose.yml)
 
-step "agent: go test -race"
-(cd agent-go && go test -race -count=1 ./...)
+step "agent: go test -race, on Go 1.26 and Go 1.27"
+(cd agent-go && go test -race -count=1 ./... && on_go127 go test -race -count=1 ./...)
 
 step "cargo test"
 test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"
+
+step "cargo test on Go 1.27: livecov build, test and blocks, and the instrumenter's runs"
+on_go127 cargo test --locked -p livecov --test build --test blocks 2>&1 | tee -a "$test_log"
+on_go127 cargo test --locked -p livecov-instrumenter --test rewrite 2>&1 | tee -a "$test_log"
 passed=$(grep -o '^test result: ok\. [0-9]* passed' "$test_log" | awk '{s += $4} END {print s + 0}')
 
-step "conformance: pinned modules against go tool cover, go build, go vet, go test -cover and livecov test"
-cargo run --quiet --locked -p livecov-conformance -- modules
+cargo build --quiet --locked -p livecov-conformance
+conformance=target/debug/livecov-conformance
+for go in go1.26 go1.27; do
+  run=()
+  [ "$go" = go1.27 ] && run=(on_go127)
 
-step "conformance: the testdata corpus against this Go's go tool cover"
-cargo run --quiet --locked -p livecov-conformance -- compare instrumenter/testdata/cover
+  step "conformance on $go: pinned modules against go tool cover, go build, go vet, go test -cover and livecov test"
+  "${run[@]}" "$conformance" modules
+
+  step "conformance on $go: the testdata corpus and Go's own tree against go tool cover"
+  "${run[@]}" "$conformance" compare instrumenter/testdata/cover
+  "${run[@]}" "$conformance" goroot
+done
 
 echo
 echo "tests: $passed passed, 0 failed"

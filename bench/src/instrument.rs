@@ -85,8 +85,17 @@ pub fn run(args: &[String]) -> Result<()> {
         })
         .collect();
 
+    // Cut as the Go on PATH cuts: its cover binary is the other contender.
+    let go_version = livecov_testkit::go(scratch, &["env", "GOVERSION"])?;
+    let rules = instrumenter::version::rules_for(go_version.trim())?;
+    eprintln!(
+        "{}: blocks by the rules of {}",
+        go_version.trim(),
+        rules.releases()
+    );
     let opts = Options {
         mode: Mode::Set,
+        rules,
         ..Options::default()
     };
     let livecov = |f: &&GoFile| -> Result<()> {
