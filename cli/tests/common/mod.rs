@@ -96,3 +96,18 @@ pub fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
     wait_for(port, "/healthz");
     (Service(child), port)
 }
+
+/// Of two spellings of a block, the one the Go on PATH writes: `go120` as Go 1.20 to 1.26 cut
+/// blocks, `go127` as Go 1.27 does.
+pub fn by_go<'a>(go120: &'a str, go127: &'a str) -> &'a str {
+    let out = Command::new("go")
+        .args(["env", "GOVERSION"])
+        .output()
+        .expect("go is on PATH");
+    let version = String::from_utf8_lossy(&out.stdout);
+    match instrumenter::version::rules_for(version.trim()) {
+        Ok(instrumenter::Rules::Go127) => go127,
+        Ok(instrumenter::Rules::Go120) => go120,
+        Err(e) => panic!("the Go on PATH: {e}"),
+    }
+}
