@@ -39,24 +39,30 @@ fn prints_blocks_in_go_profile_order() {
         assert!(out.status.success(), "{}", stderr(&out));
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(
-        blocks("1.26"),
-        "mode: set\n\
-         example.com/p/abs.go:3.21,4.11 1 0\n\
-         example.com/p/abs.go:4.11,6.3 1 0\n\
-         example.com/p/abs.go:7.2,7.10 1 0\n\
-         example.com/p/b.go:3.11,3.12 0 0\n"
-    );
     // Go 1.27 starts a block at its first code and ends it where the code ends (the start of
     // a line holding only `}`); an empty body gets a zero-width block.
-    assert_eq!(
-        blocks("1.27"),
-        "mode: set\n\
-         example.com/p/abs.go:4.2,4.11 1 0\n\
-         example.com/p/abs.go:5.3,6.1 1 0\n\
-         example.com/p/abs.go:7.2,7.10 1 0\n\
-         example.com/p/b.go:3.11,3.11 0 0\n"
-    );
+    for (go, want) in [
+        (
+            "1.26",
+            ["3.21,4.11 1", "4.11,6.3 1", "7.2,7.10 1", "3.11,3.12 0"],
+        ),
+        (
+            "1.27",
+            ["4.2,4.11 1", "5.3,6.1 1", "7.2,7.10 1", "3.11,3.11 0"],
+        ),
+    ] {
+        let files = ["abs.go", "abs.go", "abs.go", "b.go"];
+        let lines: Vec<String> = files
+            .iter()
+            .zip(want)
+            .map(|(f, b)| format!("example.com/p/{f}:{b} 0\n"))
+            .collect();
+        assert_eq!(
+            blocks(go),
+            format!("mode: set\n{}", lines.concat()),
+            "go {go}"
+        );
+    }
 }
 
 #[test]
