@@ -627,3 +627,220 @@ fn cgo_build_tags_and_trimpath_build_as_with_go_build() {
     );
     assert!(!profile.contains("plain.go"), "{profile}");
 }
+
+/// `cmd`'s exit code, stdout and stderr.
+fn outcome(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `livecov SUBCOMMAND --mode MODE --cache-dir CACHE -- GO_ARGS`, to run in `dir`.
+fn livecov(dir: &Path, subcommand: &str, mode: &str, go_args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livecov"));
+    cmd.args([subcommand, "--mode", mode, "--cache-dir"])
+        .arg(dir.join(".cache"))
+        .arg("--")
+        .args(go_args)
+        .current_dir(dir)
+        .env_remove("GOFLAGS");
+    cmd
+}
+
+/// `go GO_ARGS` in `dir`.
+fn go(dir: &Path, go_args: &[&str]) -> Command {
+    let mut cmd = Command::new("go");
+    cmd.args(go_args).current_dir(dir).env_remove("GOFLAGS");
+    cmd
+}
+
+const MODES: [&str; 3] = ["set", "count", "atomic"];
+
+#[test]
+fn compile_errors_name_the_users_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Each error follows a counter on its own line, so its column in the rewritten file is not
+    // the user's.
+    write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/m\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tx := len(fmt.Sprint(1)) > 0\n\tif x { y := \"a\" + 1; _ = y }\n\tif !x { fmt.Println(1) } else { fmt.Println(undefined) }\n\tswitch { case x: fmt.Println(x.missing) }\n}\n",
+            ),
+        ],
+    );
+    let plain = outcome(&mut go(dir, &["build", "-o", "prog", "."]));
+    assert_eq!(plain.0, Some(1));
+    for want in [
+        "./main.go:7:14: invalid operation",
+        "./main.go:8:46: undefined: undefined",
+        "./main.go:9:33: x.missing undefined",
+    ] {
+        assert!(plain.2.contains(want), "{want} not in:\n{}", plain.2);
+    }
+    for mode in MODES {
+        let out = outcome(&mut livecov(dir, "build", mode, &["-o", "prog", "."]));
+        assert_eq!(out, plain, "{mode}");
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_users_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/m\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport \"example.com/m/lib\"\n\nfunc main() { lib.F() }\n",
+            ),
+            ("lib/lib.go", "package lib\n\nfunc F() {}\n"),
+        ],
+    );
+    // (file, broken source, where go build says it breaks)
+    let cases = [
+        (
+            "main.go",
+            "package main\n\nfunc main() {\n\tx := [3]int{1, 2 3}\n\t_ = x\n}\n",
+            "./main.go:4:19: ",
+        ),
+        (
+            "lib/lib.go",
+            "package lib\n\nfunc F() {\n\tif x := 1; x > 0 { y = := 2 }\n}\n",
+            "lib/lib.go:4:25: ",
+        ),
+    ];
+    for (file, src, at) in cases {
+        let before = std::fs::read(dir.join(file)).unwrap();
+        std::fs::write(dir.join(file), src).unwrap();
+        let plain = outcome(&mut go(dir, &["build", "-o", "prog", "."]));
+        assert!(
+            plain.2.contains(&format!("\n{at}syntax error")),
+            "{}",
+            plain.2
+        );
+        let (code, _, err) = outcome(&mut livecov(dir, "build", "set", &["-o", "prog", "."]));
+        assert_eq!(code, Some(2));
+        assert!(
+            err.starts_with(&format!("livecov: {at}syntax error")),
+            "{err}"
+        );
+        std::fs::write(dir.join(file), before).unwrap();
+    }
+    // From below the module's root, as go says it too.
+    std::fs::write(dir.join("main.go"), cases[0].1).unwrap();
+    let sub = dir.join("lib");
+    let plain = outcome(&mut go(&sub, &["build", "-o", "prog", "example.com/m"]));
+    assert!(
+        plain.2.contains("\n../main.go:4:19: syntax error"),
+        "{}",
+        plain.2
+    );
+    let (_, _, err) = outcome(&mut livecov(&sub, "build", "set", &["-o", "prog", ".."]));
+    assert!(
+        err.starts_with("livecov: ../main.go:4:19: syntax error"),
+        "{err}"
+    );
+}
+
+/// The `file:line` of each frame of a Go stack trace, in order.
+fn frames(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect()
+}
+
+#[test]
+fn panics_name_the_users_file_and_line_with_and_without_trimpath() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/m\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport \"os\"\n\n//go:noinline\nfunc boom(n int) int {\n\tif n > 0 { var a []int; return a[n] }\n\treturn 0\n}\n\nfunc main() { if len(os.Args) > 0 { os.Exit(boom(len(os.Args))) } }\n",
+            ),
+        ],
+    );
+    let bin = dir.join("prog");
+    let run = || {
+        let (code, _, err) = outcome(
+            Command::new(&bin)
+                .env("LIVECOV_AGENT_ADDR", "off")
+                .env_remove("LIVECOV_SERVER"),
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.starts_with("panic: runtime error: index out of range"),
+            "{err}"
+        );
+        err
+    };
+    for (trimpath, file) in [
+        (false, format!("{}/main.go", dir.display())),
+        (true, "example.com/m/main.go".to_string()),
+    ] {
+        let mut args = vec!["build", "-o", "prog"];
+        if trimpath {
+            args.push("-trimpath");
+        }
+        args.push(".");
+        let (code, _, err) = outcome(&mut go(dir, &args));
+        assert_eq!(code, Some(0), "{err}");
+        let plain = run();
+        let want = [format!("{file}:7"), format!("{file}:11")];
+        assert_eq!(frames(&plain), want, "plain, trimpath {trimpath}:\n{plain}");
+        for mode in MODES {
+            let (code, _, err) = outcome(&mut livecov(dir, "build", mode, &args[1..]));
+            assert_eq!(code, Some(0), "{err}");
+            let inst = run();
+            assert_eq!(frames(&inst), want, "{mode}, trimpath {trimpath}:\n{inst}");
+        }
+    }
+}
+
+#[test]
+fn vet_findings_of_livecov_test_name_the_users_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // One finding after a counter (main.go), one after the `m.Run()` livecov wraps in the
+    // user's TestMain (main_test.go), both on the same line as the insertion.
+    write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/m\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport \"fmt\"\n\nfunc Greet(n int) string {\n\tif n > 0 { return fmt.Sprintf(\"%s\", n) }\n\treturn \"\"\n}\n\nfunc main() { fmt.Println(Greet(1)) }\n",
+            ),
+            (
+                "main_test.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"testing\"\n)\n\nfunc TestMain(m *testing.M) { code := m.Run(); fmt.Printf(\"%d\\n\", \"x\"); os.Exit(code) }\n\nfunc TestGreet(t *testing.T) {\n\tif Greet(0) != \"\" {\n\t\tt.Fatal(\"not empty\")\n\t}\n}\n",
+            ),
+        ],
+    );
+    let plain = outcome(&mut go(dir, &["test", "."]));
+    assert_eq!(plain.0, Some(1));
+    for want in [
+        "./main.go:6:33: fmt.Sprintf format %s has arg n of wrong type int",
+        "./main_test.go:9:60: fmt.Printf format %d has arg \"x\" of wrong type string",
+    ] {
+        assert!(plain.2.contains(want), "{want} not in:\n{}", plain.2);
+    }
+    for mode in MODES {
+        let out = outcome(&mut livecov(dir, "test", mode, &["."]));
+        assert_eq!(out, plain, "{mode}");
+    }
+}

@@ -23,7 +23,9 @@ pub struct Entry {
     pub reused: bool,
 }
 
-/// Returns the instrumented form of `path` (named `profile_name` in profiles) in `mode`.
+/// Returns the instrumented form of `path` (named `profile_name` in profiles) in `mode`. With
+/// `source_path` (the path `go` names the file by), positions in the rewritten file are the
+/// user's (`instrumenter::Options::source_path`).
 pub fn instrument(
     cache: &Path,
     path: &Path,
@@ -31,10 +33,11 @@ pub fn instrument(
     mode: Mode,
     rules: Rules,
     agent_import: &str,
+    source_path: Option<&str>,
 ) -> Result<Entry, Error> {
     let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let prologue = main_prologue(agent_import);
-    let key = key(profile_name, mode, rules, &prologue, &src);
+    let key = key(profile_name, mode, rules, &prologue, source_path, &src);
     let dir = cache.join("files");
     let source = dir.join(format!("{key}.go"));
     let meta_path = dir.join(format!("{key}.meta"));
@@ -55,6 +58,7 @@ pub fn instrument(
         counter_var: Some(counter_var.clone()),
         main_prologue: Some(prologue),
         rules,
+        source_path: source_path.map(str::to_string),
     };
     let out = instrumenter::instrument(profile_name, &src, &opts).map_err(|e| Error::Syntax {
         path: path.to_path_buf(),
@@ -81,7 +85,14 @@ fn main_prologue(agent_import: &str) -> Prologue {
 }
 
 /// A hash of everything the instrumented file depends on.
-fn key(profile_name: &str, mode: Mode, rules: Rules, prologue: &Prologue, src: &[u8]) -> String {
+fn key(
+    profile_name: &str,
+    mode: Mode,
+    rules: Rules,
+    prologue: &Prologue,
+    source_path: Option<&str>,
+    src: &[u8],
+) -> String {
     let mut h = Sha256::new();
     h.update(concat!("livecov ", env!("CARGO_PKG_VERSION"), "\n"));
     h.update(format!("{rules:?}\n").as_bytes());
@@ -90,6 +101,8 @@ fn key(profile_name: &str, mode: Mode, rules: Rules, prologue: &Prologue, src: &
     h.update(b"\n");
     h.update(profile_name.as_bytes());
     h.update(b"\n");
+    // The line directives name the file: its path is part of the output.
+    h.update(format!("{source_path:?}\n").as_bytes());
     h.update(src);
     instrumenter::hex(&h.finalize())
 }
@@ -179,25 +192,32 @@ mod tests {
         let file = dir.path().join("f.go");
         std::fs::write(&file, "package p\n\nfunc F() {}\n").unwrap();
         let cache = dir.path().join("cache");
+        let at = |mode, rules, path: Option<&str>| {
+            instrument(&cache, &file, "p/f.go", mode, rules, "a", path)
+        };
         let go120 = Rules::Go120;
-        let first = instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a").unwrap();
-        let second = instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a").unwrap();
+        let first = at(Mode::Set, go120, None).unwrap();
+        let second = at(Mode::Set, go120, None).unwrap();
         assert!(!first.reused && second.reused);
         assert_eq!(first.meta, second.meta);
         assert_eq!(first.source, second.source);
-        let count = instrument(&cache, &file, "p/f.go", Mode::Count, go120, "a").unwrap();
+        let count = at(Mode::Count, go120, None).unwrap();
         assert!(!count.reused, "the mode is part of the key");
-        let go127 = instrument(&cache, &file, "p/f.go", Mode::Set, Rules::Go127, "a").unwrap();
+        let go127 = at(Mode::Set, Rules::Go127, None).unwrap();
         assert!(!go127.reused, "the rules are part of the key");
         assert_ne!(
             go127.meta, first.meta,
             "Go 1.27 cuts the empty body zero-wide"
         );
-        std::fs::write(&file, "package p\n\nfunc F() { _ = 1 }\n").unwrap();
+        let named = at(Mode::Set, go120, Some("/src/p/f.go")).unwrap();
+        assert!(!named.reused, "the source path is part of the key");
+        let text = std::fs::read_to_string(&named.source).unwrap();
         assert!(
-            !instrument(&cache, &file, "p/f.go", Mode::Set, go120, "a")
-                .unwrap()
-                .reused
+            text.starts_with("/*line /src/p/f.go:1:1*/package p"),
+            "{text}"
         );
+        assert!(at(Mode::Set, go120, Some("/src/p/f.go")).unwrap().reused);
+        std::fs::write(&file, "package p\n\nfunc F() { _ = 1 }\n").unwrap();
+        assert!(!at(Mode::Set, go120, None).unwrap().reused);
     }
 }

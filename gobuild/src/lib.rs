@@ -50,6 +50,8 @@ pub enum Error {
     Go(String),
     /// A source file is not valid Go.
     Syntax {
+        /// The file as `go build` would name it: relative to the directory it runs in when
+        /// that is shorter (`./main.go`).
         path: PathBuf,
         error: instrumenter::Error,
     },
@@ -221,7 +223,13 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
             let path = pkg.dir.join(file);
             let src = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             if let Some(found) = testmain::find(&src) {
-                let text = testmain::wrap(&src, &found, &plan.agent_import, &pkg.import_path);
+                let text = testmain::wrap(
+                    &src,
+                    &found,
+                    &plan.agent_import,
+                    &pkg.import_path,
+                    path.to_str(),
+                );
                 extra.push((path, text));
                 hooked = true;
                 break;
@@ -456,14 +464,11 @@ impl<'a> Plan<'a> {
         &self,
         build_dir: &Path,
     ) -> Result<(Vec<module::Copied>, Box<dyn Fn(&Path) -> PathBuf>), Error> {
-        let modcache = PathBuf::from(&self.env.gomodcache);
         let mut copied: Vec<(PathBuf, module::Copied)> = Vec::new();
         for pkg in &self.packages {
-            let Some(m) = pkg.module.as_ref().filter(|m| !m.main) else {
+            // A module replaced by a local directory needs no copy: overlays work there.
+            let Some((m, src)) = self.in_module_cache(pkg) else {
                 continue;
-            };
-            let Some(src) = m.dir.as_ref().filter(|d| d.starts_with(&modcache)) else {
-                continue; // Replaced by a local directory: overlays work there.
             };
             if copied.iter().any(|(from, _)| from == src) {
                 continue;
@@ -499,17 +504,53 @@ impl<'a> Plan<'a> {
         ))
     }
 
+    /// The module of `pkg` and its directory, if that is in the module cache (where `go`
+    /// refuses overlays, so [`Plan::copy_dependencies`] copies it).
+    fn in_module_cache<'p>(
+        &self,
+        pkg: &'p golist::Package,
+    ) -> Option<(&'p golist::Module, &'p PathBuf)> {
+        let m = pkg.module.as_ref().filter(|m| !m.main)?;
+        let dir = m
+            .dir
+            .as_ref()
+            .filter(|d| d.starts_with(&self.env.gomodcache))?;
+        Some((m, dir))
+    }
+
     /// Instruments every file and writes the overlay, with `extra` files (path, contents)
     /// replaced or added too.
     fn write(&self, extra: &[(PathBuf, Vec<u8>)]) -> Result<Prepared, Error> {
         let opts = self.opts;
+        // The path `go` compiles each file under, for the line directives that keep the
+        // user's positions. A copied module's path depends on the build id, known only after
+        // instrumenting: its files go without (the compiler's -trimpath rules still map the
+        // copy's paths in the binary).
+        let paths: Vec<Option<&str>> = self
+            .jobs
+            .iter()
+            .map(
+                |(p, path, _)| match self.in_module_cache(self.packages[*p]) {
+                    Some(_) => None,
+                    None => path.to_str(),
+                },
+            )
+            .collect();
         let entries = instrument_all(
             &opts.cache_dir,
             &self.jobs,
+            &paths,
             opts.mode,
             self.rules,
             &self.agent_import,
-        )?;
+        )
+        .map_err(|e| match e {
+            Error::Syntax { path, error } => Error::Syntax {
+                path: short_path(&self.dir, &path),
+                error,
+            },
+            e => e,
+        })?;
         let reused = entries.iter().filter(|e| e.reused).count();
         let meta = BuildMeta {
             mode: opts.mode,
@@ -604,10 +645,12 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Instruments `jobs` (package index, path, profile name) on all cores, in order.
+/// Instruments `jobs` (package index, path, profile name) on all cores, in order, each with
+/// its path for line directives.
 fn instrument_all(
     cache: &Path,
     jobs: &[(usize, PathBuf, String)],
+    paths: &[Option<&str>],
     mode: Mode,
     rules: Rules,
     agent_import: &str,
@@ -624,7 +667,8 @@ fn instrument_all(
                     let Some((_, path, name)) = jobs.get(i) else {
                         break;
                     };
-                    let r = cache::instrument(cache, path, name, mode, rules, agent_import);
+                    let r =
+                        cache::instrument(cache, path, name, mode, rules, agent_import, paths[i]);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
@@ -669,6 +713,71 @@ pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
         "files": meta.files.iter().map(file).collect::<Vec<_>>(),
     })
     .to_string()
+}
+
+/// `path` as `go` writes it in messages when run in `dir`: relative to `dir` if that is
+/// shorter, trying the file's directory and then each of its parents, as cmd/go rewrites the
+/// compiler's output (`./main.go`, `sub/x.go`, `../lib/lib.go`).
+fn short_path(dir: &Path, path: &Path) -> PathBuf {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_path_buf();
+    };
+    for d in parent.ancestors() {
+        let Some(rel) = relative(dir, d) else {
+            continue;
+        };
+        let same = dir
+            .join(&rel)
+            .canonicalize()
+            .is_ok_and(|a| d.canonicalize().is_ok_and(|b| a == b));
+        if rel.as_os_str().len() < d.as_os_str().len() && same {
+            let rest = parent.strip_prefix(d).expect("an ancestor is a prefix");
+            let mut short = rel;
+            if !rest.as_os_str().is_empty() {
+                short.push(rest);
+            }
+            short.push(name);
+            return short;
+        }
+    }
+    path.to_path_buf()
+}
+
+/// `to` relative to `from`, both absolute, as `filepath.Rel` makes it (lexically; `.` for the
+/// same directory).
+fn relative(from: &Path, to: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if !from.is_absolute() || !to.is_absolute() {
+        return None;
+    }
+    fn clean(p: &Path) -> Vec<Component<'_>> {
+        let mut out = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if out.len() > 1 {
+                        out.pop();
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    let (from, to) = (clean(from), clean(to));
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    Some(rel)
 }
 
 /// The block rules to cut by: `asked` if given, else those of the Go that builds. A Go older

@@ -7,7 +7,8 @@
 //! * a package without `TestMain` gets one, added as a new `_test.go` file through the overlay:
 //!   `os.Exit(agent.AfterRun(m.Run(), "importpath"))`;
 //! * a package with its own `TestMain(m *testing.M)` keeps it, with each `m.Run()` inside it
-//!   wrapped the same way, on the same line, so that line numbers in test output stay true.
+//!   wrapped the same way, on the same line, so that line numbers in test output stay true;
+//!   `/*line*/` directives after each insertion keep columns and the file's name true too.
 //!
 //! `AfterRun` writes the counters of the package under test and returns the exit code
 //! unchanged.
@@ -20,6 +21,8 @@ pub struct UserTestMain {
     pub run_calls: Vec<(usize, usize)>,
     /// Offset right after the package name, where an import can be added on the same line.
     pub package_name_end: usize,
+    /// Offset of the `package` keyword.
+    pub package_start: usize,
 }
 
 /// Finds `func TestMain(m *testing.M)` in a test file; `None` when the file has none (or does
@@ -33,10 +36,8 @@ pub fn find(src: &[u8]) -> Option<UserTestMain> {
     let root = tree.root_node();
     let mut cursor = root.walk();
     let children: Vec<Node> = root.named_children(&mut cursor).collect();
-    let package_name_end = children
-        .iter()
-        .find(|n| n.kind() == "package_clause")?
-        .end_byte();
+    let clause = children.iter().find(|n| n.kind() == "package_clause")?;
+    let (package_start, package_name_end) = (clause.start_byte(), clause.end_byte());
     let func = children.iter().find(|n| {
         n.kind() == "function_declaration"
             && n.child_by_field_name("name")
@@ -56,6 +57,7 @@ pub fn find(src: &[u8]) -> Option<UserTestMain> {
     Some(UserTestMain {
         run_calls,
         package_name_end,
+        package_start,
     })
 }
 
@@ -82,17 +84,50 @@ fn collect_run_calls(node: Node, src: &[u8], m: &[u8], out: &mut Vec<(usize, usi
     }
 }
 
-/// The user's test file with each `m.Run()` of its `TestMain` wrapped in `AfterRun`.
-pub fn wrap(src: &[u8], found: &UserTestMain, agent_import: &str, import_path: &str) -> Vec<u8> {
+/// The user's test file with each `m.Run()` of its `TestMain` wrapped in `AfterRun`. With
+/// `source_path` (the file's path as `go` names it), a `/*line*/` directive before the
+/// `package` keyword and after each insertion gives everything the user's position, as the
+/// instrumenter does for counters (`instrumenter::Options::source_path`); a file with line
+/// directives of its own gets none.
+pub fn wrap(
+    src: &[u8],
+    found: &UserTestMain,
+    agent_import: &str,
+    import_path: &str,
+    source_path: Option<&str>,
+) -> Vec<u8> {
+    let has_own = src
+        .windows(7)
+        .any(|w| w[0] == b'/' && matches!(w[1], b'/' | b'*') && &w[2..] == b"line ");
+    let path = source_path.filter(|p| !has_own && !p.contains("*/") && !p.contains(['\n', '\r']));
+    // `/*line :L:C*/`, L and C those of `offset` in `src` (the name stays in effect), or
+    // `/*line PATH:L:C*/` to name the file.
+    let directive = |offset: usize, named: bool| match path {
+        Some(path) => {
+            let line_start = src[..offset]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let line = 1 + src[..offset].iter().filter(|&&b| b == b'\n').count();
+            let name = if named { path } else { "" };
+            format!("/*line {name}:{line}:{}*/", offset - line_start + 1)
+        }
+        None => String::new(),
+    };
     let mut out = Vec::with_capacity(src.len() + 128);
-    out.extend_from_slice(&src[..found.package_name_end]);
+    out.extend_from_slice(&src[..found.package_start]);
+    out.extend_from_slice(directive(found.package_start, true).as_bytes());
+    out.extend_from_slice(&src[found.package_start..found.package_name_end]);
     out.extend_from_slice(format!("; import _livecov_agent {agent_import:?}").as_bytes());
+    out.extend_from_slice(directive(found.package_name_end, false).as_bytes());
     let mut copied = found.package_name_end;
     for &(start, end) in &found.run_calls {
         out.extend_from_slice(&src[copied..start]);
         out.extend_from_slice(b"_livecov_agent.AfterRun(");
+        out.extend_from_slice(directive(start, false).as_bytes());
         out.extend_from_slice(&src[start..end]);
         out.extend_from_slice(format!(", {import_path:?})").as_bytes());
+        out.extend_from_slice(directive(end, false).as_bytes());
         copied = end;
     }
     out.extend_from_slice(&src[copied..]);
@@ -116,7 +151,7 @@ mod tests {
         let src = b"package p_test\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\nfunc TestMain(tm *testing.M) {\n\tsetup()\n\tif flaky {\n\t\tos.Exit(tm.Run())\n\t}\n\tcode := tm.Run()\n\tos.Exit(code)\n}\n\nfunc other(m *testing.M) { m.Run() }\n";
         let found = find(src).unwrap();
         assert_eq!(found.run_calls.len(), 2);
-        let out = String::from_utf8(wrap(src, &found, "m/livecov_agent", "m/p")).unwrap();
+        let out = String::from_utf8(wrap(src, &found, "m/livecov_agent", "m/p", None)).unwrap();
         assert!(out.starts_with("package p_test; import _livecov_agent \"m/livecov_agent\"\n"));
         assert!(out.contains("os.Exit(_livecov_agent.AfterRun(tm.Run(), \"m/p\"))"));
         assert!(out.contains("code := _livecov_agent.AfterRun(tm.Run(), \"m/p\")"));
@@ -128,6 +163,31 @@ mod tests {
             out.lines().count(),
             String::from_utf8_lossy(src).lines().count()
         );
+    }
+
+    #[test]
+    fn directives_keep_the_users_positions() {
+        let src =
+            b"//go:build x\n\npackage p\n\nfunc TestMain(m *testing.M) { os.Exit(m.Run()) }\n";
+        let found = find(src).unwrap();
+        let out = wrap(src, &found, "a", "m/p", Some("/src/p/x_test.go"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "//go:build x\n\n/*line /src/p/x_test.go:3:1*/package p; import _livecov_agent \"a\"\
+             /*line :3:10*/\n\nfunc TestMain(m *testing.M) { \
+             os.Exit(_livecov_agent.AfterRun(/*line :5:39*/m.Run(), \"m/p\")\
+             /*line :5:46*/) }\n"
+        );
+        // A file with directives of its own is left to them.
+        let src = b"package p\n\n//line gen.go:10\nfunc TestMain(m *testing.M) { m.Run() }\n";
+        let out = wrap(
+            src,
+            &find(src).unwrap(),
+            "a",
+            "m/p",
+            Some("/src/p/x_test.go"),
+        );
+        assert!(!String::from_utf8(out).unwrap().contains("/*line"));
     }
 
     #[test]

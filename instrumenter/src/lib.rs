@@ -141,6 +141,12 @@ pub struct Options {
     pub rules: Rules,
     /// A statement to run first in `func main()`, if the file is of package main and has it.
     pub main_prologue: Option<Prologue>,
+    /// The original file's absolute path, as `go build` names it. With it, the rewritten
+    /// source carries `/*line*/` directives after each insertion (and one before the `package`
+    /// keyword), so that compiler errors, `go vet` findings and stack traces give the user's
+    /// file, line and column; the user's own `//line` directives keep working as in a plain
+    /// build. `None`: no directives.
+    pub source_path: Option<String>,
 }
 
 /// A statement put at the very start of `func main()`, with the import it needs: livecov uses
@@ -189,13 +195,23 @@ pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Inst
         .main_prologue
         .as_ref()
         .and_then(|p| analysis.main_body.map(|at| (at, p)));
+    // A path that cannot be written in a comment gets no directives.
+    let path = opts
+        .source_path
+        .as_deref()
+        .filter(|p| !p.contains("*/") && !p.contains(['\n', '\r']));
+    let directives = path.map(|path| rewrite::Directives {
+        path,
+        lines: &analysis.lines,
+    });
     let source = rewrite::rewrite(
         src,
         &analysis.cut,
         opts.mode,
         &var,
-        analysis.package_name_end,
+        analysis.package.clone(),
         prologue,
+        directives.as_ref(),
     );
     Ok(Instrumented {
         source,
@@ -227,7 +243,10 @@ pub fn cut_from(file: &FileMeta, src: &[u8]) -> Result<Option<Rules>, Error> {
 struct Analysis {
     cut: blocks::Cut,
     meta: FileMeta,
-    package_name_end: usize,
+    /// Offsets to positions, the user's line directives applied.
+    lines: position::LineMap,
+    /// The package clause: from the `package` keyword to the end of the name.
+    package: std::ops::Range<usize>,
     /// Offset just past the `{` of `func main()`, in package main.
     main_body: Option<usize>,
 }
@@ -276,7 +295,7 @@ impl Analysis {
                 hash: meta::sha256(&src[f.start..f.end]),
             })
             .collect();
-        let package_name_end = package_name_end(&tree);
+        let package = package_clause(&tree);
         let main_body = main_body(src, &tree);
         Ok(Analysis {
             meta: FileMeta {
@@ -285,20 +304,21 @@ impl Analysis {
                 funcs,
             },
             cut,
-            package_name_end,
+            lines,
+            package,
             main_body,
         })
     }
 }
 
-fn package_name_end(tree: &tree_sitter::Tree) -> usize {
+fn package_clause(tree: &tree_sitter::Tree) -> std::ops::Range<usize> {
     let root = tree.root_node();
     let mut cursor = root.walk();
     let clause = root
         .named_children(&mut cursor)
         .find(|n| n.kind() == "package_clause")
         .expect("syntax::parse refuses files without a package clause");
-    clause.end_byte()
+    clause.byte_range()
 }
 
 /// Offset just past the `{` of `func main()` if the file is of package main and declares it.

@@ -5,67 +5,181 @@
 //! original line keeps its number: a panic's stack trace points at the user's real line. The
 //! only import added is `sync/atomic` from the standard library, under a name no user code
 //! uses, so a rewritten file never needs anything from `go.mod`.
+//!
+//! Given the original file's path, a `/*line*/` directive after each insertion puts the rest
+//! of the line back at the user's columns, and one before the `package` keyword names the
+//! user's file, so that the compiler, `go vet` and the runtime speak of the user's file, line
+//! and column. One limit remains: the compiler keeps columns up to 255 only
+//! (`cmd/internal/src`), so on a rewritten line that long, later columns come out wrong.
 
 use crate::blocks::{Cut, Insert};
+use crate::position::LineMap;
+use crate::scan::{self, Kind};
 use crate::{Mode, Prologue};
 
 /// The name under which rewritten files import `sync/atomic`.
 pub const ATOMIC_ALIAS: &str = "_livecov_atomic";
 
+/// Line directives that give the rewritten source the positions of the original: the
+/// compiler, `go vet` and the runtime then name the user's file, line and column, not the
+/// rewritten copy's.
+pub(crate) struct Directives<'a> {
+    /// The original file's absolute path: the file name wherever no `//line` directive of the
+    /// user's applies.
+    pub path: &'a str,
+    pub lines: &'a LineMap,
+}
+
+impl Directives<'_> {
+    /// A directive that gives the byte after it the position `offset` has in the original
+    /// file, line directives of the user's applied as `go build` applies them. Where the
+    /// column is known it is `/*line :L:C*/`, which keeps the file name in effect (the right
+    /// one: the user's directives are all there, and ours only repeat their names), unless
+    /// `named`; with the column unknown (after a user's `//line f:N`), `/*line FILE:L*/`.
+    /// `None` if FILE cannot be written in a comment.
+    fn at(&self, offset: usize, named: bool) -> Option<String> {
+        let (file, pos) = self.lines.position(offset);
+        if pos.col != 0 && !named {
+            return Some(format!("/*line :{}:{}*/", pos.line, pos.col));
+        }
+        let file = match file {
+            // A `//line :L:C` with no directive before it names the file itself.
+            Some("") if pos.col != 0 => self.path,
+            Some(file) => file,
+            None => self.path,
+        };
+        if file.contains("*/") || file.contains(['\n', '\r']) {
+            return None;
+        }
+        Some(match pos.col {
+            0 => format!("/*line {file}:{}*/", pos.line),
+            col => format!("/*line {file}:{}:{col}*/", pos.line),
+        })
+    }
+}
+
 /// Rewrites `src`: counters of `cut` go into the array `var`, declared at the end of the file.
+/// With `directives`, a line directive follows every insertion, and one naming the file
+/// comes right before the `package` keyword (not above it: a comment line there would end the
+/// header in which `go` reads `//go:build`, and a byte order mark must stay first).
 pub(crate) fn rewrite(
     src: &[u8],
     cut: &Cut,
     mode: Mode,
     var: &str,
-    package_name_end: usize,
+    package: std::ops::Range<usize>,
     prologue: Option<(usize, &Prologue)>,
+    directives: Option<&Directives>,
 ) -> Vec<u8> {
-    let mut inserts: Vec<&Insert> = cut.inserts.iter().collect();
-    // Stable: insertions at the same offset keep walk order (an `else if`'s `{` comes before
-    // its counter).
-    inserts.sort_by_key(|i| i.offset());
-
+    // Every insertion as (offset, text), in order; at the same offset, in walk order (an
+    // `else if`'s `{` comes before its counter), the prologue first in main's body.
+    let mut inserts: Vec<(usize, String)> = Vec::with_capacity(cut.inserts.len() + 2);
     let n = cut.blocks.len();
-    let mut out = Vec::with_capacity(src.len() + n * 48 + 128);
-    out.extend_from_slice(&src[..package_name_end]);
+    let mut imports = String::new();
     if n > 0 && mode != Mode::Count {
-        out.extend_from_slice(format!("; import {ATOMIC_ALIAS} \"sync/atomic\"").as_bytes());
+        imports.push_str(&format!("; import {ATOMIC_ALIAS} \"sync/atomic\""));
     }
     if let Some((_, p)) = prologue {
-        out.extend_from_slice(format!("; import {} {:?}", p.import.0, p.import.1).as_bytes());
+        imports.push_str(&format!("; import {} {:?}", p.import.0, p.import.1));
     }
-    let mut copied = package_name_end;
-    let mut prologue = prologue;
-    for insert in inserts {
-        let offset = insert.offset();
-        // The prologue goes first in main's body, before main's own counter.
-        if let Some((at, p)) = prologue.filter(|(at, _)| *at <= offset) {
-            out.extend_from_slice(&src[copied..at]);
-            out.extend_from_slice(p.statement.as_bytes());
-            out.push(b';');
-            copied = at;
-            prologue = None;
+    if !imports.is_empty() {
+        inserts.push((package.end, imports));
+    }
+    if let Some((at, p)) = prologue {
+        inserts.push((at, format!("{};", p.statement)));
+    }
+    for insert in &cut.inserts {
+        let text = match *insert {
+            Insert::Text { text, .. } => text.to_string(),
+            Insert::Counter { index, .. } => format!("{};", counter_stmt(mode, var, index)),
+        };
+        inserts.push((insert.offset(), text));
+    }
+    // Stable: equal offsets keep the order above.
+    inserts.sort_by_key(|(offset, _)| *offset);
+
+    let mut out = Vec::with_capacity(src.len() + n * 48 + 128);
+    let mut copied = 0;
+    let at = package.start;
+    if let Some(line) = directives.and_then(|d| d.at(at, true)) {
+        out.extend_from_slice(&src[..at]);
+        out.extend_from_slice(line.as_bytes());
+        copied = at;
+    }
+    for (i, (offset, text)) in inserts.iter().enumerate() {
+        copy(&mut out, src, copied, *offset, directives);
+        copied = *offset;
+        out.extend_from_slice(text.as_bytes());
+        let last_here = inserts.get(i + 1).is_none_or(|(next, _)| next != offset);
+        if last_here && let Some(line) = directives.and_then(|d| d.at(*offset, false)) {
+            out.extend_from_slice(line.as_bytes());
         }
-        out.extend_from_slice(&src[copied..offset]);
-        copied = offset;
-        match *insert {
-            Insert::Text { text, .. } => out.extend_from_slice(text.as_bytes()),
-            Insert::Counter { index, .. } => {
-                out.extend_from_slice(counter_stmt(mode, var, index).as_bytes());
-                out.push(b';');
+    }
+    copy(&mut out, src, copied, src.len(), directives);
+    out.extend_from_slice(format!("\n\nvar {var} [{n}]uint32\n").as_bytes());
+    out
+}
+
+/// The highest column the compiler tells apart: it keeps 8 bits of column in a position
+/// (`cmd/internal/src`), and reads higher ones as this one.
+const COL_MAX: usize = 255;
+
+/// Copies `src[from..to]`, which starts right after an insertion (or at the `package` keyword),
+/// to `out`. Past [`COL_MAX`] on the rewritten line, the compiler would put every token at the
+/// column of the directive before it, so there each token up to the end of the line gets a
+/// directive of its own.
+fn copy(out: &mut Vec<u8>, src: &[u8], from: usize, to: usize, directives: Option<&Directives>) {
+    let mut at = from;
+    let text = &src[from..to];
+    let first_line = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    let line_start = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if let Some(d) = directives
+        && out.len() - line_start + first_line >= COL_MAX
+    {
+        for token in token_starts(&src[from..to]).into_iter().map(|t| from + t) {
+            // The column the token gets if the text before it is copied as it is.
+            if out.len() - line_start + (token - at) + 1 < COL_MAX {
+                continue;
+            }
+            if let Some(line) = d.at(token, false) {
+                out.extend_from_slice(&src[at..token]);
+                // `a/b`: the comment must not turn the `/` into `//`.
+                if out.last() == Some(&b'/') {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(line.as_bytes());
+                at = token;
             }
         }
     }
-    if let Some((at, p)) = prologue {
-        out.extend_from_slice(&src[copied..at]);
-        out.extend_from_slice(p.statement.as_bytes());
-        out.push(b';');
-        copied = at;
+    out.extend_from_slice(&src[at..to]);
+}
+
+/// Where Go tokens start on the first line of `text`, which starts at a token boundary
+/// (offset 0 left out): the places a comment can go without changing the program. The lexer
+/// merges what it is unsure of ([`crate::scan`]), which only leaves a place out; a comment or a
+/// string that goes on to the next line ends the scan.
+fn token_starts(text: &[u8]) -> Vec<usize> {
+    let line_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    let mut starts = Vec::new();
+    for t in scan::tokens(text) {
+        if t.start >= line_end {
+            break;
+        }
+        let spans_lines = t.end > line_end;
+        match t.kind {
+            Kind::Comment | Kind::Unclosed if spans_lines || t.kind == Kind::Unclosed => break,
+            Kind::Comment => continue,
+            _ => {}
+        }
+        if t.start > 0 {
+            starts.push(t.start);
+        }
+        if spans_lines {
+            break;
+        }
     }
-    out.extend_from_slice(&src[copied..]);
-    out.extend_from_slice(format!("\n\nvar {var} [{n}]uint32\n").as_bytes());
-    out
+    starts
 }
 
 /// The statement that records one execution of block `index`.
@@ -80,5 +194,57 @@ fn counter_stmt(mode: Mode, var: &str, index: usize) -> String {
         ),
         Mode::Count => format!("{var}[{index}]++"),
         Mode::Atomic => format!("{ATOMIC_ALIAS}.AddUint32(&{var}[{index}], 1)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tokens `token_starts` finds on the first line of `text`.
+    fn tokens(text: &str) -> Vec<&str> {
+        let mut starts = token_starts(text.as_bytes());
+        let end = text.find('\n').unwrap_or(text.len());
+        starts.insert(0, 0);
+        starts.push(end);
+        starts
+            .windows(2)
+            .map(|w| text[w[0]..w[1]].trim_end())
+            .collect()
+    }
+
+    #[test]
+    fn token_starts_are_where_a_comment_can_go() {
+        assert_eq!(
+            tokens(" x := a/b + .5*0x1p-2 - 1e+3i; ch <- 'x'\n\ty"),
+            [
+                "", "x", ":=", "a", "/", "b", "+", ".5", "*", "0x1p-2", "-", "1e+3i", ";", "ch",
+                "<-", "'x'"
+            ]
+        );
+        assert_eq!(
+            tokens(r#"f("a\"b", '\'', `c`)...) /* d */ != !e"#),
+            [
+                "f",
+                "(",
+                r#""a\"b""#,
+                ",",
+                "'\\''",
+                ",",
+                "`c`",
+                ")",
+                "...",
+                ") /* d */",
+                "!=",
+                "!",
+                "e"
+            ]
+        );
+        // Unsure or the end of the line: merged, or the scan stops.
+        assert_eq!(tokens("0xe-1+x"), ["0xe-1", "+", "x"]);
+        assert_eq!(tokens("a+-b"), ["a", "+-", "b"]);
+        assert_eq!(tokens("a // b c"), ["a // b c"]);
+        assert_eq!(tokens("a /* b\n c */ d"), ["a /* b"]);
+        assert_eq!(tokens("a + `b\nc` d"), ["a", "+", "`b"]);
     }
 }

@@ -1,19 +1,25 @@
 //! A lexer for the little that the instrumenter needs to know of Go's tokens beyond the syntax
 //! tree: where each one starts and ends, with comments, string, rune and raw string literals
-//! told apart exactly as `go/scanner` does. Identifiers and numbers come out as runs of word
-//! bytes, and every other byte as a token of its own; that is enough to find token starts and
-//! lines, which is all its users ask.
+//! told apart exactly as `go/scanner` does. It is conservative where it is unsure: a number is
+//! one run of word bytes, dots and exponent signs, and a run of operator bytes is one token, so
+//! it may merge two tokens but never splits one. That is enough to find token starts (a place
+//! where a comment can go without changing the program) and the lines tokens are on.
 
 /// What a token is, as far as this lexer tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A run of letters, digits, `_` and non-ASCII bytes: an identifier, keyword or number.
+    /// An identifier, keyword or number: a run of letters, digits, `_` and non-ASCII bytes
+    /// (and, in a number, dots and exponent signs).
     Word,
     /// An interpreted string or rune literal (one line).
     Quoted,
+    /// A string or rune literal that the end of its line or of the input cuts off.
+    Unclosed,
     /// A raw string literal, which may span lines.
     Raw,
-    /// Any other byte: an operator or delimiter (multi-byte operators come out byte by byte).
+    /// A run of operator bytes (`+-*/%&|^<>=!:.~`): one operator, or several side by side.
+    Operator,
+    /// A delimiter, `( ) [ ] { } , ;`, or any other byte.
     Punct(u8),
     /// A `//` or `/* */` comment.
     Comment,
@@ -39,6 +45,12 @@ pub struct Tokens<'s> {
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+const OPERATOR: &[u8] = b"+-*/%&|^<>=!:.~";
+
+fn digit_at(s: &[u8], i: usize) -> bool {
+    s.get(i).is_some_and(u8::is_ascii_digit)
 }
 
 impl Iterator for Tokens<'_> {
@@ -68,26 +80,52 @@ impl Iterator for Tokens<'_> {
                 ),
                 q @ (b'"' | b'\'') => {
                     let mut j = i + 1;
+                    let mut kind = Kind::Unclosed;
                     while j < n {
                         match s[j] {
                             b'\\' => j += 2,
                             b'\n' => break,
                             c if c == q => {
                                 j += 1;
+                                kind = Kind::Quoted;
                                 break;
                             }
                             _ => j += 1,
                         }
                     }
-                    (j.min(n), Kind::Quoted)
+                    (j.min(n), kind)
                 }
                 b'`' => {
                     let close = s[i + 1..].iter().position(|&b| b == b'`');
                     (close.map_or(n, |k| i + 1 + k + 1), Kind::Raw)
                 }
+                b if b.is_ascii_digit() || (b == b'.' && digit_at(s, i + 1)) => {
+                    let mut j = i + 1;
+                    while let Some(&c) = s.get(j) {
+                        let sign = matches!(c, b'+' | b'-')
+                            && matches!(s[j - 1], b'e' | b'E' | b'p' | b'P');
+                        if !(is_word(c) || c == b'.' || sign) {
+                            break;
+                        }
+                        j += 1;
+                    }
+                    (j, Kind::Word)
+                }
                 b if is_word(b) => {
                     let len = s[i..].iter().position(|&b| !is_word(b)).unwrap_or(n - i);
                     (i + len, Kind::Word)
+                }
+                b if OPERATOR.contains(&b) => {
+                    let mut j = i;
+                    while let Some(&c) = s.get(j) {
+                        let comment = c == b'/' && matches!(s.get(j + 1), Some(b'/' | b'*'));
+                        let number = c == b'.' && digit_at(s, j + 1);
+                        if !OPERATOR.contains(&c) || comment || (number && j > i) {
+                            break;
+                        }
+                        j += 1;
+                    }
+                    (j, Kind::Operator)
                 }
                 b => (i + 1, Kind::Punct(b)),
             };
@@ -122,8 +160,22 @@ mod tests {
                 ("\"//\"", Kind::Quoted),
                 ("'\\''", Kind::Quoted),
                 ("`/*\n`", Kind::Raw),
-                ("/", Kind::Punct(b'/')),
+                ("/", Kind::Operator),
                 ("b", Kind::Word),
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_and_operator_runs_are_one_token() {
+        let got: Vec<&str> = kinds("x := .5*0x1p-2 - 1e+3i; a+-b")
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "x", ":=", ".5", "*", "0x1p-2", "-", "1e+3i", ";", "a", "+-", "b"
             ]
         );
     }
@@ -132,7 +184,7 @@ mod tests {
     fn unterminated_text_ends_at_the_line_or_the_input() {
         assert_eq!(
             kinds("\"ab\nc"),
-            vec![("\"ab", Kind::Quoted), ("c", Kind::Word)]
+            vec![("\"ab", Kind::Unclosed), ("c", Kind::Word)]
         );
         assert_eq!(kinds("/* open"), vec![]);
         assert_eq!(kinds("`open"), vec![("`open", Kind::Raw)]);

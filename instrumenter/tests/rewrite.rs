@@ -2,7 +2,8 @@
 //!
 //! `testdata/run/main.go` is instrumented in each mode, built (with `go vet` first), and run:
 //! every block must have run exactly as often as the program's logic says, the race detector
-//! must stay quiet in set mode, and a panic's stack trace must point at the original lines.
+//! must stay quiet in set mode, and a panic's stack trace must point at the original file and
+//! lines (the rewritten file's line directives name the original).
 //! Blocks are cut by the rules of the Go on PATH, the Go that builds them.
 
 use std::collections::BTreeMap;
@@ -50,6 +51,7 @@ fn run(mode: Mode, race: bool, arg: &str) -> Run {
     let opts = Options {
         mode,
         rules: rules(),
+        source_path: Some(format!("{PROGRAM}/main.go")),
         ..Options::default()
     };
     let inst = instrumenter::instrument("example.com/run/main.go", &src, &opts).unwrap();
@@ -174,7 +176,7 @@ fn panics_point_at_the_original_lines() {
         assert!(stderr.contains("panic: boom"), "{stderr}");
         let frame_at = |line: u32| {
             stderr.lines().any(|l| {
-                l.trim_start().split(' ').next() == Some(&*format!("{}/main.go:{line}", dir_of(l)))
+                l.trim_start().split(' ').next() == Some(&*format!("{PROGRAM}/main.go:{line}"))
             })
         };
         assert!(frame_at(32), "{mode}: boom() frame:\n{stderr}");
@@ -182,20 +184,19 @@ fn panics_point_at_the_original_lines() {
     }
 }
 
-/// The directory part of a stack-trace file line (`\t/tmp/x/main.go:32 +0x2a`).
-fn dir_of(line: &str) -> &str {
-    line.trim_start()
-        .rsplit_once("/main.go:")
-        .map_or("", |(dir, _)| dir)
-}
-
 #[test]
 fn rewriting_keeps_every_line_in_place() {
     let src = std::fs::read(Path::new(PROGRAM).join("main.go")).unwrap();
-    for mode in [Mode::Set, Mode::Count, Mode::Atomic] {
+    let modes = [Mode::Set, Mode::Count, Mode::Atomic];
+    let paths = [None, Some("/src/run/main.go".to_string())];
+    for (mode, source_path) in modes
+        .into_iter()
+        .flat_map(|m| paths.clone().map(|p| (m, p)))
+    {
         let opts = Options {
             mode,
             rules: rules(),
+            source_path,
             ..Options::default()
         };
         let out = instrumenter::instrument("m/main.go", &src, &opts)
