@@ -825,3 +825,35 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     copy(from, &tmp)?;
     std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_go_that_builds_picks_the_rules_and_an_unknown_one_is_refused() {
+        assert_eq!(rules_for("go1.26.8", None).unwrap(), Rules::Go120);
+        assert_eq!(rules_for("go1.27.3", None).unwrap(), Rules::Go127);
+        // --go wins over the Go that builds.
+        assert_eq!(
+            rules_for("go1.26.8", Some(Rules::Go127)).unwrap(),
+            Rules::Go127
+        );
+
+        let newer = rules_for("go1.28.0", None).unwrap_err().to_string();
+        for way in ["Upgrade livecov", "GOTOOLCHAIN=go1.27.0", "--go 1.27"] {
+            assert!(newer.contains(way), "{newer}");
+        }
+        // Asked for knowingly, the newest known rules cut a newer Go's build.
+        assert_eq!(
+            rules_for("go1.28.0", Some(Rules::Go127)).unwrap(),
+            Rules::Go127
+        );
+        // Older than overlays and these rules: refused whatever is asked.
+        for asked in [None, Some(Rules::Go120)] {
+            let older = rules_for("go1.19.13", asked).unwrap_err().to_string();
+            assert!(older.contains("needs Go 1.20 or newer"), "{older}");
+        }
+        assert!(matches!(rules_for("gccgo", None), Err(Error::Go(_))));
+    }
+}
