@@ -17,12 +17,13 @@ use serde::de::DeserializeOwned;
 use crate::App;
 use crate::auth;
 use crate::error::ApiError;
-use crate::export::{self, Format};
+use crate::export;
 use crate::registry;
 use crate::snapshot::{self, info};
 use crate::types::{
     InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
 };
+use report::Format;
 
 type AppState = State<Arc<App>>;
 
@@ -220,7 +221,7 @@ async fn service_info(app: &App, row: &crate::store::ServiceRow) -> Result<Servi
     builds.dedup();
     Ok(ServiceInfo {
         name: row.name.clone(),
-        first_seen: snapshot::rfc3339(row.created_at),
+        first_seen: report::rfc3339(row.created_at),
         live_instances: row.live_instances,
         instances: row.instances,
         builds,
@@ -260,9 +261,9 @@ async fn service(
                 pid: i.pid,
                 start_time: i.start_time,
                 go_version: i.go_version,
-                registered_at: snapshot::rfc3339(i.registered_at),
-                last_seen: snapshot::rfc3339(i.last_seen),
-                gone_at: i.gone_at.map(snapshot::rfc3339),
+                registered_at: report::rfc3339(i.registered_at),
+                last_seen: report::rfc3339(i.last_seen),
+                gone_at: i.gone_at.map(report::rfc3339),
             })
             .collect(),
     }))
@@ -346,7 +347,7 @@ async fn profile(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
-    let options = export::Options {
+    let options = report::Options {
         strip: params.strip,
         source: params.source,
     };

@@ -47,6 +47,12 @@ impl ApiError {
     }
 }
 
+impl From<report::FormatError> for ApiError {
+    fn from(e: report::FormatError) -> ApiError {
+        ApiError::BadRequest(e.0)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {

@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
 //! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
-//! `export` (with `profile` for Go's format) read it back. `api` is the HTTP layer over those;
+//! `export` (writing with the `report` crate) read it back. `api` is the HTTP layer over those;
 //! it holds no logic of its own.
 
 pub mod api;
@@ -15,7 +15,6 @@ pub mod lcc;
 pub mod meta;
 pub mod metrics;
 pub mod patch;
-pub mod profile;
 pub mod pull;
 pub mod registry;
 #[doc(hidden)]
@@ -23,8 +22,10 @@ pub mod sim;
 pub mod snapshot;
 pub mod sources;
 pub mod store;
-pub mod types;
 pub mod web;
+
+/// The JSON of the HTTP API: [`report::types`], shared with the CLI.
+pub use report::types;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -91,7 +91,7 @@ pub async fn take(
                     .entry(build.id.clone())
                     .or_insert_with(|| (build.clone(), vec![0; build.num_blocks()], 0));
                 for &(i, v) in &counters.nonzero {
-                    lcc::merge(mode, &mut entry.1[i as usize], v);
+                    report::merge_count(mode, &mut entry.1[i as usize], v);
                 }
                 entry.2 += 1;
                 (Outcome::Ok, None)
@@ -245,7 +245,7 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         service: s.service.clone(),
         label: s.label.clone(),
         reset: s.reset,
-        taken_at: rfc3339(s.taken_at),
+        taken_at: report::rfc3339(s.taken_at),
         duration_ms: s.duration_ms,
         instances_ok: s.instances_ok,
         instances_failed: s.instances_failed,
@@ -280,16 +280,19 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
 }
 
 /// Milliseconds since the epoch as RFC 3339, UTC, to the millisecond.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 /// The merged counters of a stored snapshot, per build, dense, with the build's metadata.
 pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, ApiError> {
-    if app.store.snapshot(id).await?.is_none() {
+    Ok(stored(app, id).await?.1)
+}
+
+/// A stored snapshot: its row and [`counters`].
+pub async fn stored(
+    app: &App,
+    id: i64,
+) -> Result<(SnapshotRow, Vec<(Arc<Build>, Vec<u32>)>), ApiError> {
+    let Some(row) = app.store.snapshot(id).await? else {
         return Err(ApiError::NotFound(format!("no snapshot {id}")));
-    }
+    };
     let mut out = Vec::new();
     for part in app.store.snapshot_builds(id).await? {
         let build = app.build(&part.build, &[]).await?;
@@ -302,5 +305,5 @@ pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>,
         }
         out.push((build, values));
     }
-    Ok(out)
+    Ok((row, out))
 }

@@ -6,7 +6,6 @@
 //! and function hashes the build's metadata lists for that file: the page can then never
 //! annotate a source with blocks from another version of it. Stored sources never change.
 
-use std::io::Read as _;
 use std::sync::Arc;
 
 use axum::Json;
@@ -14,16 +13,14 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use serde::{Deserialize, Serialize};
+use report::gzip::{gunzip, gzip};
 
 use crate::App;
 use crate::api::ApiPath;
 use crate::auth;
 use crate::error::ApiError;
 use crate::meta::{Build, is_build_id};
+pub use report::types::{SourceFile, SourceUpload, Uploaded};
 
 /// The most an upload may be, compressed.
 pub const MAX_UPLOAD: usize = 64 << 20;
@@ -33,31 +30,6 @@ const MAX_SOURCES_JSON: u64 = 512 << 20;
 /// The body limit of the upload routes.
 pub fn body_limit() -> DefaultBodyLimit {
     DefaultBodyLimit::max(MAX_UPLOAD)
-}
-
-/// What `PUT /api/v1/builds/{build}/sources` takes, gzip-compressed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SourceUpload {
-    pub files: Vec<SourceFile>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceFile {
-    /// The file's coverprofile name, as the build's metadata names it.
-    pub name: String,
-    pub source: String,
-}
-
-/// The answer to an upload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Uploaded {
-    pub build: String,
-    /// Files in the build.
-    pub files: usize,
-    /// Files whose sources the server now has.
-    pub sources: usize,
-    /// Of those, the ones this upload stored (the others were stored already).
-    pub stored: u64,
 }
 
 /// An upload for a build: the request carries the admin or the agent token, the path a build
@@ -185,10 +157,7 @@ pub async fn put_sources(
 }
 
 fn decode(body: &[u8]) -> Result<SourceUpload, ApiError> {
-    let mut json = Vec::new();
-    GzDecoder::new(body)
-        .take(MAX_SOURCES_JSON + 1)
-        .read_to_end(&mut json)
+    let json = gunzip(body, MAX_SOURCES_JSON)
         .map_err(|e| ApiError::BadRequest(format!("sources: not gzip-compressed JSON: {e}")))?;
     if json.len() as u64 > MAX_SOURCES_JSON {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -236,20 +205,13 @@ pub fn check(build: &Build, upload: SourceUpload) -> Result<Vec<(usize, Vec<u8>)
     Ok(out)
 }
 
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(bytes).expect("writing to memory");
-    e.finish().expect("writing to memory")
-}
-
 /// The source of file `name` from the first of `builds` that has it stored.
 pub async fn text(app: &App, builds: &[String], name: &str) -> Result<Option<String>, ApiError> {
     for build in builds {
         if let Some(gz) = app.store.source(build, name).await? {
-            let mut text = String::new();
-            GzDecoder::new(gz.as_slice())
-                .read_to_string(&mut text)
+            let text = gunzip(&gz, u64::MAX)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
                 .map_err(|e| ApiError::Internal(format!("stored source of {name}: {e}")))?;
             return Ok(Some(text));
         }
