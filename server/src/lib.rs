@@ -132,7 +132,7 @@ impl App {
     async fn load_build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
         if let Some(gz) = self.store.build_meta(build).await? {
             let b = Build::from_stored_gzip(gz, build)
-                .map_err(|e| ApiError::Internal(format!("stored build {build}: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("stored build {build}: {e}")))?;
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
@@ -173,7 +173,7 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             if let Err(e) = app.build(&build, &[address]).await {
-                tracing::info!(build, error = %e, "metadata not fetched yet");
+                tracing::info!(build, error = %crate::error::Chain(&e), "metadata not fetched yet");
             }
             app.fetching.lock().unwrap().remove(&build);
         });
@@ -204,7 +204,7 @@ impl App {
                     pending.remove(0);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "held snapshots not stored yet");
+                    tracing::debug!(error = %crate::error::Chain(&e), "held snapshots not stored yet");
                     break;
                 }
             }
@@ -317,13 +317,13 @@ async fn scheduled(app: Arc<App>, every: Duration) {
         let services = match app.store.services().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "scheduled snapshots: listing services");
+                tracing::warn!(error = %crate::error::Chain(&e), "scheduled snapshots: listing services");
                 continue;
             }
         };
         for s in services.iter().filter(|s| s.live_instances > 0) {
             if let Err(e) = snapshot::take(&app, &s.name, Some("scheduled".into()), false).await {
-                tracing::warn!(service = s.name, error = %e, "scheduled snapshot not taken");
+                tracing::warn!(service = s.name, error = %crate::error::Chain(&e), "scheduled snapshot not taken");
             }
         }
     }

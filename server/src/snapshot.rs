@@ -16,9 +16,7 @@ use crate::error::ApiError;
 use crate::lcc;
 use crate::meta::Build;
 use crate::pull::{Outcome, timed};
-use crate::store::{
-    InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals, now_ms,
-};
+use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, Totals, now_ms};
 use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
 
 /// Pulls every live instance of `service` and stores the merged counters; with `reset`, the
@@ -55,7 +53,7 @@ pub async fn take(
     for (build, addresses) in by_build {
         let got = match app.build(build, &addresses).await {
             Ok(b) => Ok(b),
-            Err(ApiError::Unavailable(m)) => return Err(ApiError::Unavailable(m)),
+            Err(e @ ApiError::Unavailable { .. }) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
         builds.insert(build.to_string(), got);
@@ -176,13 +174,22 @@ pub async fn take(
             app.metrics.snapshot_failed();
             if reset {
                 app.pending.lock().await.push((snap, used));
+                let unavailable = e.is_unavailable();
                 let msg = format!(
                     "{e}; the counters the reset took are held by the server and will be stored \
                      when the database is back"
                 );
-                return Err(match e {
-                    StoreError::Unavailable(_) => ApiError::Unavailable(msg),
-                    StoreError::Other(_) => ApiError::Internal(msg),
+                let source = Some(Box::new(e) as crate::error::Cause);
+                return Err(if unavailable {
+                    ApiError::Unavailable {
+                        message: msg,
+                        source,
+                    }
+                } else {
+                    ApiError::Internal {
+                        message: msg,
+                        source,
+                    }
                 });
             }
             Err(e.into())
@@ -297,7 +304,7 @@ pub async fn stored(
     for part in app.store.snapshot_builds(id).await? {
         let build = app.build(&part.build, &[]).await?;
         let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|e| {
-            ApiError::Internal(format!("snapshot {id}, build {}: stored {e}", build.id))
+            ApiError::internal(format!("snapshot {id}, build {}: stored {e}", build.id))
         })?;
         let mut values = vec![0u32; build.num_blocks()];
         for (i, v) in sparse.nonzero {

@@ -93,7 +93,7 @@ pub async fn put_build(
     let id = build.clone();
     let parsed = tokio::task::spawn_blocking(move || Build::from_gzip(body.to_vec(), &id))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::BadRequest(format!("metadata of build {build}: {e}")))?;
     let existed = app.store.build_meta(&build).await?.is_some();
     app.store.insert_build(&parsed).await?;
@@ -134,13 +134,13 @@ pub async fn put_sources(
     let id = build.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let meta = Build::from_stored_gzip(gz, &id)
-            .map_err(|e| ApiError::Internal(format!("stored metadata of build {id}: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("stored metadata of build {id}: {e}")))?;
         let upload = decode(&body)?;
         let files = check(&meta, upload)?;
         Ok((meta.meta.files.len(), files))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let (total, files) = checked;
     let stored = app.store.insert_sources(&build, &files).await?;
     let sources = app
@@ -212,7 +212,7 @@ pub async fn text(app: &App, builds: &[String], name: &str) -> Result<Option<Str
             let text = gunzip(&gz, u64::MAX)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
-                .map_err(|e| ApiError::Internal(format!("stored source of {name}: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("stored source of {name}: {e}")))?;
             return Ok(Some(text));
         }
     }
