@@ -604,3 +604,28 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
     }
     write_output(args, &report)
 }
+
+/// Sends the build's metadata and then its sources to `server`: `PUT /api/v1/builds/{id}` and
+/// `PUT /api/v1/builds/{id}/sources`, both gzip.
+pub fn upload(
+    prepared: &gobuild::Prepared,
+    server: &str,
+    token: Option<&str>,
+) -> Result<report::types::Uploaded> {
+    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
+    let mut files = Vec::with_capacity(prepared.sources.len());
+    for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {} to upload it", path.display()))?;
+        files.push(report::types::SourceFile {
+            name: file.name.clone(),
+            source,
+        });
+    }
+    let body = serde_json::to_vec(&report::types::SourceUpload { files })?;
+    let endpoint = Endpoint::new(server, token);
+    let path = format!("/api/v1/builds/{}", prepared.build_id);
+    endpoint.put_gzip(&path, report::gzip::gzip(meta.as_bytes()))?;
+    let answer = endpoint.put_gzip(&format!("{path}/sources"), report::gzip::gzip(&body))?;
+    serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
+}

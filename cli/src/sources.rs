@@ -1,37 +1,13 @@
-//! Sources for the annotated HTML report: uploaded to the server after `livecov build
-//! --upload-sources`, or read from the checkout by `livecov report --format html`.
+//! Sources for the annotated HTML report, read from the checkout by `livecov report --format
+//! html` (the upload after `livecov build --upload-sources` is `client::upload`).
 //!
-//! Either way a source is used only if cutting it into blocks gives the blocks of the build:
-//! a checkout that moved on since the build would otherwise be annotated at the wrong lines.
+//! A source is used only if cutting it into blocks gives the blocks of the build: a checkout
+//! that moved on since the build would otherwise be annotated at the wrong lines.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use report::Coverage;
-use report::gzip::gzip;
-use report::types::{SourceFile, SourceUpload, Uploaded};
-
-/// Sends the build's metadata and then its sources to `server`: `PUT /api/v1/builds/{id}` and
-/// `PUT /api/v1/builds/{id}/sources`, both gzip.
-pub fn upload(prepared: &gobuild::Prepared, server: &str, token: Option<&str>) -> Result<Uploaded> {
-    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
-    let mut files = Vec::with_capacity(prepared.sources.len());
-    for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {} to upload it", path.display()))?;
-        files.push(SourceFile {
-            name: file.name.clone(),
-            source,
-        });
-    }
-    let body = serde_json::to_vec(&SourceUpload { files })?;
-    let endpoint = crate::client::Endpoint::new(server, token);
-    let path = format!("/api/v1/builds/{}", prepared.build_id);
-    endpoint.put_gzip(&path, gzip(meta.as_bytes()))?;
-    let answer = endpoint.put_gzip(&format!("{path}/sources"), gzip(&body))?;
-    serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
-}
 
 /// The Go module `dir` is in: its root directory and its module path, from the nearest
 /// go.mod at or above `dir`.

@@ -1,10 +1,12 @@
 //! The livecov server: registers agents, pulls their counters, stores snapshots, answers
-//! diff and export requests.
+//! diff, export and patch-coverage requests, keeps builds' uploaded sources, and serves the
+//! dashboard.
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
-//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
-//! `export` (writing with the `report` crate) read it back. `api` is the HTTP layer over those;
-//! it holds no logic of its own.
+//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff`,
+//! `export` and patch coverage (`api::patch`) read it back, writing with the `report` crate; `sources` keeps the
+//! sources `livecov build --upload-sources` sends. `api` is the HTTP layer over those and
+//! `web` the dashboard's pages; neither holds logic of its own.
 
 pub mod api;
 mod auth;
@@ -14,7 +16,6 @@ pub mod export;
 pub mod lcc;
 pub mod meta;
 pub mod metrics;
-pub mod patch;
 pub mod pull;
 pub mod registry;
 #[doc(hidden)]

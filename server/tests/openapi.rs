@@ -17,7 +17,7 @@ use server::sim::{Behavior, SimAgent, SimBuild};
 use server::types::*;
 
 const DOC: &str = include_str!("../src/openapi.json");
-const API_RS: &str = include_str!("../src/api.rs");
+const API_RS: &str = include_str!("../src/api/mod.rs");
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];

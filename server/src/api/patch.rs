@@ -11,8 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::{ApiPath, ApiQuery};
 use crate::App;
-use crate::api::{ApiPath, ApiQuery};
 use crate::error::ApiError;
 use crate::export;
 use report::Format;

@@ -1,5 +1,6 @@
-//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff and
-//! export modules. Every error is `{"error": "..."}` with a fitting status (`error`).
+//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff,
+//! export, patch and sources modules, with the dashboard's routes (`web`) merged in. Every
+//! error is `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+mod patch;
+mod sources;
 
 use crate::App;
 use crate::auth;
@@ -46,15 +50,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
         .route(
             "/api/v1/snapshots/{id}/patch",
-            post(crate::patch::handler).layer(crate::patch::body_limit(max_body)),
+            post(patch::handler).layer(patch::body_limit(max_body)),
         )
         .route(
             "/api/v1/builds/{build}",
-            axum::routing::put(crate::sources::put_build).layer(crate::sources::body_limit()),
+            axum::routing::put(sources::put_build).layer(sources::body_limit()),
         )
         .route(
             "/api/v1/builds/{build}/sources",
-            axum::routing::put(crate::sources::put_sources).layer(crate::sources::body_limit()),
+            axum::routing::put(sources::put_sources).layer(sources::body_limit()),
         )
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::web::router())
@@ -148,7 +152,7 @@ fn parse_id(s: &str) -> Result<i64, ApiError> {
 async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        include_str!("../openapi.json"),
     )
 }
 
@@ -282,12 +286,7 @@ async fn take_snapshot(
     ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
-    if let Some(label) = &req.label {
-        registry::check_name("label", label, 1024)?;
-    }
-    let id = snapshot::take(&app, &service, req.label, params.reset).await?;
-    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+    snapshot_taken(&app, &headers, &service, req, params.reset).await
 }
 
 async fn reset(
@@ -296,12 +295,24 @@ async fn reset(
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
+    snapshot_taken(&app, &headers, &service, req, true).await
+}
+
+/// A snapshot of `service` (with a reset when `reset`), answered with its detail: the one
+/// body of `POST …/snapshots` and `POST …/reset`.
+async fn snapshot_taken(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    service: &str,
+    req: SnapshotRequest,
+    reset: bool,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    auth::check(headers, app.config.admin_token.as_deref(), "admin")?;
     if let Some(label) = &req.label {
         registry::check_name("label", label, 1024)?;
     }
-    let id = snapshot::take(&app, &service, req.label, true).await?;
-    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+    let id = snapshot::take(app, service, req.label, reset).await?;
+    Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)))
 }
 
 #[derive(Deserialize)]
