@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use instrumenter::{BuildMeta, FileMeta, Mode};
+use report::types::{SourceFile, SourceUpload};
 use server::sim::{SimAgent, SimBuild};
-use server::sources::{SourceFile, SourceUpload};
 
 use crate::common::{self, LiveServer, check_instances, cpu_of, median, percentile, secs, unit};
 
@@ -171,7 +171,7 @@ impl Bench {
         let upload = SourceUpload {
             files: self.sources.clone(),
         };
-        let body = server::sources::gzip(&serde_json::to_vec(&upload)?);
+        let body = report::gzip::gzip(&serde_json::to_vec(&upload)?);
         let (answer, took) = server
             .put(
                 &self.client,

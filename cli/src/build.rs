@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .status()
         .context("cannot run go build")?;
     if let (Some(server), true) = (upload_to, status.success()) {
-        let up = crate::sources::upload(&prepared, &server, args.token.as_deref())
+        let up = crate::client::upload(&prepared, &server, args.token.as_deref())
             .context("the binary is built, but its sources were not uploaded")?;
         eprintln!(
             "livecov: sources of build {} uploaded to {server}: the server has {} of its {} files",

@@ -7,8 +7,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use report::types::{Diff, ServiceList, SnapshotDetail, SnapshotList, Totals};
 use serde::de::DeserializeOwned;
-use server::types::{Diff, ServiceList, SnapshotDetail, SnapshotList, Totals};
 
 /// How to reach the server; shared by every client command.
 #[derive(clap::Args, Clone)]
@@ -232,7 +232,7 @@ impl Endpoint {
             let status = resp.status();
             let text = resp.text().await.context("reading the server's answer")?;
             if !status.is_success() {
-                let msg = serde_json::from_str::<server::types::ErrorBody>(&text)
+                let msg = serde_json::from_str::<report::types::ErrorBody>(&text)
                     .map(|e| e.error)
                     .unwrap_or(text);
                 bail!("the server answered {status}: {msg}");
@@ -434,8 +434,8 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     );
     println!(
         "coverage {:.1}% → {:.1}% of {} statements",
-        server::types::percent(t.a_stmts_covered, t.stmts),
-        server::types::percent(t.b_stmts_covered, t.stmts),
+        report::types::percent(t.a_stmts_covered, t.stmts),
+        report::types::percent(t.b_stmts_covered, t.stmts),
         t.stmts
     );
     for build in &d.builds {
@@ -494,12 +494,12 @@ fn html_report(args: &ReportArgs) -> Result<()> {
         &format!("/api/v1/snapshots/{id}"),
         None,
     )?)?;
-    let export: server::export::ExportJson = serde_json::from_str(&args.endpoint.fetch(
+    let export: report::ExportJson = serde_json::from_str(&args.endpoint.fetch(
         reqwest::Method::GET,
         &format!("/api/v1/snapshots/{id}/profile?format=json"),
         None,
     )?)?;
-    let options = server::export::Options {
+    let options = report::Options {
         strip: args.strip.clone(),
         source: args.source.clone(),
     };
@@ -572,7 +572,7 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
     if format.is_some() {
         return write_output(args, &text);
     }
-    let p: server::types::PatchCoverage =
+    let p: report::types::PatchCoverage =
         serde_json::from_str(&text).context("the server's patch coverage does not parse")?;
     let mut report = format!(
         "patch coverage of snapshot {} against {base}: {} of {} changed executable lines covered ({:.1}%)\n",
@@ -603,4 +603,29 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
         let _ = writeln!(report, "not measured: {}", p.not_measured.join(", "));
     }
     write_output(args, &report)
+}
+
+/// Sends the build's metadata and then its sources to `server`: `PUT /api/v1/builds/{id}` and
+/// `PUT /api/v1/builds/{id}/sources`, both gzip.
+pub fn upload(
+    prepared: &gobuild::Prepared,
+    server: &str,
+    token: Option<&str>,
+) -> Result<report::types::Uploaded> {
+    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
+    let mut files = Vec::with_capacity(prepared.sources.len());
+    for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {} to upload it", path.display()))?;
+        files.push(report::types::SourceFile {
+            name: file.name.clone(),
+            source,
+        });
+    }
+    let body = serde_json::to_vec(&report::types::SourceUpload { files })?;
+    let endpoint = Endpoint::new(server, token);
+    let path = format!("/api/v1/builds/{}", prepared.build_id);
+    endpoint.put_gzip(&path, report::gzip::gzip(meta.as_bytes()))?;
+    let answer = endpoint.put_gzip(&format!("{path}/sources"), report::gzip::gzip(&body))?;
+    serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
 }

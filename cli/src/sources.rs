@@ -1,43 +1,13 @@
-//! Sources for the annotated HTML report: uploaded to the server after `livecov build
-//! --upload-sources`, or read from the checkout by `livecov report --format html`.
+//! Sources for the annotated HTML report, read from the checkout by `livecov report --format
+//! html` (the upload after `livecov build --upload-sources` is `client::upload`).
 //!
-//! Either way a source is used only if cutting it into blocks gives the blocks of the build:
-//! a checkout that moved on since the build would otherwise be annotated at the wrong lines.
+//! A source is used only if cutting it into blocks gives the blocks of the build: a checkout
+//! that moved on since the build would otherwise be annotated at the wrong lines.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use server::export::Coverage;
-use server::sources::{SourceFile, SourceUpload, Uploaded};
-
-/// Sends the build's metadata and then its sources to `server`: `PUT /api/v1/builds/{id}` and
-/// `PUT /api/v1/builds/{id}/sources`, both gzip.
-pub fn upload(prepared: &gobuild::Prepared, server: &str, token: Option<&str>) -> Result<Uploaded> {
-    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
-    let mut files = Vec::with_capacity(prepared.sources.len());
-    for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {} to upload it", path.display()))?;
-        files.push(SourceFile {
-            name: file.name.clone(),
-            source,
-        });
-    }
-    let body = serde_json::to_vec(&SourceUpload { files })?;
-    let endpoint = crate::client::Endpoint::new(server, token);
-    let path = format!("/api/v1/builds/{}", prepared.build_id);
-    endpoint.put_gzip(&path, gzip(meta.as_bytes())?)?;
-    let answer = endpoint.put_gzip(&format!("{path}/sources"), gzip(&body)?)?;
-    serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
-}
-
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes)?;
-    Ok(e.finish()?)
-}
+use report::Coverage;
 
 /// The Go module `dir` is in: its root directory and its module path, from the nearest
 /// go.mod at or above `dir`.
@@ -81,38 +51,19 @@ pub fn local(cov: &Coverage, root: &Path, module: &str) -> (HashMap<String, Stri
 }
 
 /// Whether `text` cuts into the blocks of `file` (positions and statements) under the rules
-/// of some Go release.
-fn same_blocks(file: &server::export::FileCov, text: &str) -> bool {
-    instrumenter::Rules::ALL
-        .into_iter()
-        .any(|rules| cuts_into(file, text, rules))
-}
-
-fn cuts_into(file: &server::export::FileCov, text: &str, rules: instrumenter::Rules) -> bool {
-    let Ok(meta) = instrumenter::analyze(&file.name, text.as_bytes(), rules) else {
-        return false;
-    };
-    let mut want: Vec<_> = file
-        .blocks
-        .iter()
-        .map(|b| (b.start, b.end, b.stmts))
-        .collect();
-    let mut got: Vec<_> = meta
-        .blocks
-        .iter()
-        .map(|b| (b.start, b.end, b.num_stmt))
-        .collect();
-    want.sort_by_key(|&(s, e, n)| (s.line, s.col, e.line, e.col, n));
-    got.sort_by_key(|&(s, e, n)| (s.line, s.col, e.line, e.col, n));
-    want == got
+/// of some Go release: the check the server makes of an upload, short of function hashes,
+/// which a report does not carry.
+fn same_blocks(file: &report::FileCov, text: &str) -> bool {
+    let cut = instrumenter::cut_where(&file.meta(), text.as_bytes(), instrumenter::Same::Blocks);
+    matches!(cut, Ok(Some(_)))
 }
 
 /// The `html` report of a snapshot's `export`, with the sources of the Go module around
 /// `dir` where they match; says on stderr which files it annotated and which it could not.
 pub fn html(
-    export: &server::export::ExportJson,
-    snapshot: &server::types::SnapshotInfo,
-    options: &server::export::Options,
+    export: &report::ExportJson,
+    snapshot: &report::types::SnapshotInfo,
+    options: &report::Options,
     dir: &Path,
 ) -> String {
     let cov = export.coverage();
@@ -140,14 +91,14 @@ pub fn html(
         );
     }
     let source = |name: &str| found.get(name).map(String::as_str);
-    let header = server::export::html::Header {
+    let header = report::html::Header {
         service: &snapshot.service,
         label: snapshot.label.as_deref(),
     };
-    server::export::html::write(
+    report::html::write(
         &cov,
         &header,
         options,
-        server::export::html::Sources::Inline(&source),
+        report::html::Sources::Inline(&source),
     )
 }

@@ -78,12 +78,22 @@ impl fmt::Display for Error {
         match self {
             Error::Go(msg) | Error::Usage(msg) => f.write_str(msg),
             Error::Syntax { path, error } => write!(f, "{}:{error}", path.display()),
-            Error::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            Error::Io { path, .. } => write!(f, "{}", path.display()),
         }
     }
 }
 
-impl std::error::Error for Error {}
+/// The position of a syntax error is part of its message (`path:line:col: …`), so a
+/// [`Error::Syntax`] shows its cause itself; an [`Error::Io`] names the path and leaves the
+/// cause to [`source`](std::error::Error::source), which `{:#}` and logs print after it.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { error, .. } => Some(error),
+            Error::Go(_) | Error::Usage(_) | Error::Syntax { .. } => None,
+        }
+    }
+}
 
 /// How to instrument a build.
 #[derive(Debug, Clone)]

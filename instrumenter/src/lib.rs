@@ -222,14 +222,30 @@ pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Inst
 
 /// The rules under which `src` cuts into exactly the blocks and functions of `file`, if any:
 /// whether `src` is the source a build's `file` was made from, whichever Go built it.
+/// An error when every release's rules refuse `src`.
 pub fn cut_from(file: &FileMeta, src: &[u8]) -> Result<Option<Rules>, Error> {
+    cut_where(file, src, Same::Exact)
+}
+
+/// How much of a file's metadata a source must cut into for [`cut_where`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Same {
+    /// The blocks in counter order and the functions with their content hashes: a build's
+    /// metadata, as [`cut_from`] checks it.
+    Exact,
+    /// The blocks' positions and statement counts, in any order: for metadata rebuilt from a
+    /// report, which keeps blocks in position order and carries no function hashes.
+    Blocks,
+}
+
+/// [`cut_from`], comparing what `same` says. The one check of "is this the source of that
+/// file": each Go release's rules are tried in turn.
+pub fn cut_where(file: &FileMeta, src: &[u8], same: Same) -> Result<Option<Rules>, Error> {
     let mut refused = None;
     let mut parsed = false;
     for rules in Rules::ALL {
         match analyze(&file.name, src, rules) {
-            Ok(got) if got.blocks == file.blocks && got.funcs == file.funcs => {
-                return Ok(Some(rules));
-            }
+            Ok(got) if same.holds(file, &got) => return Ok(Some(rules)),
             Ok(_) => parsed = true,
             Err(e) => refused = refused.or(Some(e)),
         }
@@ -237,6 +253,23 @@ pub fn cut_from(file: &FileMeta, src: &[u8]) -> Result<Option<Rules>, Error> {
     match refused {
         Some(e) if !parsed => Err(e),
         _ => Ok(None),
+    }
+}
+
+impl Same {
+    fn holds(self, want: &FileMeta, got: &FileMeta) -> bool {
+        match self {
+            Same::Exact => got.blocks == want.blocks && got.funcs == want.funcs,
+            Same::Blocks => {
+                let key =
+                    |b: &Block| (b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt);
+                let mut a: Vec<_> = want.blocks.iter().map(key).collect();
+                let mut b: Vec<_> = got.blocks.iter().map(key).collect();
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            }
+        }
     }
 }
 

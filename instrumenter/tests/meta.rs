@@ -173,3 +173,26 @@ fn main_prologue_runs_first_in_main_and_only_there() {
         .source;
     assert!(!String::from_utf8(text).unwrap().contains("_hook"));
 }
+
+/// `cut_from` asks for the blocks in counter order and the functions with their hashes;
+/// `Same::Blocks` for the blocks' positions and statements in any order, without hashes.
+#[test]
+fn a_source_cuts_into_its_own_metadata() {
+    use instrumenter::{Same, cut_from, cut_where};
+    let want = meta(SRC);
+    assert!(cut_from(&want, SRC.as_bytes()).unwrap().is_some());
+    let mut no_hashes = want.clone();
+    no_hashes.blocks.reverse();
+    for f in &mut no_hashes.funcs {
+        f.hash = [0; 32];
+    }
+    assert_eq!(cut_from(&no_hashes, SRC.as_bytes()).unwrap(), None);
+    let blocks = cut_where(&no_hashes, SRC.as_bytes(), Same::Blocks).unwrap();
+    assert!(blocks.is_some());
+    let moved = format!("\n{SRC}");
+    assert_eq!(
+        cut_where(&no_hashes, moved.as_bytes(), Same::Blocks).unwrap(),
+        None
+    );
+    assert!(cut_where(&no_hashes, b"package", Same::Blocks).is_err());
+}

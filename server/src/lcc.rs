@@ -195,15 +195,6 @@ pub fn encode(build: &str, mode: Mode, shape: &[u32], values: &[u32]) -> Vec<u8>
     out
 }
 
-/// Merges `value` into `acc` the way counters of one build combine across instances:
-/// set mode ORs (any non-zero is 1), count and atomic modes add, saturating.
-pub fn merge(mode: Mode, acc: &mut u32, value: u32) {
-    *acc = match mode {
-        Mode::Set => u32::from(*acc != 0 || value != 0),
-        Mode::Count | Mode::Atomic => acc.saturating_add(value),
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,17 +286,5 @@ mod tests {
                 "{body:?}: got {err}, want {want}"
             );
         }
-    }
-
-    #[test]
-    fn merging() {
-        let mut v = 0;
-        merge(Mode::Set, &mut v, 5);
-        assert_eq!(v, 1);
-        merge(Mode::Set, &mut v, 0);
-        assert_eq!(v, 1);
-        let mut c = u32::MAX - 1;
-        merge(Mode::Count, &mut c, 5);
-        assert_eq!(c, u32::MAX);
     }
 }

@@ -1,10 +1,12 @@
 //! The livecov server: registers agents, pulls their counters, stores snapshots, answers
-//! diff and export requests.
+//! diff, export and patch-coverage requests, keeps builds' uploaded sources, and serves the
+//! dashboard.
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
-//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
-//! `export` (with `profile` for Go's format) read it back. `api` is the HTTP layer over those;
-//! it holds no logic of its own.
+//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff`,
+//! `export` and patch coverage (`api::patch`) read it back, writing with the `report` crate; `sources` keeps the
+//! sources `livecov build --upload-sources` sends. `api` is the HTTP layer over those and
+//! `web` the dashboard's pages; neither holds logic of its own.
 
 pub mod api;
 mod auth;
@@ -14,8 +16,6 @@ pub mod export;
 pub mod lcc;
 pub mod meta;
 pub mod metrics;
-pub mod patch;
-pub mod profile;
 pub mod pull;
 pub mod registry;
 #[doc(hidden)]
@@ -23,8 +23,10 @@ pub mod sim;
 pub mod snapshot;
 pub mod sources;
 pub mod store;
-pub mod types;
 pub mod web;
+
+/// The JSON of the HTTP API: [`report::types`], shared with the CLI.
+pub use report::types;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -131,7 +133,7 @@ impl App {
     async fn load_build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
         if let Some(gz) = self.store.build_meta(build).await? {
             let b = Build::from_stored_gzip(gz, build)
-                .map_err(|e| ApiError::Internal(format!("stored build {build}: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("stored build {build}: {e}")))?;
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
@@ -172,7 +174,7 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             if let Err(e) = app.build(&build, &[address]).await {
-                tracing::info!(build, error = %e, "metadata not fetched yet");
+                tracing::info!(build, error = %crate::error::Chain(&e), "metadata not fetched yet");
             }
             app.fetching.lock().unwrap().remove(&build);
         });
@@ -203,7 +205,7 @@ impl App {
                     pending.remove(0);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "held snapshots not stored yet");
+                    tracing::debug!(error = %crate::error::Chain(&e), "held snapshots not stored yet");
                     break;
                 }
             }
@@ -316,13 +318,13 @@ async fn scheduled(app: Arc<App>, every: Duration) {
         let services = match app.store.services().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "scheduled snapshots: listing services");
+                tracing::warn!(error = %crate::error::Chain(&e), "scheduled snapshots: listing services");
                 continue;
             }
         };
         for s in services.iter().filter(|s| s.live_instances > 0) {
             if let Err(e) = snapshot::take(&app, &s.name, Some("scheduled".into()), false).await {
-                tracing::warn!(service = s.name, error = %e, "scheduled snapshot not taken");
+                tracing::warn!(service = s.name, error = %crate::error::Chain(&e), "scheduled snapshot not taken");
             }
         }
     }

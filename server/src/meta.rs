@@ -5,9 +5,6 @@
 //! metadata under another build's id, and metadata stored once is right for every instance of
 //! that build.
 
-use std::io::Read;
-
-use flate2::read::GzDecoder;
 use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
 use serde::Deserialize;
 
@@ -73,11 +70,8 @@ impl Build {
     }
 
     fn parse(gz: Vec<u8>, expect: &str, verify: bool) -> Result<Build, MetaError> {
-        let mut json = Vec::new();
-        GzDecoder::new(gz.as_slice())
-            .take(MAX_JSON + 1)
-            .read_to_end(&mut json)
-            .map_err(|e| MetaError::Encoding(e.to_string()))?;
+        let json =
+            report::gzip::gunzip(&gz, MAX_JSON).map_err(|e| MetaError::Encoding(e.to_string()))?;
         if json.len() as u64 > MAX_JSON {
             return Err(MetaError::Invalid(format!(
                 "more than {MAX_JSON} bytes uncompressed"

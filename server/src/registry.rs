@@ -108,7 +108,7 @@ pub async fn sweep(app: &App) {
     match app.store.sweep(cutoff, now).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(instances = n, "instances without heartbeat marked gone"),
-        Err(e) => tracing::warn!(error = %e, "expiring instances"),
+        Err(e) => tracing::warn!(error = %crate::error::Chain(&e), "expiring instances"),
     }
 }
 

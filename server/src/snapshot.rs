@@ -16,9 +16,7 @@ use crate::error::ApiError;
 use crate::lcc;
 use crate::meta::Build;
 use crate::pull::{Outcome, timed};
-use crate::store::{
-    InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals, now_ms,
-};
+use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, Totals, now_ms};
 use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
 
 /// Pulls every live instance of `service` and stores the merged counters; with `reset`, the
@@ -55,7 +53,7 @@ pub async fn take(
     for (build, addresses) in by_build {
         let got = match app.build(build, &addresses).await {
             Ok(b) => Ok(b),
-            Err(ApiError::Unavailable(m)) => return Err(ApiError::Unavailable(m)),
+            Err(e @ ApiError::Unavailable { .. }) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
         builds.insert(build.to_string(), got);
@@ -91,7 +89,7 @@ pub async fn take(
                     .entry(build.id.clone())
                     .or_insert_with(|| (build.clone(), vec![0; build.num_blocks()], 0));
                 for &(i, v) in &counters.nonzero {
-                    lcc::merge(mode, &mut entry.1[i as usize], v);
+                    report::merge_count(mode, &mut entry.1[i as usize], v);
                 }
                 entry.2 += 1;
                 (Outcome::Ok, None)
@@ -176,13 +174,22 @@ pub async fn take(
             app.metrics.snapshot_failed();
             if reset {
                 app.pending.lock().await.push((snap, used));
+                let unavailable = e.is_unavailable();
                 let msg = format!(
                     "{e}; the counters the reset took are held by the server and will be stored \
                      when the database is back"
                 );
-                return Err(match e {
-                    StoreError::Unavailable(_) => ApiError::Unavailable(msg),
-                    StoreError::Other(_) => ApiError::Internal(msg),
+                let source = Some(Box::new(e) as crate::error::Cause);
+                return Err(if unavailable {
+                    ApiError::Unavailable {
+                        message: msg,
+                        source,
+                    }
+                } else {
+                    ApiError::Internal {
+                        message: msg,
+                        source,
+                    }
                 });
             }
             Err(e.into())
@@ -245,7 +252,7 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         service: s.service.clone(),
         label: s.label.clone(),
         reset: s.reset,
-        taken_at: rfc3339(s.taken_at),
+        taken_at: report::rfc3339(s.taken_at),
         duration_ms: s.duration_ms,
         instances_ok: s.instances_ok,
         instances_failed: s.instances_failed,
@@ -280,21 +287,24 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
 }
 
 /// Milliseconds since the epoch as RFC 3339, UTC, to the millisecond.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 /// The merged counters of a stored snapshot, per build, dense, with the build's metadata.
 pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, ApiError> {
-    if app.store.snapshot(id).await?.is_none() {
+    Ok(stored(app, id).await?.1)
+}
+
+/// A stored snapshot: its row and [`counters`].
+pub async fn stored(
+    app: &App,
+    id: i64,
+) -> Result<(SnapshotRow, Vec<(Arc<Build>, Vec<u32>)>), ApiError> {
+    let Some(row) = app.store.snapshot(id).await? else {
         return Err(ApiError::NotFound(format!("no snapshot {id}")));
-    }
+    };
     let mut out = Vec::new();
     for part in app.store.snapshot_builds(id).await? {
         let build = app.build(&part.build, &[]).await?;
         let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|e| {
-            ApiError::Internal(format!("snapshot {id}, build {}: stored {e}", build.id))
+            ApiError::internal(format!("snapshot {id}, build {}: stored {e}", build.id))
         })?;
         let mut values = vec![0u32; build.num_blocks()];
         for (i, v) in sparse.nonzero {
@@ -302,5 +312,5 @@ pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>,
         }
         out.push((build, values));
     }
-    Ok(out)
+    Ok((row, out))
 }

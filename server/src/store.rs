@@ -31,13 +31,31 @@ pub struct Store {
     backend: Backend,
 }
 
+/// Why the store did not do what it was asked. The database's own error is kept as the
+/// source: logged by the server, never sent to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is not answering: worth retrying later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("database error: {0}")]
-    Other(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused a statement.
+    #[error("database error")]
+    Query(#[source] sqlx::Error),
+    /// The database URL cannot work, and why.
+    #[error("{0}")]
+    Url(String),
+    /// The directory of a SQLite file could not be made.
+    #[error("creating {}", .0.display())]
+    Directory(std::path::PathBuf, #[source] std::io::Error),
+    #[error("migrating the database")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the database is away (worth retrying) rather than refusing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -64,9 +82,9 @@ impl From<sqlx::Error> for StoreError {
             _ => false,
         };
         if unavailable {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(e)
         } else {
-            StoreError::Other(e.to_string())
+            StoreError::Query(e)
         }
     }
 }
@@ -183,13 +201,13 @@ fn connect_options(url: &str) -> Result<(AnyConnectOptions, Backend)> {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         if url.contains("://") && !url.starts_with("sqlite:") {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::Url(format!(
                 "database URL {url:?}: use postgres://… or sqlite://PATH (or a plain file path)"
             )));
         }
         let (file, query) = path.split_once('?').unwrap_or((path, ""));
         if file.is_empty() || file.contains(":memory:") || query.contains("mode=memory") {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::Url(format!(
                 "database URL {url:?}: snapshots are meant to last; give a file (sqlite://PATH) \
                  or a PostgreSQL URL"
             )));
@@ -199,7 +217,7 @@ fn connect_options(url: &str) -> Result<(AnyConnectOptions, Backend)> {
             .filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Other(format!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::Directory(dir.to_path_buf(), e))?;
         }
         let query = if query.contains("mode=") {
             query.to_string()
@@ -210,7 +228,7 @@ fn connect_options(url: &str) -> Result<(AnyConnectOptions, Backend)> {
         };
         (format!("sqlite://{file}?{query}"), Backend::Sqlite)
     };
-    let opts = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Other(e.to_string()))?;
+    let opts = AnyConnectOptions::from_str(&url).map_err(StoreError::Query)?;
     Ok((opts, backend))
 }
 
@@ -249,10 +267,7 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Other(format!("migrating the database: {e}")))?;
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool, backend })
     }
 

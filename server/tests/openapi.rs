@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use common::*;
 use instrumenter::{BuildMeta, Mode};
+use report::types::{SourceFile, SourceUpload, Uploaded};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use server::sim::{Behavior, SimAgent, SimBuild};
-use server::sources::{SourceFile, SourceUpload, Uploaded};
 use server::types::*;
 
 const DOC: &str = include_str!("../src/openapi.json");
-const API_RS: &str = include_str!("../src/api.rs");
+const API_RS: &str = include_str!("../src/api/mod.rs");
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
@@ -1023,7 +1023,7 @@ async fn served_answers_match_the_document() {
             source: text.into(),
         }];
         let json = serde_json::to_vec(&SourceUpload { files }).unwrap();
-        Some(server::sources::gzip(&json))
+        Some(report::gzip::gzip(&json))
     };
     let edited = upload(&src.replace("return 1", "return 2"));
     assert_eq!(c.call("put", ps, &sources, edited, admin).await.status, 400);

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use common::*;
 use instrumenter::{BuildMeta, Mode};
+use report::gzip::gzip;
+use report::types::{SourceFile, SourceUpload};
 use server::sim::{SimAgent, SimBuild};
-use server::sources::{SourceFile, SourceUpload, gzip};
 
 on_every_db!(pages_follow_the_data, sources_are_checked_then_annotated);
 

@@ -42,7 +42,7 @@ async fn css() -> impl IntoResponse {
     static CSS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "{}\n{}",
-            crate::export::html::STYLE,
+            report::html::STYLE,
             include_str!("assets/livecov.css")
         )
     });
@@ -60,7 +60,7 @@ async fn js() -> impl IntoResponse {
     static JS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "{}\n{}",
-            crate::export::html::SCRIPT,
+            report::html::SCRIPT,
             include_str!("assets/livecov.js")
         )
     });

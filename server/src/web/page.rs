@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::ApiError;
-pub(crate) use crate::export::html::escape;
-use crate::export::html::{self, Stmts};
+pub(crate) use report::html::escape;
+use report::html::{self, Stmts};
 
 /// A page being written: `new` opens the frame with a title and a trail of links back to the
 /// services, `finish` closes it.
@@ -97,7 +97,7 @@ pub fn service_href(name: &str) -> String {
 /// A time for people: `2026-11-25 23:08:49 UTC` in a `<time>` element that carries the exact
 /// RFC 3339 time (shown on hover).
 pub fn time(ms: i64) -> String {
-    let exact = crate::snapshot::rfc3339(ms);
+    let exact = report::rfc3339(ms);
     let shown = format!(
         "{} UTC",
         exact.get(..19).unwrap_or(&exact).replacen('T', " ", 1)

@@ -14,8 +14,8 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::snapshot::rfc3339;
 use crate::store::SnapshotRow;
+use report::rfc3339;
 
 /// How many snapshots a service page lists and charts.
 const HISTORY: i64 = 200;

@@ -15,9 +15,9 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::export::html::{self, Header, Sources};
-use crate::export::{Coverage, Options};
 use crate::snapshot::counters;
+use report::html::{self, Header, Sources};
+use report::{Coverage, Options};
 
 pub async fn page(
     State(app): State<Arc<App>>,

@@ -252,3 +252,28 @@ pub struct PatchFile {
     pub uncovered: String,
     pub uncovered_lines: Vec<u32>,
 }
+
+/// What `PUT /api/v1/builds/{build}/sources` takes, gzip-compressed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceUpload {
+    pub files: Vec<SourceFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// The file's coverprofile name, as the build's metadata names it.
+    pub name: String,
+    pub source: String,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Uploaded {
+    pub build: String,
+    /// Files in the build.
+    pub files: usize,
+    /// Files whose sources the server now has.
+    pub sources: usize,
+    /// Of those, the ones this upload stored (the others were stored already).
+    pub stored: u64,
+}

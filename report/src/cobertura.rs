@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Coverage, FileCov, Options};
+use crate::{Coverage, FileCov, Options};
 
 pub fn write(cov: &Coverage, options: &Options) -> String {
     let mut packages: BTreeMap<&str, Vec<&FileCov>> = BTreeMap::new();
@@ -137,7 +137,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::{restricted, sample};
+    use crate::coverage::tests::{restricted, sample};
 
     #[test]
     fn structure() {

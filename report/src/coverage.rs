@@ -1,178 +1,27 @@
-//! Exports of a stored snapshot in the formats coverage tools read: `go` (the coverprofile,
-//! see [`crate::profile`]), `lcov` (tracefiles, for `genhtml`), `cobertura` (XML, for CI
-//! systems), `json` (for scripts) and `html` (a self-contained page for people). The last four
-//! are written from one [`Coverage`]: the snapshot's blocks per file with their counts and
-//! functions, merged across builds.
-
-mod cobertura;
-#[cfg(test)]
-mod corpus_tests;
-pub mod html;
-mod json;
-mod lcov;
+//! A snapshot's coverage: every file's blocks in position order with their counts and
+//! functions, merged across the snapshot's builds ([`Coverage::merge`], the one place where
+//! counts of several builds meet), and restricted to some lines ([`Coverage::restrict`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use instrumenter::{Mode, Pos};
+use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
 
-use crate::App;
-use crate::error::ApiError;
-use crate::lcc;
-use crate::snapshot::counters;
-use crate::store::SnapshotRow;
-
-pub use json::{ExportBlock, ExportFile, ExportFunc, ExportJson};
-
-/// The export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Go,
-    Lcov,
-    Cobertura,
-    Json,
-    Html,
+/// Merges `value` into `acc` the way counters of one build combine across instances:
+/// set mode ORs (any non-zero is 1), count and atomic modes add, saturating.
+pub fn merge_count(mode: Mode, acc: &mut u32, value: u32) {
+    *acc = match mode {
+        Mode::Set => u32::from(*acc != 0 || value != 0),
+        Mode::Count | Mode::Atomic => acc.saturating_add(value),
+    };
 }
 
-impl Format {
-    pub const ALL: [Format; 5] = [
-        Format::Go,
-        Format::Lcov,
-        Format::Cobertura,
-        Format::Json,
-        Format::Html,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Go => "go",
-            Format::Lcov => "lcov",
-            Format::Cobertura => "cobertura",
-            Format::Json => "json",
-            Format::Html => "html",
-        }
-    }
-
-    /// The file extension of a download.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Go => "cov",
-            Format::Lcov => "info",
-            Format::Cobertura => "xml",
-            Format::Json => "json",
-            Format::Html => "html",
-        }
-    }
-
-    /// The media type of the answer.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Go | Format::Lcov => "text/plain; charset=utf-8",
-            Format::Cobertura => "application/xml",
-            Format::Json => "application/json",
-            Format::Html => "text/html; charset=utf-8",
-        }
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Format, ApiError> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-                ApiError::BadRequest(format!(
-                    "format {s:?} is not supported; supported: {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
-
-/// What the formats other than `go` take besides the snapshot.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// A prefix taken off file names (such as the module path), so that tools find the
-    /// sources relative to a directory.
-    pub strip: Option<String>,
-    /// Cobertura's `<source>`: the directory file names are relative to (default `.`).
-    pub source: Option<String>,
-}
-
-impl Options {
-    /// `name` without the prefix to strip, and without the `/` that then leads it.
-    pub fn file_name<'a>(&self, name: &'a str) -> &'a str {
-        match &self.strip {
-            Some(p) if !p.is_empty() => name
-                .strip_prefix(p.as_str())
-                .map_or(name, |rest| rest.trim_start_matches('/')),
-            _ => name,
-        }
-    }
-}
-
-/// Snapshot `id` in `format`.
-pub async fn export(
-    app: &App,
-    id: i64,
-    format: Format,
-    options: &Options,
-) -> Result<String, ApiError> {
-    if format == Format::Go {
-        return crate::profile::go_profile(app, id).await;
-    }
-    let (row, cov) = load(app, id).await?;
-    Ok(match format {
-        Format::Go => unreachable!(),
-        Format::Lcov => lcov::write(&cov, options),
-        Format::Cobertura => cobertura::write(&cov, options),
-        Format::Json => json::write(&cov, options),
-        Format::Html => {
-            let header = html::Header {
-                service: &row.service,
-                label: row.label.as_deref(),
-            };
-            html::write(&cov, &header, options, html::Sources::None)
-        }
-    })
-}
-
-/// Snapshot `id`'s row and its coverage merged across its builds.
-pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), ApiError> {
-    let row = app
-        .store
-        .snapshot(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no snapshot {id}")))?;
-    let parts = counters(app, id).await?;
-    let cov = Coverage::merge(
-        id,
-        row.taken_at,
-        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
-    );
-    Ok((row, cov))
-}
-
-/// The formats a restricted coverage ([`Coverage::restrict`]) is written in. Their lines,
-/// functions and totals all come from [`FileCov::lines_of`], which keeps to the restriction;
-/// `json` and `html` count the statements of whole blocks, which a line restriction cuts.
-pub const LINE_FORMATS: [Format; 2] = [Format::Lcov, Format::Cobertura];
-
-/// `cov`, restricted or not, in one of [`LINE_FORMATS`]; another format is an error naming
-/// them.
-pub fn write_lines(cov: &Coverage, format: Format, options: &Options) -> Result<String, ApiError> {
-    match format {
-        Format::Lcov => Ok(lcov::write(cov, options)),
-        Format::Cobertura => Ok(cobertura::write(cov, options)),
-        other => {
-            let names: Vec<&str> = LINE_FORMATS.iter().map(|f| f.name()).collect();
-            Err(ApiError::BadRequest(format!(
-                "format {:?} cannot be restricted to lines; supported: {}",
-                other.name(),
-                names.join(", ")
-            )))
-        }
+/// The mode counts of several builds merge in: theirs when they agree, else count.
+pub fn merged_mode(modes: impl IntoIterator<Item = Mode>) -> Mode {
+    let modes: Vec<Mode> = modes.into_iter().collect();
+    if modes.windows(2).all(|w| w[0] == w[1]) {
+        modes.first().copied().unwrap_or(Mode::Set)
+    } else {
+        Mode::Count
     }
 }
 
@@ -231,6 +80,32 @@ impl FuncCov {
 }
 
 impl FileCov {
+    /// The file as metadata: its blocks in position order, its functions without content
+    /// hashes (a coverage does not carry them).
+    pub fn meta(&self) -> FileMeta {
+        FileMeta {
+            name: self.name.clone(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| Block {
+                    start: b.start,
+                    end: b.end,
+                    num_stmt: b.stmts,
+                    func: b.func as u32,
+                })
+                .collect(),
+            funcs: self
+                .funcs
+                .iter()
+                .map(|f| Func {
+                    name: f.name.clone(),
+                    hash: [0; 32],
+                })
+                .collect(),
+        }
+    }
+
     /// Every line some block covers with its count: the largest count of the blocks on it.
     pub fn lines(&self) -> BTreeMap<u32, u32> {
         self.lines_of(0..self.blocks.len())
@@ -258,7 +133,7 @@ impl FileCov {
     /// The file restricted to `keep`: `None` when no block covers any of those lines. The
     /// functions with a kept line stay, each with all its blocks, so that its first line and
     /// entry count stay what they are; the other functions and their blocks go.
-    fn restrict(&self, keep: &BTreeSet<u32>) -> Option<FileCov> {
+    pub(crate) fn restrict(&self, keep: &BTreeSet<u32>) -> Option<FileCov> {
         let mut out = FileCov {
             name: self.name.clone(),
             blocks: Vec::new(),
@@ -308,15 +183,10 @@ impl Coverage {
     pub fn merge<'a>(
         snapshot: i64,
         taken_at: i64,
-        builds: impl IntoIterator<Item = (&'a instrumenter::BuildMeta, &'a [u32])>,
+        builds: impl IntoIterator<Item = (&'a BuildMeta, &'a [u32])>,
     ) -> Coverage {
         let builds: Vec<_> = builds.into_iter().collect();
-        let modes: Vec<Mode> = builds.iter().map(|(m, _)| m.mode).collect();
-        let mode = if modes.windows(2).all(|w| w[0] == w[1]) {
-            modes.first().copied().unwrap_or(Mode::Set)
-        } else {
-            Mode::Count
-        };
+        let mode = merged_mode(builds.iter().map(|(m, _)| m.mode));
         type Key = (u32, u32, u32, u32, u32);
         let mut files: BTreeMap<&str, BTreeMap<Key, (u32, &str)>> = BTreeMap::new();
         for (meta, values) in &builds {
@@ -330,7 +200,7 @@ impl Coverage {
                         .get(b.func as usize)
                         .map_or("", |f| f.name.as_str());
                     let entry = blocks.entry(key).or_insert((0, func));
-                    lcc::merge(mode, &mut entry.0, values.get(at + i).copied().unwrap_or(0));
+                    merge_count(mode, &mut entry.0, values.get(at + i).copied().unwrap_or(0));
                 }
                 at += file.blocks.len();
             }
@@ -379,8 +249,6 @@ impl Coverage {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use instrumenter::{Block, BuildMeta, FileMeta, Func};
-
     use super::*;
 
     fn block(l0: u32, c0: u32, l1: u32, c1: u32, n: u32, func: u32) -> Block {
@@ -482,27 +350,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn write_lines_takes_lcov_and_cobertura_only() {
-        let o = Options::default();
-        let cov = restricted();
-        assert!(
-            write_lines(&cov, Format::Lcov, &o)
-                .unwrap()
-                .starts_with("TN:")
-        );
-        assert!(
-            write_lines(&cov, Format::Cobertura, &o)
-                .unwrap()
-                .starts_with("<?xml")
-        );
-        let err = write_lines(&cov, Format::Html, &o).unwrap_err().to_string();
-        assert!(
-            err.contains("\"html\"") && err.contains("lcov, cobertura"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn merge_orders_blocks_and_groups_functions() {
         let cov = sample();
         let names: Vec<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
@@ -550,16 +397,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn formats_and_strip() {
-        assert_eq!("lcov".parse::<Format>().unwrap(), Format::Lcov);
-        assert_eq!("html".parse::<Format>().unwrap(), Format::Html);
-        let err = "pdf".parse::<Format>().unwrap_err().to_string();
-        assert!(err.contains("go, lcov, cobertura, json, html"), "{err}");
-        let o = Options {
-            strip: Some("example.com/m".into()),
-            source: None,
-        };
-        assert_eq!(o.file_name("example.com/m/a/b.go"), "a/b.go");
-        assert_eq!(o.file_name("other.org/x.go"), "other.org/x.go");
+    fn merging() {
+        let mut v = 0;
+        merge_count(Mode::Set, &mut v, 5);
+        assert_eq!(v, 1);
+        merge_count(Mode::Set, &mut v, 0);
+        assert_eq!(v, 1);
+        let mut c = u32::MAX - 1;
+        merge_count(Mode::Count, &mut c, 5);
+        assert_eq!(c, u32::MAX);
     }
 }

@@ -8,30 +8,11 @@
 //! not zero, as LCOV's `DA` records do.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use instrumenter::BuildMeta;
 
-use crate::App;
-use crate::api::{ApiPath, ApiQuery};
-use crate::error::ApiError;
-use crate::export::{self, Format};
-use crate::meta::Build;
 use crate::types::{PatchCoverage, PatchFile, PatchTotals, percent};
-
-/// Patches are often larger than other request bodies: this route takes up to this much (or
-/// the server's body limit, if that is larger).
-pub const MAX_PATCH: usize = 8 << 20;
-
-/// The body limit of the patch route, given the server's limit for other bodies.
-pub fn body_limit(max_body: usize) -> DefaultBodyLimit {
-    DefaultBodyLimit::max(max_body.max(MAX_PATCH))
-}
+use crate::{Format, FormatError, LINE_FORMATS};
 
 /// One file of a diff, by its path on the new side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -570,7 +551,7 @@ fn matched<'f, 'n>(
 }
 
 /// The lines each file of `files` gained, by the metadata name among `names` it matches:
-/// what an export of the change's coverage keeps ([`crate::export::Coverage::restrict`]).
+/// what an export of the change's coverage keeps ([`crate::Coverage::restrict`]).
 /// Files no build has are left out.
 pub fn changed_lines(
     names: &BTreeSet<&str>,
@@ -586,13 +567,13 @@ pub fn changed_lines(
 /// Measures the changes `files` against the counters of a snapshot's builds.
 pub fn measure(
     snapshot: i64,
-    builds: &[(Arc<Build>, Vec<u32>)],
+    builds: &[(&BuildMeta, &[u32])],
     files: &[FileChange],
     module: Option<&str>,
 ) -> Result<PatchCoverage, String> {
     let names: BTreeSet<&str> = builds
         .iter()
-        .flat_map(|(b, _)| b.meta.files.iter().map(|f| f.name.as_str()))
+        .flat_map(|(b, _)| b.files.iter().map(|f| f.name.as_str()))
         .collect();
     let mut out = Vec::new();
     let mut not_measured = Vec::new();
@@ -602,15 +583,18 @@ pub fn measure(
             not_measured.push(change.path.clone());
             continue;
         };
-        let blocks = builds.iter().flat_map(|(build, values)| {
+        let blocks = builds.iter().flat_map(|&(build, values)| {
+            let offsets = build.files.iter().scan(0, |at, f| {
+                let start = *at;
+                *at += f.blocks.len();
+                Some(start)
+            });
             build
-                .meta
                 .files
                 .iter()
-                .enumerate()
-                .filter(|(_, f)| f.name == name)
-                .flat_map(move |(f, file)| {
-                    let at = build.offsets[f];
+                .zip(offsets)
+                .filter(|(f, _)| f.name == name)
+                .flat_map(move |(file, at)| {
                     file.blocks
                         .iter()
                         .enumerate()
@@ -653,89 +637,24 @@ pub fn measure(
     })
 }
 
-#[derive(Deserialize)]
-pub struct PatchParams {
-    module: Option<String>,
-    format: Option<String>,
-    strip: Option<String>,
-    source: Option<String>,
-}
-
 /// The answer's format: `None` for the JSON [`PatchCoverage`], else an export of the changed
-/// lines (one of [`export::LINE_FORMATS`]).
-fn answer_format(name: Option<&str>) -> Result<Option<Format>, ApiError> {
+/// lines (one of [`LINE_FORMATS`]).
+pub fn answer_format(name: Option<&str>) -> Result<Option<Format>, FormatError> {
     let name = name.unwrap_or("json");
     if name == "json" {
         return Ok(None);
     }
     name.parse::<Format>()
         .ok()
-        .filter(|f| export::LINE_FORMATS.contains(f))
+        .filter(|f| LINE_FORMATS.contains(f))
         .map(Some)
         .ok_or_else(|| {
-            let names: Vec<&str> = export::LINE_FORMATS.iter().map(|f| f.name()).collect();
-            ApiError::BadRequest(format!(
+            let names: Vec<&str> = LINE_FORMATS.iter().map(|f| f.name()).collect();
+            FormatError(format!(
                 "format {name:?} is not supported for patch coverage; supported: json, {}",
                 names.join(", ")
             ))
         })
-}
-
-/// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX&format=json|lcov|cobertura&strip=PREFIX&source=DIR]`,
-/// the diff as the raw body.
-pub async fn handler(
-    State(app): State<Arc<App>>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<PatchParams>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let id = id.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("snapshot id {id:?}: want a positive integer"))
-    })?;
-    let format = answer_format(params.format.as_deref())?;
-    let body = Bytes::from_request(req, &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
-                "the diff is over {} bytes",
-                app.config.max_body.max(MAX_PATCH)
-            ))
-        } else {
-            ApiError::BadRequest(format!("reading the request body: {e}"))
-        }
-    })?;
-    let module = params
-        .module
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    let text = String::from_utf8_lossy(&body);
-    let files = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let Some(format) = format else {
-        let builds = crate::snapshot::counters(&app, id).await?;
-        let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
-        return Ok(Json(result).into_response());
-    };
-    let options = export::Options {
-        strip: params.strip,
-        source: params.source,
-    };
-    let text = export_changes(&app, id, &files, module, format, &options).await?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
-}
-
-/// Snapshot `id` in `format`, restricted to the lines the diff's `files` gained.
-async fn export_changes(
-    app: &App,
-    id: i64,
-    files: &[FileChange],
-    module: Option<&str>,
-    format: Format,
-    options: &export::Options,
-) -> Result<String, ApiError> {
-    let (_, cov) = export::load(app, id).await?;
-    let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
-    let keep = changed_lines(&names, files, module).map_err(ApiError::BadRequest)?;
-    export::write_lines(&cov.restrict(&keep), format, options)
 }
 
 #[cfg(test)]
@@ -966,15 +885,15 @@ new mode 100755
     fn diff_to_restricted_lcov() {
         let diff = "--- a/a/b.go\n+++ b/a/b.go\n@@ -5,2 +5,4 @@\n x\n+y\n-z\n+w\n+v\n";
         let files = parse(diff).unwrap();
-        let cov = crate::export::tests::sample();
+        let cov = crate::coverage::tests::sample();
         let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
         let keep = changed_lines(&names, &files, None).unwrap();
-        let options = export::Options {
+        let options = crate::Options {
             strip: Some("example.com/m".into()),
             source: None,
         };
         assert_eq!(
-            export::write_lines(&cov.restrict(&keep), Format::Lcov, &options).unwrap(),
+            crate::write_lines(&cov.restrict(&keep), Format::Lcov, &options).unwrap(),
             "TN:\nSF:a/b.go\nFN:3,F\nFNDA:3,F\nFNF:1\nFNH:1\nDA:6,0\nDA:7,3\nDA:8,3\n\
              LF:3\nLH:2\nend_of_record\n"
         );
@@ -1043,8 +962,8 @@ new mode 100755
         assert_eq!(ranges(&[]), "");
     }
 
-    fn build(files: Vec<(&str, Vec<Block>)>) -> Arc<Build> {
-        let meta = instrumenter::BuildMeta {
+    fn build(files: Vec<(&str, Vec<Block>)>) -> BuildMeta {
+        instrumenter::BuildMeta {
             mode: instrumenter::Mode::Count,
             files: files
                 .into_iter()
@@ -1057,9 +976,7 @@ new mode 100755
                     }],
                 })
                 .collect(),
-        };
-        let sim = crate::sim::SimBuild::new(meta);
-        Arc::new(Build::from_gzip(sim.gz, &sim.id).unwrap())
+        }
     }
 
     #[test]
@@ -1070,7 +987,7 @@ new mode 100755
             ("example.com/m/main.go", vec![block(3, 3)]),
         ]);
         let two = build(vec![("example.com/m/pkg/a.go", vec![block(5, 5)])]);
-        let builds = vec![(one, vec![0, 0, 1]), (two, vec![2])];
+        let builds = [(&one, &[0, 0, 1][..]), (&two, &[2][..])];
         let files = vec![
             change("pkg/a.go", None, &[1, 5, 6, 9], false),
             change("docs/x.md", None, &[1], false),

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use instrumenter::Pos;
 
-use super::{BlockCov, Coverage, FileCov, FuncCov, Options};
-use crate::snapshot::rfc3339;
+use crate::rfc3339;
+use crate::{BlockCov, Coverage, FileCov, FuncCov, Options};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportJson {
@@ -175,7 +175,7 @@ pub fn write(cov: &Coverage, options: &Options) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::sample;
+    use crate::coverage::tests::sample;
 
     #[test]
     fn structure() {

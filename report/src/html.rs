@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Coverage, FileCov, Options};
-use crate::snapshot::rfc3339;
+use crate::rfc3339;
+use crate::{Coverage, FileCov, Options};
 
 /// What the page says about the snapshot besides its coverage.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,7 +21,7 @@ pub struct Header<'a> {
     pub label: Option<&'a str>,
 }
 
-pub(crate) const STYLE: &str = "\
+pub const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:2em;color:#222}\
 h1{font-size:1.5em;margin-bottom:.3em}h2{font-size:1.1em;margin-top:2em;word-break:break-all}\
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0 0 1.5em}\
@@ -44,7 +44,7 @@ pre.src .c0{color:#a00;background:#fde2e2}pre.src .c1{color:#175e17;background:#
 
 /// Sorts a table by the clicked column: numerically by the cells' `data-v` where the heading
 /// has `data-k="n"`, else by text; a second click reverses.
-pub(crate) const SCRIPT: &str = "\
+pub const SCRIPT: &str = "\
 document.querySelectorAll('th').forEach(function(th){th.addEventListener('click',function(){\
 var b=th.closest('table').tBodies[0],i=th.cellIndex,n=th.getAttribute('data-k')==='n',\
 d=th.getAttribute('data-d')==='1'?-1:1;th.setAttribute('data-d',d===1?'1':'0');\
@@ -55,14 +55,14 @@ rows.forEach(function(r){b.appendChild(r);});});});";
 
 /// Statements and covered statements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Stmts {
+pub struct Stmts {
     total: u64,
     covered: u64,
 }
 
 impl Stmts {
     /// `covered` of `total` statements, as the store counts them.
-    pub(crate) fn new(covered: i64, total: i64) -> Stmts {
+    pub fn new(covered: i64, total: i64) -> Stmts {
         Stmts {
             total: total.max(0) as u64,
             covered: covered.max(0) as u64,
@@ -128,7 +128,7 @@ pub fn write(
 }
 
 /// A guess at the size of a page, so that it is written without regrowing.
-pub(crate) fn capacity(cov: &Coverage) -> usize {
+pub fn capacity(cov: &Coverage) -> usize {
     let blocks: usize = cov.files.iter().map(|f| f.blocks.len()).sum();
     let funcs: usize = cov.files.iter().map(|f| f.funcs.len()).sum();
     4096 + cov.files.len() * 600 + funcs * 220 + blocks
@@ -137,7 +137,7 @@ pub(crate) fn capacity(cov: &Coverage) -> usize {
 /// The report without the page around it: the facts, the table of files and each file's
 /// table of functions (and source, as `sources` says). The dashboard's snapshot page is this
 /// in its own frame.
-pub(crate) fn body(
+pub fn body(
     out: &mut String,
     cov: &Coverage,
     header: &Header<'_>,
@@ -346,7 +346,7 @@ fn counts(out: &mut String, s: Stmts) {
 }
 
 /// The coverage cell: a bar and the percentage; `n/a` (sorted first) without statements.
-pub(crate) fn cell(out: &mut String, s: Stmts) {
+pub fn cell(out: &mut String, s: Stmts) {
     match s.tenths() {
         None => out.push_str("<td data-v=\"-1\">n/a</td>"),
         Some(t) => {
@@ -364,7 +364,7 @@ pub(crate) fn cell(out: &mut String, s: Stmts) {
 }
 
 /// `71.4%`, rounded down; `n/a` without statements.
-pub(crate) fn percent(out: &mut String, s: Stmts) {
+pub fn percent(out: &mut String, s: Stmts) {
     match s.tenths() {
         None => out.push_str("n/a"),
         Some(t) => {
@@ -374,7 +374,7 @@ pub(crate) fn percent(out: &mut String, s: Stmts) {
 }
 
 /// `s` as HTML text or attribute value.
-pub(crate) fn escape(out: &mut String, s: &str) {
+pub fn escape(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
         out.push_str(&rest[..i]);
@@ -395,7 +395,7 @@ mod tests {
     use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
 
     use super::*;
-    use crate::export::tests::sample;
+    use crate::coverage::tests::sample;
 
     const HEADER: Header<'static> = Header {
         service: "svc <&> \"q\"",

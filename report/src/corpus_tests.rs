@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use instrumenter::{BuildMeta, Mode};
 
-use super::html::{self, Header, Sources};
-use super::{Coverage, Options, cobertura, json, lcov};
+use crate::html::{self, Header, Sources};
+use crate::{Coverage, Options, cobertura, json, lcov};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

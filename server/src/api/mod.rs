@@ -1,5 +1,6 @@
-//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff and
-//! export modules. Every error is `{"error": "..."}` with a fitting status (`error`).
+//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff,
+//! export, patch and sources modules, with the dashboard's routes (`web`) merged in. Every
+//! error is `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,15 +15,19 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+mod patch;
+mod sources;
+
 use crate::App;
 use crate::auth;
 use crate::error::ApiError;
-use crate::export::{self, Format};
+use crate::export;
 use crate::registry;
 use crate::snapshot::{self, info};
 use crate::types::{
     InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
 };
+use report::Format;
 
 type AppState = State<Arc<App>>;
 
@@ -45,15 +50,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
         .route(
             "/api/v1/snapshots/{id}/patch",
-            post(crate::patch::handler).layer(crate::patch::body_limit(max_body)),
+            post(patch::handler).layer(patch::body_limit(max_body)),
         )
         .route(
             "/api/v1/builds/{build}",
-            axum::routing::put(crate::sources::put_build).layer(crate::sources::body_limit()),
+            axum::routing::put(sources::put_build).layer(sources::body_limit()),
         )
         .route(
             "/api/v1/builds/{build}/sources",
-            axum::routing::put(crate::sources::put_sources).layer(crate::sources::body_limit()),
+            axum::routing::put(sources::put_sources).layer(sources::body_limit()),
         )
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::web::router())
@@ -147,7 +152,7 @@ fn parse_id(s: &str) -> Result<i64, ApiError> {
 async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        include_str!("../openapi.json"),
     )
 }
 
@@ -220,7 +225,7 @@ async fn service_info(app: &App, row: &crate::store::ServiceRow) -> Result<Servi
     builds.dedup();
     Ok(ServiceInfo {
         name: row.name.clone(),
-        first_seen: snapshot::rfc3339(row.created_at),
+        first_seen: report::rfc3339(row.created_at),
         live_instances: row.live_instances,
         instances: row.instances,
         builds,
@@ -260,9 +265,9 @@ async fn service(
                 pid: i.pid,
                 start_time: i.start_time,
                 go_version: i.go_version,
-                registered_at: snapshot::rfc3339(i.registered_at),
-                last_seen: snapshot::rfc3339(i.last_seen),
-                gone_at: i.gone_at.map(snapshot::rfc3339),
+                registered_at: report::rfc3339(i.registered_at),
+                last_seen: report::rfc3339(i.last_seen),
+                gone_at: i.gone_at.map(report::rfc3339),
             })
             .collect(),
     }))
@@ -281,12 +286,7 @@ async fn take_snapshot(
     ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
-    if let Some(label) = &req.label {
-        registry::check_name("label", label, 1024)?;
-    }
-    let id = snapshot::take(&app, &service, req.label, params.reset).await?;
-    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+    snapshot_taken(&app, &headers, &service, req, params.reset).await
 }
 
 async fn reset(
@@ -295,12 +295,24 @@ async fn reset(
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.admin_token.as_deref(), "admin")?;
+    snapshot_taken(&app, &headers, &service, req, true).await
+}
+
+/// A snapshot of `service` (with a reset when `reset`), answered with its detail: the one
+/// body of `POST …/snapshots` and `POST …/reset`.
+async fn snapshot_taken(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    service: &str,
+    req: SnapshotRequest,
+    reset: bool,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    auth::check(headers, app.config.admin_token.as_deref(), "admin")?;
     if let Some(label) = &req.label {
         registry::check_name("label", label, 1024)?;
     }
-    let id = snapshot::take(&app, &service, req.label, true).await?;
-    Ok((StatusCode::CREATED, Json(snapshot::detail(&app, id).await?)))
+    let id = snapshot::take(app, service, req.label, reset).await?;
+    Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -346,7 +358,7 @@ async fn profile(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
-    let options = export::Options {
+    let options = report::Options {
         strip: params.strip,
         source: params.source,
     };

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Coverage, Options};
+use crate::{Coverage, Options};
 
 pub fn write(cov: &Coverage, options: &Options) -> String {
     let mut out = String::new();
@@ -34,7 +34,7 @@ pub fn write(cov: &Coverage, options: &Options) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::{restricted, sample};
+    use crate::coverage::tests::{restricted, sample};
 
     #[test]
     fn tracefile() {

@@ -1,0 +1,97 @@
+//! Patch coverage of a stored snapshot: `POST /api/v1/snapshots/{id}/patch`, the diff
+//! parsed and measured by [`report::patch`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiPath, ApiQuery};
+use crate::App;
+use crate::error::ApiError;
+use crate::export;
+use report::Format;
+use report::patch::{FileChange, answer_format, changed_lines, measure, parse};
+
+/// Patches are often larger than other request bodies: this route takes up to this much (or
+/// the server's body limit, if that is larger).
+pub const MAX_PATCH: usize = 8 << 20;
+
+/// The body limit of the patch route, given the server's limit for other bodies.
+pub fn body_limit(max_body: usize) -> DefaultBodyLimit {
+    DefaultBodyLimit::max(max_body.max(MAX_PATCH))
+}
+
+#[derive(Deserialize)]
+pub struct PatchParams {
+    module: Option<String>,
+    format: Option<String>,
+    strip: Option<String>,
+    source: Option<String>,
+}
+
+/// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX&format=json|lcov|cobertura&strip=PREFIX&source=DIR]`,
+/// the diff as the raw body.
+pub async fn handler(
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PatchParams>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = id.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("snapshot id {id:?}: want a positive integer"))
+    })?;
+    let format = answer_format(params.format.as_deref())?;
+    let body = Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the diff is over {} bytes",
+                app.config.max_body.max(MAX_PATCH)
+            ))
+        } else {
+            ApiError::BadRequest(format!("reading the request body: {e}"))
+        }
+    })?;
+    let module = params
+        .module
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let text = String::from_utf8_lossy(&body);
+    let files = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let Some(format) = format else {
+        let builds = crate::snapshot::counters(&app, id).await?;
+        let builds: Vec<_> = builds
+            .iter()
+            .map(|(b, v)| (&b.meta, v.as_slice()))
+            .collect();
+        let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
+        return Ok(Json(result).into_response());
+    };
+    let options = report::Options {
+        strip: params.strip,
+        source: params.source,
+    };
+    let text = export_changes(&app, id, &files, module, format, &options).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+}
+
+/// Snapshot `id` in `format`, restricted to the lines the diff's `files` gained.
+async fn export_changes(
+    app: &App,
+    id: i64,
+    files: &[FileChange],
+    module: Option<&str>,
+    format: Format,
+    options: &report::Options,
+) -> Result<String, ApiError> {
+    let (_, cov) = export::load(app, id).await?;
+    let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
+    let keep = changed_lines(&names, files, module).map_err(ApiError::BadRequest)?;
+    Ok(report::write_lines(&cov.restrict(&keep), format, options)?)
+}
