@@ -11,7 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Something on this machine has replaced /dev/null with a regular file before, and every
+# later reader of it (cargo's rustc probe among them) then read other programs' output. Check
+# at every step, put the device back (as root) and say after which step it happened.
+last_step="the start"
+check_dev_null() {
+  [ -c /dev/null ] && return 0
+  echo "warning: /dev/null was a regular file after $last_step; restoring the device" >&2
+  rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+}
+step() { check_dev_null; last_step=$*; printf '\n==> %s\n' "$*"; }
 
 step "toolchains"
 for tool in go cargo node npm; do
@@ -86,5 +95,6 @@ for go in go1.26 go1.27; do
   "${run[@]}" "$conformance" goroot
 done
 
+check_dev_null
 echo
 echo "tests: $passed passed, 0 failed"
