@@ -5,21 +5,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
+mod extract;
 mod patch;
 mod sources;
 
+pub use extract::{AdminToken, AgentToken, ApiPath, ApiQuery, JsonBody, OptionalJson, UploadToken};
+
 use crate::App;
-use crate::auth;
 use crate::error::ApiError;
 use crate::export;
 use crate::registry;
@@ -69,76 +68,6 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
-}
-
-/// A JSON body, with errors as API errors. An empty body reads as `T::default()` where the
-/// handler allows it (see [`OptionalJson`]).
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = body_bytes(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
-
-/// Path parameters, with errors as API errors.
-pub struct ApiPath<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| ApiPath(t))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// Query parameters, with errors as API errors.
-pub struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// A JSON body that may be empty.
-pub struct OptionalJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJson)
-    }
-}
-
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("request body too large".into())
-        } else {
-            ApiError::BadRequest(format!("reading the request body: {e}"))
-        }
-    })
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {
@@ -195,11 +124,11 @@ async fn metrics(State(app): AppState) -> Response {
 
 async fn register(
     State(app): AppState,
+    _: AgentToken,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(r): JsonBody<crate::types::Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
     let forwarded = headers
         .get("x-forwarded-for")
         .map(|v| v.to_str())
@@ -210,10 +139,9 @@ async fn register(
 
 async fn heartbeat(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AgentToken,
     ApiPath(instance): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
     registry::heartbeat(&app, &instance).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -281,33 +209,31 @@ struct SnapshotParams {
 
 async fn take_snapshot(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AdminToken,
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &headers, &service, req, params.reset).await
+    snapshot_taken(&app, &service, req, params.reset).await
 }
 
 async fn reset(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AdminToken,
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &headers, &service, req, true).await
+    snapshot_taken(&app, &service, req, true).await
 }
 
 /// A snapshot of `service` (with a reset when `reset`), answered with its detail: the one
-/// body of `POST …/snapshots` and `POST …/reset`.
+/// body of `POST …/snapshots` and `POST …/reset`, behind the admin token.
 async fn snapshot_taken(
     app: &Arc<App>,
-    headers: &HeaderMap,
     service: &str,
     req: SnapshotRequest,
     reset: bool,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    auth::check(headers, app.config.admin_token.as_deref(), "admin")?;
     if let Some(label) = &req.label {
         registry::check_name("label", label, 1024)?;
     }

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::ApiPath;
+use super::{ApiPath, UploadToken};
 use crate::App;
-use crate::auth;
 use crate::error::ApiError;
 use crate::meta::{Build, is_build_id};
 use crate::sources::{MAX_UPLOAD, Uploaded, check, decode};
@@ -21,7 +20,7 @@ pub fn body_limit() -> DefaultBodyLimit {
     DefaultBodyLimit::max(MAX_UPLOAD)
 }
 
-/// An upload for a build: the request carries the admin or the agent token, the path a build
+/// An upload for a build: the request carries the admin or the agent token ([`UploadToken`]), the path a build
 /// id, and the body is read whole (up to [`MAX_UPLOAD`]).
 pub struct Upload {
     pub build: String,
@@ -33,7 +32,7 @@ impl FromRequest<Arc<App>> for Upload {
 
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Upload, ApiError> {
         let (mut parts, body) = req.into_parts();
-        check_token(app, &parts.headers)?;
+        UploadToken::from_request_parts(&mut parts, app).await?;
         let ApiPath(build) = ApiPath::<String>::from_request_parts(&mut parts, app).await?;
         check_id(&build)?;
         let req = Request::from_parts(parts, body);
@@ -45,21 +44,6 @@ impl FromRequest<Arc<App>> for Upload {
             }
         })?;
         Ok(Upload { build, body })
-    }
-}
-
-/// Uploads change what the dashboard shows: either token will do, as builds are made by the
-/// people who hold the admin token or by pipelines that hold the agent token.
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let (admin, agent) = (
-        app.config.admin_token.as_deref(),
-        app.config.agent_token.as_deref(),
-    );
-    match (admin, agent) {
-        (None, None) => Ok(()),
-        (Some(t), None) | (None, Some(t)) => auth::check(headers, Some(t), "admin or agent"),
-        (Some(a), Some(b)) => auth::check(headers, Some(a), "admin or agent")
-            .or_else(|_| auth::check(headers, Some(b), "admin or agent")),
     }
 }
 
