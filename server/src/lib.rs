@@ -18,6 +18,7 @@ pub mod meta;
 pub mod metrics;
 pub mod pull;
 pub mod registry;
+mod route;
 #[doc(hidden)]
 pub mod sim;
 pub mod snapshot;

@@ -1,14 +1,14 @@
-//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff,
-//! export, patch and sources modules, with the dashboard's routes (`web`) merged in. Every
-//! error is `{"error": "..."}` with a fitting status (`error`).
+//! The HTTP API: the route table (one list of [`Endpoint`]s per [`Area`], the dashboard's
+//! from `web`; [`router`] is built from it and [`routes`] lists it) and thin handlers over
+//! the registry, snapshot, diff, export, patch and sources modules. Every error is
+//! `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -16,9 +16,9 @@ mod extract;
 mod patch;
 mod sources;
 
+pub use crate::route::{Area, Endpoint, Route};
 pub use extract::{AdminToken, AgentToken, ApiPath, ApiQuery, JsonBody, OptionalJson, UploadToken};
 
-use crate::App;
 use crate::error::ApiError;
 use crate::export;
 use crate::registry;
@@ -26,41 +26,146 @@ use crate::snapshot::{self, info};
 use crate::types::{
     InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
 };
+use crate::{App, Config};
 use report::Format;
 
 type AppState = State<Arc<App>>;
 
+/// Every route of the server, area by area, in the order [`router`] adds them.
+pub fn routes() -> Vec<Route> {
+    areas(Config::default().max_body)
+        .into_iter()
+        .flatten()
+        .map(|e| e.route)
+        .collect()
+}
+
+/// The route table: one list of endpoints per area.
+fn areas(max_body: usize) -> Vec<Vec<Endpoint>> {
+    vec![
+        agents(),
+        snapshots(),
+        exports(max_body),
+        builds(),
+        crate::web::endpoints(),
+        ops(),
+    ]
+}
+
+fn agents() -> Vec<Endpoint> {
+    use Area::Agents;
+    vec![
+        Endpoint::new(Agents, Method::POST, "/api/v1/agents/register", register),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/agents/{instance}/heartbeat",
+            heartbeat,
+        ),
+    ]
+}
+
+fn snapshots() -> Vec<Endpoint> {
+    use Area::Snapshots;
+    vec![
+        Endpoint::new(Snapshots, Method::GET, "/api/v1/services", services),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/services/{service}",
+            service,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/services/{service}/snapshots",
+            list_snapshots,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/snapshots",
+            take_snapshot,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/reset",
+            reset,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/snapshots/{id}",
+            snapshot_detail,
+        ),
+    ]
+}
+
+fn exports(max_body: usize) -> Vec<Endpoint> {
+    use Area::Exports;
+    vec![
+        Endpoint::new(
+            Exports,
+            Method::GET,
+            "/api/v1/snapshots/{id}/profile",
+            profile,
+        ),
+        Endpoint::new(Exports, Method::GET, "/api/v1/snapshots/{a}/diff/{b}", diff),
+        Endpoint::new(
+            Exports,
+            Method::POST,
+            "/api/v1/snapshots/{id}/patch",
+            patch::handler,
+        )
+        .map(|h| h.layer(patch::body_limit(max_body))),
+    ]
+}
+
+fn builds() -> Vec<Endpoint> {
+    use Area::Builds;
+    vec![
+        Endpoint::new(
+            Builds,
+            Method::PUT,
+            "/api/v1/builds/{build}",
+            sources::put_build,
+        )
+        .map(|h| h.layer(sources::body_limit())),
+        Endpoint::new(
+            Builds,
+            Method::PUT,
+            "/api/v1/builds/{build}/sources",
+            sources::put_sources,
+        )
+        .map(|h| h.layer(sources::body_limit())),
+    ]
+}
+
+fn ops() -> Vec<Endpoint> {
+    use Area::Ops;
+    vec![
+        Endpoint::new(Ops, Method::GET, "/healthz", healthz),
+        Endpoint::new(Ops, Method::GET, "/metrics", metrics),
+        Endpoint::new(Ops, Method::GET, "/api/v1/openapi.json", openapi),
+    ]
+}
+
+/// The router of one area: its endpoints, one `.route` each (a path's methods merge).
+fn area_router(endpoints: Vec<Endpoint>) -> Router<Arc<App>> {
+    endpoints.into_iter().fold(Router::new(), |router, e| {
+        router.route(e.route.path, e.handler)
+    })
+}
+
+/// The server's router: every area's router merged, with the API's fallbacks and limits.
 pub fn router(app: Arc<App>) -> Router {
     let max_body = app.config.max_body;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/agents/register", post(register))
-        .route("/api/v1/agents/{instance}/heartbeat", post(heartbeat))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/services/{service}", get(service))
-        .route(
-            "/api/v1/services/{service}/snapshots",
-            get(list_snapshots).post(take_snapshot),
-        )
-        .route("/api/v1/services/{service}/reset", post(reset))
-        .route("/api/v1/snapshots/{id}", get(snapshot_detail))
-        .route("/api/v1/snapshots/{id}/profile", get(profile))
-        .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
-        .route(
-            "/api/v1/snapshots/{id}/patch",
-            post(patch::handler).layer(patch::body_limit(max_body)),
-        )
-        .route(
-            "/api/v1/builds/{build}",
-            axum::routing::put(sources::put_build).layer(sources::body_limit()),
-        )
-        .route(
-            "/api/v1/builds/{build}/sources",
-            axum::routing::put(sources::put_sources).layer(sources::body_limit()),
-        )
-        .route("/api/v1/openapi.json", get(openapi))
-        .merge(crate::web::router())
+    areas(max_body)
+        .into_iter()
+        .fold(Router::new(), |router, area| {
+            router.merge(area_router(area))
+        })
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiPath, ApiQuery};
+use super::{ApiPath, ApiQuery, parse_id};
 use crate::App;
 use crate::error::ApiError;
 use crate::export;
@@ -43,9 +43,7 @@ pub async fn handler(
     ApiQuery(params): ApiQuery<PatchParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("snapshot id {id:?}: want a positive integer"))
-    })?;
+    let id = parse_id(&id)?;
     let format = answer_format(params.format.as_deref())?;
     let body = Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
