@@ -4,8 +4,7 @@
 use report::{Coverage, Format, Options};
 
 use crate::App;
-use crate::error::ApiError;
-use crate::snapshot::stored;
+use crate::snapshot::{SnapshotError, stored};
 use crate::store::SnapshotRow;
 
 /// Snapshot `id` in `format`.
@@ -14,7 +13,7 @@ pub async fn export(
     id: i64,
     format: Format,
     options: &Options,
-) -> Result<String, ApiError> {
+) -> Result<String, SnapshotError> {
     let (row, parts) = stored(app, id).await?;
     let builds: Vec<_> = parts.iter().map(|(b, v)| (&b.meta, v.as_slice())).collect();
     let snapshot = report::Snapshot {
@@ -27,7 +26,7 @@ pub async fn export(
 }
 
 /// Snapshot `id`'s row and its coverage merged across its builds.
-pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), ApiError> {
+pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), SnapshotError> {
     let (row, parts) = stored(app, id).await?;
     let cov = Coverage::merge(
         id,

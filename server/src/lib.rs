@@ -35,8 +35,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::ApiError;
-use crate::meta::Build;
+use crate::meta::{Build, BuildError};
 use crate::metrics::Metrics;
 use crate::pull::{AgentClient, Failure};
 use crate::store::{NewSnapshot, Store, StoreError};
@@ -118,7 +117,7 @@ impl App {
     /// The metadata of `build`: from memory, else the store, else fetched from the first of
     /// `addresses` (instances of that build) that serves it, and then stored. Concurrent calls
     /// for one build share one load.
-    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
+    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, BuildError> {
         let cell = self
             .builds
             .lock()
@@ -131,10 +130,16 @@ impl App {
             .cloned()
     }
 
-    async fn load_build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
+    async fn load_build(
+        &self,
+        build: &str,
+        addresses: &[String],
+    ) -> Result<Arc<Build>, BuildError> {
         if let Some(gz) = self.store.build_meta(build).await? {
-            let b = Build::from_stored_gzip(gz, build)
-                .map_err(|e| ApiError::internal(format!("stored build {build}: {e}")))?;
+            let b = Build::from_stored_gzip(gz, build).map_err(|source| BuildError::Stored {
+                build: build.to_string(),
+                source,
+            })?;
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
@@ -149,14 +154,14 @@ impl App {
                 }
             }
         }
-        Err(ApiError::BadGateway(format!(
-            "no metadata for build {build}: {}",
-            if failures.is_empty() {
+        Err(BuildError::Unreachable {
+            build: build.to_string(),
+            why: if failures.is_empty() {
                 "no instance to fetch it from".to_string()
             } else {
                 failures.join("; ")
-            }
-        )))
+            },
+        })
     }
 
     pub(crate) fn is_known(&self, build: &str) -> bool {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+mod errors;
 mod extract;
 mod patch;
 mod sources;
@@ -23,9 +24,7 @@ use crate::error::ApiError;
 use crate::export;
 use crate::registry;
 use crate::snapshot::{self, info};
-use crate::types::{
-    InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
-};
+use crate::types::{ServiceDetail, ServiceList, SnapshotList, SnapshotRequest};
 use crate::{App, Config};
 use report::Format;
 
@@ -200,29 +199,12 @@ async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiErr
 }
 
 async fn metrics(State(app): AppState) -> Response {
-    let (services, up) = match app.store.services().await {
-        Ok(list) => (
-            list.iter()
-                .map(|s| {
-                    let ratio = s
-                        .latest
-                        .as_ref()
-                        .filter(|l| l.totals.stmts > 0)
-                        .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64);
-                    (s.name.clone(), s.live_instances, ratio)
-                })
-                .collect::<Vec<_>>(),
-            true,
-        ),
-        Err(_) => (Vec::new(), false),
-    };
-    let body = app.metrics.render(&services, up, app.pending_len().await);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        crate::metrics::exposition(&app).await,
     )
         .into_response()
 }
@@ -251,59 +233,19 @@ async fn heartbeat(
     Ok(Json(serde_json::json!({})))
 }
 
-async fn service_info(app: &App, row: &crate::store::ServiceRow) -> Result<ServiceInfo, ApiError> {
-    let live = app.store.instances(&row.name, true).await?;
-    let mut builds: Vec<String> = live.iter().map(|i| i.build.clone()).collect();
-    builds.sort();
-    builds.dedup();
-    Ok(ServiceInfo {
-        name: row.name.clone(),
-        first_seen: report::rfc3339(row.created_at),
-        live_instances: row.live_instances,
-        instances: row.instances,
-        builds,
-        latest_snapshot: row.latest.as_ref().map(info),
-    })
-}
-
 async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
-    let rows = app.store.services().await?;
-    let mut services = Vec::with_capacity(rows.len());
-    for row in &rows {
-        services.push(service_info(&app, row).await?);
-    }
-    Ok(Json(ServiceList { services }))
+    let services = registry::services(&app).await?;
+    Ok(Json(ServiceList {
+        services: services.iter().map(registry::Service::info).collect(),
+    }))
 }
 
 async fn service(
     State(app): AppState,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ServiceDetail>, ApiError> {
-    let rows = app.store.services().await?;
-    let Some(row) = rows.iter().find(|r| r.name == name) else {
-        return Err(ApiError::NotFound(format!("no service {name:?}")));
-    };
-    let instances = app.store.instances(&name, false).await?;
-    Ok(Json(ServiceDetail {
-        service: service_info(&app, row).await?,
-        instance_list: instances
-            .into_iter()
-            .map(|i| InstanceInfo {
-                id: i.id,
-                state: if i.live { "live" } else { "gone" }.to_string(),
-                build: i.build,
-                mode: i.mode,
-                address: i.address,
-                hostname: i.hostname,
-                pid: i.pid,
-                start_time: i.start_time,
-                go_version: i.go_version,
-                registered_at: report::rfc3339(i.registered_at),
-                last_seen: report::rfc3339(i.last_seen),
-                gone_at: i.gone_at.map(report::rfc3339),
-            })
-            .collect(),
-    }))
+    let (service, instances) = registry::service(&app, &name).await?;
+    Ok(Json(registry::detail(&service, instances)))
 }
 
 #[derive(Deserialize)]
