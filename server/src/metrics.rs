@@ -180,13 +180,19 @@ fn escape(s: &str) -> String {
 
 /// The server's metrics as `GET /metrics` answers them: the counters of [`Metrics`], and per
 /// service its live instances and the coverage of its latest snapshot
-/// ([`registry::Service::coverage`](crate::registry::Service::coverage)). A database that
+/// ([`registry::coverage`](crate::registry::coverage)). A database that
 /// does not answer is `livecov_store_up 0`, not an error.
 pub async fn exposition(app: &App) -> String {
     let (services, up) = match crate::registry::services(app).await {
         Ok(list) => (
             list.iter()
-                .map(|s| (s.row.name.clone(), s.row.live_instances, s.coverage()))
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.live_instances,
+                        crate::registry::coverage(s),
+                    )
+                })
                 .collect::<Vec<_>>(),
             true,
         ),

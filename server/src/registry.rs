@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::App;
 use crate::meta::is_build_id;
-use crate::snapshot::info;
+use crate::snapshot::info as info_of_snapshot;
 use crate::store::{InstanceRow, NewInstance, ServiceRow, StoreError, now_ms};
 use crate::types::{InstanceInfo, Registered, Registration, ServiceDetail, ServiceInfo};
 
@@ -114,61 +114,38 @@ pub async fn heartbeat(app: &App, instance: &str) -> Result<(), RegistryError> {
     }
 }
 
-/// A service as the API, the dashboard and the metrics show it: its row, and the builds its
-/// live instances run.
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub row: ServiceRow,
-    /// Distinct, sorted.
-    pub builds: Vec<String>,
-}
-
-impl Service {
-    /// As the API lists it.
-    pub fn info(&self) -> ServiceInfo {
-        let row = &self.row;
-        ServiceInfo {
-            name: row.name.clone(),
-            first_seen: report::rfc3339(row.created_at),
-            live_instances: row.live_instances,
-            instances: row.instances,
-            builds: self.builds.clone(),
-            latest_snapshot: row.latest.as_ref().map(info),
-        }
-    }
-
-    /// The statement coverage of the latest snapshot, 0 to 1; None without a snapshot or
-    /// statements.
-    pub fn coverage(&self) -> Option<f64> {
-        self.row
-            .latest
-            .as_ref()
-            .filter(|l| l.totals.stmts > 0)
-            .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64)
+/// A service as the API lists it.
+pub fn info(row: &ServiceRow) -> ServiceInfo {
+    ServiceInfo {
+        name: row.name.clone(),
+        first_seen: report::rfc3339(row.created_at),
+        live_instances: row.live_instances,
+        instances: row.instances,
+        builds: row.builds.clone(),
+        latest_snapshot: row.latest.as_ref().map(info_of_snapshot),
     }
 }
 
-/// Every service, by name.
-pub async fn services(app: &App) -> Result<Vec<Service>, RegistryError> {
-    let rows = app.store.services().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let live = app.store.instances(&row.name, true).await?;
-        let mut builds: Vec<String> = live.into_iter().map(|i| i.build).collect();
-        builds.sort();
-        builds.dedup();
-        out.push(Service { row, builds });
-    }
-    Ok(out)
+/// The statement coverage of a service's latest snapshot, 0 to 1 (the metrics' ratio); None
+/// without a snapshot or statements.
+pub fn coverage(row: &ServiceRow) -> Option<f64> {
+    row.latest
+        .as_ref()
+        .filter(|l| l.totals.stmts > 0)
+        .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64)
+}
+
+/// Every service, by name, with the builds its live instances run and its latest snapshot.
+pub async fn services(app: &App) -> Result<Vec<ServiceRow>, RegistryError> {
+    Ok(app.store.services().await?)
 }
 
 /// The service `name` and all its instances, live ones first.
-pub async fn service(app: &App, name: &str) -> Result<(Service, Vec<InstanceRow>), RegistryError> {
-    let Some(service) = services(app)
-        .await?
-        .into_iter()
-        .find(|s| s.row.name == name)
-    else {
+pub async fn service(
+    app: &App,
+    name: &str,
+) -> Result<(ServiceRow, Vec<InstanceRow>), RegistryError> {
+    let Some(service) = services(app).await?.into_iter().find(|s| s.name == name) else {
         return Err(RegistryError::UnknownService(name.to_string()));
     };
     let instances = app.store.instances(name, false).await?;
@@ -176,9 +153,9 @@ pub async fn service(app: &App, name: &str) -> Result<(Service, Vec<InstanceRow>
 }
 
 /// A service with its instances, as the API answers.
-pub fn detail(service: &Service, instances: Vec<InstanceRow>) -> ServiceDetail {
+pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetail {
     ServiceDetail {
-        service: service.info(),
+        service: info(service),
         instance_list: instances
             .into_iter()
             .map(|i| InstanceInfo {

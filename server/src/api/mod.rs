@@ -236,7 +236,7 @@ async fn heartbeat(
 async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
     let services = registry::services(&app).await?;
     Ok(Json(ServiceList {
-        services: services.iter().map(registry::Service::info).collect(),
+        services: services.iter().map(registry::info).collect(),
     }))
 }
 

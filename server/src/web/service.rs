@@ -37,7 +37,7 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
          <th class=\"l\">Builds</th><th class=\"l\">Latest snapshot</th>\
          <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
     );
-    for registry::Service { row: s, builds } in &services {
+    for s in &services {
         let out = &mut page.out;
         out.push_str("<tr><td class=\"l\"><a href=\"");
         escape(out, &service_href(&s.name));
@@ -47,7 +47,7 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
         num_cell(out, s.live_instances);
         num_cell(out, s.instances);
         out.push_str("<td class=\"l\">");
-        for (i, b) in builds.iter().enumerate() {
+        for (i, b) in s.builds.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
@@ -88,8 +88,7 @@ pub async fn page(
         Some(b) => Some(parse_id("snapshot", b)?),
         None => None,
     };
-    let (registry::Service { row: service, .. }, instances) =
-        registry::service(&app, &name).await?;
+    let (service, instances) = registry::service(&app, &name).await?;
     let snapshots = app.store.snapshots(&name, HISTORY, before).await?;
 
     let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);
