@@ -15,10 +15,8 @@ use crate::App;
 use crate::lcc;
 use crate::meta::{Build, BuildError};
 use crate::pull::{Outcome, timed};
-use crate::store::{
-    InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Totals, now_ms,
-};
-use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
+use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, now_ms};
+use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, Totals};
 
 /// Why a snapshot was not taken or cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -165,18 +163,19 @@ pub async fn take(
         });
     }
 
-    let mut totals = Totals::default();
+    let (mut blocks, mut blocks_covered, mut stmts, mut stmts_covered) = (0i64, 0i64, 0i64, 0i64);
     let mut parts = Vec::with_capacity(merged.len());
     let mut used = Vec::with_capacity(merged.len());
     for (_, (build, values, instances)) in merged {
         let part = summarize(&build, &values, instances);
-        totals.blocks += part.blocks;
-        totals.blocks_covered += part.blocks_covered;
-        totals.stmts += part.stmts;
-        totals.stmts_covered += part.stmts_covered;
+        blocks += part.blocks;
+        blocks_covered += part.blocks_covered;
+        stmts += part.stmts;
+        stmts_covered += part.stmts_covered;
         parts.push(part);
         used.push(build);
     }
+    let totals = Totals::new(blocks, blocks_covered, stmts, stmts_covered);
     let snap = NewSnapshot {
         service: service.to_string(),
         label,
@@ -276,12 +275,8 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         duration_ms: s.duration_ms,
         instances_ok: s.instances_ok,
         instances_failed: s.instances_failed,
-        totals: totals(&s.totals),
+        totals: s.totals.clone(),
     }
-}
-
-pub fn totals(t: &Totals) -> types::Totals {
-    types::Totals::new(t.blocks, t.blocks_covered, t.stmts, t.stmts_covered)
 }
 
 /// A stored snapshot with its builds and what each instance answered.
@@ -297,7 +292,7 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, SnapshotError>
                 build: b.build.clone(),
                 mode: b.mode.clone(),
                 instances: b.instances,
-                totals: types::Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
+                totals: Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
             })
             .collect(),
         instance_results: instances,

@@ -15,7 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, FromRow, Row};
 
 use crate::meta::Build;
-use crate::types::InstanceResult;
+use crate::types::{InstanceResult, Totals};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -128,14 +128,6 @@ pub struct InstanceRow {
     pub last_seen: i64,
     pub live: bool,
     pub gone_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Totals {
-    pub blocks: i64,
-    pub blocks_covered: i64,
-    pub stmts: i64,
-    pub stmts_covered: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -723,12 +715,12 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
             duration_ms: r.try_get("duration_ms")?,
             instances_ok: r.try_get("instances_ok")?,
             instances_failed: r.try_get("instances_failed")?,
-            totals: Totals {
-                blocks: r.try_get("blocks")?,
-                blocks_covered: r.try_get("blocks_covered")?,
-                stmts: r.try_get("stmts")?,
-                stmts_covered: r.try_get("stmts_covered")?,
-            },
+            totals: Totals::new(
+                r.try_get("blocks")?,
+                r.try_get("blocks_covered")?,
+                r.try_get("stmts")?,
+                r.try_get("stmts_covered")?,
+            ),
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Patch coverage of a stored snapshot: `POST /api/v1/snapshots/{id}/patch`, the diff
-//! parsed and measured by [`report::patch`].
+//! Patch coverage of a stored snapshot: `POST /api/v1/snapshots/{id}/patch`, the unified
+//! diff in the body parsed into a [`Patch`] and measured by [`report::patch`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::export;
 use report::Format;
-use report::patch::{FileChange, answer_format, changed_lines, measure, parse};
+use report::patch::{Patch, answer_format, changed_lines, measure, parse};
 
 /// Patches are often larger than other request bodies: this route takes up to this much (or
 /// the server's body limit, if that is larger).
@@ -36,7 +36,7 @@ pub struct PatchParams {
 }
 
 /// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX&format=json|lcov|cobertura&strip=PREFIX&source=DIR]`,
-/// the diff as the raw body.
+/// the patch (a unified diff) as the raw body.
 pub async fn handler(
     State(app): State<Arc<App>>,
     ApiPath(id): ApiPath<String>,
@@ -61,35 +61,35 @@ pub async fn handler(
         .map(str::trim)
         .filter(|m| !m.is_empty());
     let text = String::from_utf8_lossy(&body);
-    let files = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let patch = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let Some(format) = format else {
         let builds = crate::snapshot::counters(&app, id).await?;
         let builds: Vec<_> = builds
             .iter()
             .map(|(b, v)| (&b.meta, v.as_slice()))
             .collect();
-        let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
+        let result = measure(id, &builds, &patch, module).map_err(ApiError::BadRequest)?;
         return Ok(Json(result).into_response());
     };
     let options = report::Options {
         strip: params.strip,
         source: params.source,
     };
-    let text = export_changes(&app, id, &files, module, format, &options).await?;
+    let text = export_changes(&app, id, &patch, module, format, &options).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
 }
 
-/// Snapshot `id` in `format`, restricted to the lines the diff's `files` gained.
+/// Snapshot `id` in `format`, restricted to the lines the files of `patch` gained.
 async fn export_changes(
     app: &App,
     id: i64,
-    files: &[FileChange],
+    patch: &Patch,
     module: Option<&str>,
     format: Format,
     options: &report::Options,
 ) -> Result<String, ApiError> {
     let (_, cov) = export::load(app, id).await?;
     let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
-    let keep = changed_lines(&names, files, module).map_err(ApiError::BadRequest)?;
+    let keep = changed_lines(&names, patch, module).map_err(ApiError::BadRequest)?;
     Ok(report::write_lines(&cov.restrict(&keep), format, options)?)
 }
