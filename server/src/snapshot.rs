@@ -16,11 +16,14 @@ use crate::lcc;
 use crate::meta::{Build, BuildError};
 use crate::pull::{Outcome, timed};
 use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, now_ms};
-use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, Totals};
+use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
 
 /// Why a snapshot was not taken or cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// A request that does not pass its checks (a label too long), and why.
+    #[error("{0}")]
+    Invalid(String),
     #[error("no service {0:?}")]
     UnknownService(String),
     #[error("service {0:?} has no live instances")]
@@ -50,8 +53,9 @@ pub enum SnapshotError {
     },
 }
 
-/// Pulls every live instance of `service` and stores the merged counters; with `reset`, the
-/// instances hand over their counters and start again from zero. Returns the snapshot's id.
+/// Pulls every live instance of `service` and stores the merged counters under `label` (1 to
+/// 1,024 bytes without control characters); with `reset`, the instances hand over their
+/// counters and start again from zero. Returns the snapshot's id.
 pub async fn take(
     app: &Arc<App>,
     service: &str,
@@ -59,6 +63,10 @@ pub async fn take(
     reset: bool,
 ) -> Result<i64, SnapshotError> {
     let started = Instant::now();
+    if let Some(label) = &label {
+        crate::registry::check_name("label", label, 1024)
+            .map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+    }
     if !app.store.service_exists(service).await? {
         return Err(SnapshotError::UnknownService(service.to_string()));
     }
@@ -277,6 +285,25 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         instances_failed: s.instances_failed,
         totals: s.totals.clone(),
     }
+}
+
+/// The snapshots of `service`, newest first: at most `limit` (100 if not given, 1 to 1,000),
+/// older than snapshot `before` if given.
+pub async fn list(
+    app: &App,
+    service: String,
+    limit: Option<i64>,
+    before: Option<i64>,
+) -> Result<SnapshotList, SnapshotError> {
+    if !app.store.service_exists(&service).await? {
+        return Err(SnapshotError::UnknownService(service));
+    }
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    let rows = app.store.snapshots(&service, limit, before).await?;
+    Ok(SnapshotList {
+        service,
+        snapshots: rows.iter().map(info).collect(),
+    })
 }
 
 /// A stored snapshot with its builds and what each instance answered.

@@ -4,9 +4,11 @@
 
 use crate::diff::DiffError;
 use crate::error::{ApiError, Cause};
+use crate::export::PatchError;
 use crate::meta::BuildError;
 use crate::registry::RegistryError;
 use crate::snapshot::SnapshotError;
+use crate::sources::SourcesError;
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
@@ -33,6 +35,7 @@ impl From<BuildError> for ApiError {
 impl From<SnapshotError> for ApiError {
     fn from(e: SnapshotError) -> ApiError {
         match e {
+            SnapshotError::Invalid(_) => ApiError::BadRequest(e.to_string()),
             SnapshotError::UnknownService(_) | SnapshotError::NotFound(_) => {
                 ApiError::NotFound(e.to_string())
             }
@@ -54,6 +57,29 @@ impl From<SnapshotError> for ApiError {
                     ApiError::Internal { message, source }
                 }
             }
+        }
+    }
+}
+
+impl From<SourcesError> for ApiError {
+    fn from(e: SourcesError) -> ApiError {
+        match e {
+            SourcesError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            SourcesError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+            SourcesError::UnknownBuild(_) => ApiError::NotFound(e.to_string()),
+            SourcesError::Store(e) => e.into(),
+            SourcesError::StoredMeta { .. }
+            | SourcesError::StoredSource { .. }
+            | SourcesError::Task(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(e: PatchError) -> ApiError {
+        match e {
+            PatchError::Snapshot(e) => e.into(),
+            PatchError::Invalid(message) => ApiError::BadRequest(message),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use extract::{AdminToken, AgentToken, ApiPath, ApiQuery, JsonBody, OptionalJ
 use crate::error::ApiError;
 use crate::export;
 use crate::registry;
-use crate::snapshot::{self, info};
+use crate::snapshot;
 use crate::types::{ServiceDetail, ServiceList, SnapshotList, SnapshotRequest};
 use crate::{App, Config};
 use report::Format;
@@ -281,9 +281,6 @@ async fn snapshot_taken(
     req: SnapshotRequest,
     reset: bool,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    if let Some(label) = &req.label {
-        registry::check_name("label", label, 1024)?;
-    }
     let id = snapshot::take(app, service, req.label, reset).await?;
     Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)))
 }
@@ -299,15 +296,8 @@ async fn list_snapshots(
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    if !app.store.service_exists(&service).await? {
-        return Err(ApiError::NotFound(format!("no service {service:?}")));
-    }
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = app.store.snapshots(&service, limit, params.before).await?;
-    Ok(Json(SnapshotList {
-        service,
-        snapshots: rows.iter().map(info).collect(),
-    }))
+    let list = snapshot::list(&app, service, params.limit, params.before).await?;
+    Ok(Json(list))
 }
 
 async fn snapshot_detail(
