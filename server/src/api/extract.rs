@@ -2,6 +2,7 @@
 //! [`ApiError`]s, and the bearer tokens a route requires ([`AdminToken`], [`AgentToken`],
 //! [`UploadToken`]), checked by [`crate::auth::check`] before the handler runs.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -10,31 +11,50 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::App;
 use crate::auth;
 use crate::error::ApiError;
+use crate::{App, Config};
 
-/// The request carries the admin token (or none is configured).
-pub struct AdminToken;
+/// The request carries the token of role `R` (or none is configured): [`AdminToken`] or
+/// [`AgentToken`].
+pub struct Token<R>(PhantomData<R>);
 
-impl FromRequestParts<Arc<App>> for AdminToken {
-    type Rejection = ApiError;
+/// A role that a bearer token stands for.
+pub trait Role {
+    /// As the refusal names it.
+    const NAME: &'static str;
+    /// The role's token in the server's configuration.
+    fn token(config: &Config) -> Option<&str>;
+}
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        auth::check(&parts.headers, app.config.admin_token.as_deref(), "admin")?;
-        Ok(AdminToken)
+pub struct Admin;
+pub struct Agent;
+
+impl Role for Admin {
+    const NAME: &'static str = "admin";
+    fn token(config: &Config) -> Option<&str> {
+        config.admin_token.as_deref()
     }
 }
 
-/// The request carries the agent token (or none is configured).
-pub struct AgentToken;
+impl Role for Agent {
+    const NAME: &'static str = "agent";
+    fn token(config: &Config) -> Option<&str> {
+        config.agent_token.as_deref()
+    }
+}
 
-impl FromRequestParts<Arc<App>> for AgentToken {
+/// The admin token: snapshots and resets.
+pub type AdminToken = Token<Admin>;
+/// The agent token: registration and heartbeats.
+pub type AgentToken = Token<Agent>;
+
+impl<R: Role> FromRequestParts<Arc<App>> for Token<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        auth::check(&parts.headers, app.config.agent_token.as_deref(), "agent")?;
-        Ok(AgentToken)
+        auth::check(&parts.headers, R::token(&app.config), R::NAME)?;
+        Ok(Token(PhantomData))
     }
 }
 
