@@ -3,10 +3,12 @@
 //! dashboard.
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
-//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff`,
-//! `export` and patch coverage (`api::patch`) read it back, writing with the `report` crate; `sources` keeps the
-//! sources `livecov build --upload-sources` sends. `api` is the HTTP layer over those and
-//! `web` the dashboard's pages; neither holds logic of its own.
+//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
+//! `export` (with patch coverage) read it back, writing with the `report` crate; `sources`
+//! keeps the sources `livecov build --upload-sources` sends. Each returns an error type of
+//! its own. `api` is the HTTP layer over those (the route table, extractors, and the one
+//! mapping of those errors to statuses) and `web` the dashboard's pages; neither holds logic
+//! of its own.
 
 pub mod api;
 mod auth;
