@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::meta::{Build, BuildError};
+use crate::meta::Build;
 use crate::metrics::Metrics;
 use crate::pull::{AgentClient, Failure};
 use crate::store::{NewSnapshot, Store, StoreError};
@@ -83,6 +83,23 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// Why a build's metadata could not be had (`App::build`).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The stored metadata does not parse: the store holds something it never wrote.
+    #[error("stored build {build}")]
+    Stored {
+        build: String,
+        #[source]
+        source: meta::MetaError,
+    },
+    /// Not stored, and no instance of the build served it.
+    #[error("no metadata for build {build}: {why}")]
+    Unreachable { build: String, why: String },
 }
 
 /// The server's shared state.

@@ -36,23 +36,6 @@ pub enum MetaError {
     Invalid(String),
 }
 
-/// Why a build's metadata could not be had (`App::build`).
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// The stored metadata does not parse: the store holds something it never wrote.
-    #[error("stored build {build}")]
-    Stored {
-        build: String,
-        #[source]
-        source: MetaError,
-    },
-    /// Not stored, and no instance of the build served it.
-    #[error("no metadata for build {build}: {why}")]
-    Unreachable { build: String, why: String },
-}
-
 #[derive(Deserialize)]
 struct RawMeta {
     build: String,

@@ -187,14 +187,9 @@ pub async fn sweep(app: &App) {
     }
 }
 
-/// Checks a service name: not empty, not too long, no control characters.
-pub fn check_name(what: &str, name: &str, max: usize) -> Result<(), RegistryError> {
-    if name.is_empty() || name.len() > max || name.chars().any(char::is_control) {
-        return Err(RegistryError::Invalid(format!(
-            "{what}: 1 to {max} bytes without control characters"
-        )));
-    }
-    Ok(())
+/// Checks a service name: see [`report::types::check_text`].
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), RegistryError> {
+    report::types::check_text(what, name, max).map_err(RegistryError::Invalid)
 }
 
 /// The IP of the agent that registers: the peer's, or, when the peer is a trusted proxy, the

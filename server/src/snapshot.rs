@@ -12,8 +12,9 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use crate::App;
+use crate::BuildError;
 use crate::lcc;
-use crate::meta::{Build, BuildError};
+use crate::meta::Build;
 use crate::pull::{Outcome, timed};
 use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, now_ms};
 use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
@@ -64,8 +65,7 @@ pub async fn take(
 ) -> Result<i64, SnapshotError> {
     let started = Instant::now();
     if let Some(label) = &label {
-        crate::registry::check_name("label", label, 1024)
-            .map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+        report::types::check_text("label", label, 1024).map_err(SnapshotError::Invalid)?;
     }
     if !app.store.service_exists(service).await? {
         return Err(SnapshotError::UnknownService(service.to_string()));

@@ -2,10 +2,10 @@
 //! diff or build error gets its status. Messages are the errors' own; a server error's cause
 //! is kept for the log (`error::Chain`) and never sent.
 
+use crate::BuildError;
 use crate::diff::DiffError;
 use crate::error::{ApiError, Cause};
 use crate::export::PatchError;
-use crate::meta::BuildError;
 use crate::registry::RegistryError;
 use crate::snapshot::SnapshotError;
 use crate::sources::SourcesError;
