@@ -10,6 +10,10 @@
 # needs Go, Rust (rustup) and Node.js with npm on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cargo keeps what it learns from rustc in target/.rustc_info.json; a probe that fails once
+# (seen here during the clippy step, rustc reading another process's output as its input)
+# would fail every later cargo command of the run. Ask rustc afresh each time.
+export CARGO_CACHE_RUSTC_INFO=0
 
 # Something on this machine has replaced /dev/null with a regular file before, and every
 # later reader of it (cargo's rustc probe among them) then read other programs' output. Check

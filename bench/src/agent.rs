@@ -22,7 +22,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::common::{self, median, percentile, secs};
 
-const USAGE: &str = "livecov-bench agent [--requests N]";
 const PACKAGES: usize = 10;
 const FILES_PER_PACKAGE: usize = 20;
 const FUNCS_PER_FILE: usize = 167;
@@ -46,14 +45,15 @@ impl Drop for Running {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut requests = 50;
-    for (name, value) in common::options(args, USAGE)? {
-        match name.as_str() {
-            "requests" => requests = common::positive(&name, &value)?,
-            _ => bail!("unknown option --{name}: usage: {USAGE}"),
-        }
-    }
+/// `livecov-bench agent`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Requests per payload measured.
+    #[arg(long, default_value_t = 50, value_parser = common::positive)]
+    requests: usize,
+}
+
+pub fn run(Args { requests }: Args) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("big");

@@ -18,14 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tempfile::TempDir;
 
 use crate::common::{self, median, secs};
 
 const MODULE: &str = "github.com/spf13/cobra@v1.10.2";
-const USAGE: &str = "livecov-bench build [--cold N] [--warm N]";
-
 /// A stand-in for `go` that logs `UNIX_NANOS SUBCOMMAND` when it starts, then execs the
 /// real `go`. A Go binary, so that it starts in about a millisecond.
 const SHIM_GO: &str = r#"package main
@@ -136,15 +134,23 @@ impl Setup {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let (mut cold_runs, mut warm_runs) = (3, 5);
-    for (name, value) in common::options(args, USAGE)? {
-        match name.as_str() {
-            "cold" => cold_runs = common::positive(&name, &value)?,
-            "warm" => warm_runs = common::positive(&name, &value)?,
-            _ => bail!("unknown option --{name}: usage: {USAGE}"),
-        }
-    }
+/// `livecov-bench build`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Builds with an empty cache.
+    #[arg(long = "cold", default_value_t = 3, value_parser = common::positive)]
+    cold_runs: usize,
+    /// Builds with a warm cache.
+    #[arg(long = "warm", default_value_t = 5, value_parser = common::positive)]
+    warm_runs: usize,
+}
+
+pub fn run(
+    Args {
+        cold_runs,
+        warm_runs,
+    }: Args,
+) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
 

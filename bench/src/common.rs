@@ -3,40 +3,18 @@
 //! `livecov server` process, CPU times from `/proc` and deterministic pseudo-random numbers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// `--name VALUE` and `--name=VALUE` options, in order.
-pub fn options(args: &[String], usage: &str) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let Some(flag) = arg.strip_prefix("--") else {
-            bail!("unknown argument {arg:?}: usage: {usage}");
-        };
-        let (name, value) = match flag.split_once('=') {
-            Some((name, value)) => (name, value.to_string()),
-            None => (
-                flag,
-                args.next()
-                    .with_context(|| format!("--{flag} needs a value: usage: {usage}"))?
-                    .clone(),
-            ),
-        };
-        out.push((name.to_string(), value));
-    }
-    Ok(out)
-}
-
-/// The value of option `--name` as a positive number.
-pub fn positive(name: &str, value: &str) -> Result<usize> {
+/// A positive number, for clap (`value_parser = common::positive`).
+pub fn positive(value: &str) -> std::result::Result<usize, String> {
     value
         .parse()
         .ok()
         .filter(|&n| n > 0)
-        .with_context(|| format!("--{name} {value:?}: want a positive number"))
+        .ok_or_else(|| format!("{value:?}: want a positive number"))
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -179,66 +157,33 @@ pub fn start() -> Result<(std::path::PathBuf, tempfile::TempDir)> {
 /// How many instances a benchmark's `livecov server` pulls at once (`--pull-concurrency`).
 pub const SERVER_PULL_CONCURRENCY: usize = 64;
 
-/// A `livecov server` process, killed when dropped.
+/// A `livecov server` process ([`livecov_testkit::LiveServer`]), killed when dropped, with
+/// the benchmarks' HTTP calls and its CPU and memory.
 pub struct LiveServer {
-    child: Child,
+    server: livecov_testkit::LiveServer,
     pub base: String,
-    log: PathBuf,
 }
 
 impl LiveServer {
-    pub async fn start(
-        livecov: &Path,
-        url: &str,
-        log: &Path,
-        client: &reqwest::Client,
-    ) -> Result<LiveServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(livecov)
-            .args(["server", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--database-url", url])
-            .args(["--pull-concurrency", &SERVER_PULL_CONCURRENCY.to_string()])
-            .args(["--instance-ttl", "1h"])
-            .env("RUST_LOG", "info")
-            .env_remove("LIVECOV_ADMIN_TOKEN")
-            .env_remove("LIVECOV_AGENT_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()
-            .with_context(|| format!("cannot run {}", livecov.display()))?;
-        let mut server = LiveServer {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("livecov server exited ({status}):\n{}", server.log_tail());
-            }
-            let up = client
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if up {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                bail!("livecov server not up within 60 s:\n{}", server.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+    pub async fn start(livecov: &Path, url: &str, log: &Path) -> Result<LiveServer> {
+        let (livecov, url, log) = (livecov.to_path_buf(), url.to_string(), log.to_path_buf());
+        let server = tokio::task::spawn_blocking(move || {
+            let concurrency = SERVER_PULL_CONCURRENCY.to_string();
+            let args = [
+                "--database-url",
+                &url,
+                "--pull-concurrency",
+                &concurrency,
+                "--instance-ttl",
+                "1h",
+            ];
+            livecov_testkit::LiveServer::start(&livecov, &args, &[("RUST_LOG", "info")], &log)
+        })
+        .await??;
+        Ok(LiveServer {
+            base: server.base(),
+            server,
+        })
     }
 
     /// `POST path` with a JSON body; the answer's JSON, which must come with status `want`, and
@@ -309,7 +254,7 @@ impl LiveServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// User plus system CPU time of the server so far.
@@ -331,30 +276,8 @@ impl LiveServer {
     }
 
     /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
-    pub fn stop(mut self) -> Result<()> {
-        run_ok(Command::new("kill").args(["-TERM", &self.pid().to_string()]))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "livecov server exited with {status}:\n{}",
-                    self.log_tail()
-                );
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("livecov server did not stop within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LiveServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) -> Result<()> {
+        self.server.stop()
     }
 }
 

@@ -36,14 +36,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use instrumenter::{BuildMeta, FileMeta, Mode};
 use report::types::{SourceFile, SourceUpload};
 use server::sim::{SimAgent, SimBuild};
 
 use crate::common::{self, LiveServer, check_instances, cpu_of, median, percentile, secs, unit};
-
-const USAGE: &str = "livecov-bench dashboard [--requests N]";
 
 const MODULE: &str = "example.com/dashbench";
 const PACKAGES: usize = 100;
@@ -65,14 +63,15 @@ const DIFF_FROM: usize = 100;
 /// The aim: a 100,000-block snapshot page rendered in under 1 s.
 const AIM_PAGE_S: f64 = 1.0;
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut requests = 20;
-    for (name, value) in common::options(args, USAGE)? {
-        match name.as_str() {
-            "requests" => requests = common::positive(&name, &value)?,
-            _ => bail!("unknown option --{name}: usage: {USAGE}"),
-        }
-    }
+/// `livecov-bench dashboard`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Requests per page measured.
+    #[arg(long, default_value_t = 20, value_parser = common::positive)]
+    requests: usize,
+}
+
+pub fn run(Args { requests }: Args) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let module = scratch.path().join("module");
     eprintln!("generating the Go module…");
@@ -304,7 +303,7 @@ impl Bench {
     }
 
     async fn start_server(&self, url: &str, log: &str) -> Result<LiveServer> {
-        LiveServer::start(&self.livecov, url, &self.scratch.join(log), &self.client).await
+        LiveServer::start(&self.livecov, url, &self.scratch.join(log)).await
     }
 
     /// `GET path` on a new server process: cold, once untimed, then `requests` times.

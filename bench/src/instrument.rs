@@ -45,8 +45,15 @@ impl Package {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let runs = parse_runs(args)?;
+/// `livecov-bench instrument`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Timed runs of each contender.
+    #[arg(long, default_value_t = 5, value_parser = crate::common::positive)]
+    runs: usize,
+}
+
+pub fn run(Args { runs }: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("livecov-bench: warning: debug build, livecov's figures mean nothing");
     }
@@ -126,24 +133,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     print_report(&packages, &contenders, runs, &cover)
-}
-
-fn parse_runs(args: &[String]) -> Result<usize> {
-    let mut runs = 5;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--runs") {
-            Some("") => args.next().context("--runs needs a value")?.as_str(),
-            Some(v) if v.starts_with('=') => &v[1..],
-            _ => bail!("unknown argument {arg:?}: usage: livecov-bench instrument [--runs N]"),
-        };
-        runs = value
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .with_context(|| format!("--runs {value:?}: want a positive number"))?;
-    }
-    Ok(runs)
 }
 
 #[derive(Clone, Copy)]

@@ -33,29 +33,47 @@ mod instrument;
 mod runtime;
 mod server;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
-const BENCHMARKS: &str = "instrument, build, runtime, agent, server or dashboard";
+/// How livecov compares with the Go toolchain.
+#[derive(Parser)]
+#[command(name = "livecov-bench")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Instrumentation throughput: livecov against `go tool cover` as `go build -cover` runs it.
+    Instrument(instrument::Args),
+    /// Build time on a real module: `livecov build` against `go build` and `go build -cover`.
+    Build(build::Args),
+    /// Cost of the counters at run time: livecov's modes against `go test -covermode`.
+    Runtime(runtime::Args),
+    /// The agent's counters against its text profile, bytes and latency.
+    Agent(agent::Args),
+    /// The server: snapshots, a 1,000,000-block diff, registration and heartbeat load.
+    Server(server::Options),
+    /// The dashboard's pages against the exports and `go tool cover -html`.
+    Dashboard(dashboard::Args),
+}
 
 fn main() {
-    if let Err(err) = run() {
+    if let Err(err) = run(Cli::parse()) {
         eprintln!("livecov-bench: {err:#}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = args.split_first() else {
-        bail!("usage: livecov-bench BENCHMARK [OPTIONS]: BENCHMARK is {BENCHMARKS}");
-    };
-    match cmd.as_str() {
-        "instrument" => instrument::run(rest),
-        "build" => build::run(rest),
-        "runtime" => runtime::run(rest),
-        "agent" => agent::run(rest),
-        "server" => server::run(rest),
-        "dashboard" => dashboard::run(rest),
-        other => bail!("unknown benchmark {other:?}: want {BENCHMARKS}"),
+fn run(cli: Cli) -> Result<()> {
+    match cli.bench {
+        Bench::Instrument(args) => instrument::run(args),
+        Bench::Build(args) => build::run(args),
+        Bench::Runtime(args) => runtime::run(args),
+        Bench::Agent(args) => agent::run(args),
+        Bench::Server(args) => server::run(args),
+        Bench::Dashboard(args) => dashboard::run(args),
     }
 }

@@ -24,7 +24,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::common::{self, median};
 
-const USAGE: &str = "livecov-bench runtime [--runs N] [--benchtime D]";
 const BENCHMARKS: [&str; 2] = ["BenchmarkCPU", "BenchmarkContended"];
 const MODES: [&str; 3] = ["set", "count", "atomic"];
 
@@ -170,16 +169,18 @@ impl Variant {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut runs = 5;
-    let mut benchtime = "1s".to_string();
-    for (name, value) in common::options(args, USAGE)? {
-        match name.as_str() {
-            "runs" => runs = common::positive(&name, &value)?,
-            "benchtime" => benchtime = value,
-            _ => bail!("unknown option --{name}: usage: {USAGE}"),
-        }
-    }
+/// `livecov-bench runtime`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runs of each benchmark (`go test -count`).
+    #[arg(long, default_value_t = 5, value_parser = common::positive)]
+    runs: usize,
+    /// `go test -benchtime`.
+    #[arg(long, default_value = "1s")]
+    benchtime: String,
+}
+
+pub fn run(Args { runs, benchtime }: Args) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("work");

@@ -551,7 +551,7 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let diff = String::from_utf8(out.stdout).context("git diff printed something not UTF-8")?;
+    let patch = String::from_utf8(out.stdout).context("git diff printed something not UTF-8")?;
     let mut path = format!("/api/v1/snapshots/{}/patch", args.snapshot);
     let query = [
         ("module", args.module.as_deref()),
@@ -568,7 +568,7 @@ fn patch(args: &ReportArgs, base: &str) -> Result<()> {
     }
     let text = args
         .endpoint
-        .fetch_text(reqwest::Method::POST, &path, diff)?;
+        .fetch_text(reqwest::Method::POST, &path, patch)?;
     if format.is_some() {
         return write_output(args, &text);
     }

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use livecov_testkit::LiveServer;
 
 const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
 const TOKEN: &str = "dashboard-admin-token";
@@ -90,23 +91,16 @@ fn dashboard_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("greeter");
 
-    let port = free_port();
     let log_path = tmp.path().join("server.log");
-    let server = Service(
-        Command::new(LIVECOV)
-            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--database-url")
-            .arg(format!(
-                "sqlite://{}",
-                tmp.path().join("livecov.db").display()
-            ))
-            .args(["--admin-token", TOKEN])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(port, "/healthz");
+    let db = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let server = LiveServer::start(
+        Path::new(LIVECOV),
+        &["--database-url", &db, "--admin-token", TOKEN],
+        &[],
+        &log_path,
+    )
+    .unwrap();
+    let port = server.port();
     // Built with its sources uploaded, for the annotated source page.
     run_ok(
         Command::new(LIVECOV)

@@ -11,20 +11,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use livecov_testkit::LiveServer;
 
 const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
 
-fn start_server(port: u16, url: &str, log: &Path) -> Service {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(LIVECOV)
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", url, "--instance-ttl", "5s"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    wait_for(port, "/healthz");
-    Service(child)
+/// `livecov server` on `port`, on the database at `url`.
+fn start_server(port: u16, url: &str, log: &Path) -> LiveServer {
+    let args = ["--database-url", url, "--instance-ttl", "5s"];
+    LiveServer::start_on(port, Path::new(LIVECOV), &args, &[], log).unwrap()
 }
 
 /// Runs a `livecov` client command against the server on `port`; its JSON answer.
@@ -261,7 +255,7 @@ fn two_replicas_snapshot_reset_diff_export_restart() {
 fn flow(bin: &Path, url: &str, tmp: &Path) {
     let port = free_port();
     let log = tmp.join("server.log");
-    let mut server = start_server(port, url, &log);
+    let server = start_server(port, url, &log);
     let (_r1, p1) = start_replica(bin, port);
     let (_r2, p2) = start_replica(bin, port);
     wait_live(port, 2);
@@ -369,9 +363,8 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     );
 
     // Killed without warning and started again: the registry and every snapshot are intact.
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
-    let mut server = start_server(port, url, &log);
+    server.kill();
+    let server = start_server(port, url, &log);
     let list = client(port, &["snapshots", "greeter"]);
     let labels: Vec<_> = list["snapshots"]
         .as_array()
@@ -398,8 +391,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         covered_lines(&String::from_utf8(profile2).unwrap()).len() as i64,
         s3["totals"]["blocks_covered"].as_i64().unwrap()
     );
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.kill();
 
     // No server at all: a clear error, exit status 2.
     let out = Command::new(LIVECOV)

@@ -1,9 +1,9 @@
 //! Patch coverage: of the executable lines a change added or modified, how many a snapshot
 //! covers.
 //!
-//! Three steps: [`parse`] reads a unified diff (`git diff` output) into the lines each file of
-//! the new side gained; [`match_file`] finds the metadata file (named by import path) of each
-//! diff path (repo-relative); [`measure`] takes the changed lines that blocks cover (the
+//! Three steps: [`parse`] reads a unified diff (`git diff` output) into a [`Patch`], the lines
+//! each file of the new side gained; [`match_file`] finds the metadata file (named by import
+//! path) of each patch path (repo-relative); [`measure`] takes the changed lines that blocks cover (the
 //! executable ones) and calls a line covered when the largest count of the blocks holding it is
 //! not zero, as LCOV's `DA` records do.
 
@@ -14,7 +14,28 @@ use instrumenter::BuildMeta;
 use crate::types::{PatchCoverage, PatchFile, PatchTotals, percent};
 use crate::{Format, FormatError, LINE_FORMATS};
 
-/// One file of a diff, by its path on the new side.
+/// A unified diff (`git diff` or `diff -u` output), parsed: the files it changes, in its order.
+/// ("Diff" alone, in livecov, is the comparison of two snapshots.)
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Patch {
+    pub files: Vec<FileChange>,
+}
+
+impl std::ops::Deref for Patch {
+    type Target = [FileChange];
+
+    fn deref(&self) -> &[FileChange] {
+        &self.files
+    }
+}
+
+impl PartialEq<Vec<FileChange>> for Patch {
+    fn eq(&self, other: &Vec<FileChange>) -> bool {
+        &self.files == other
+    }
+}
+
+/// One file of a patch, by its path on the new side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
     /// The file's path in the new tree, without the `b/` prefix.
@@ -63,7 +84,7 @@ struct Pending {
 /// binary notices) or plain `diff -u` output (`---`/`+++` headers). Lines before the first
 /// file header (a commit message) are skipped. Deleted files are left out; every other file
 /// is listed once, in diff order, with the lines it gained.
-pub fn parse(text: &str) -> Result<Vec<FileChange>, ParseError> {
+pub fn parse(text: &str) -> Result<Patch, ParseError> {
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -196,7 +217,7 @@ pub fn parse(text: &str) -> Result<Vec<FileChange>, ParseError> {
             "no file header (`diff --git` or `---`/`+++`) anywhere: not a unified diff",
         );
     }
-    Ok(out)
+    Ok(Patch { files: out })
 }
 
 /// Reads the hunk whose header is `lines[i]`; returns the index after it.
@@ -550,7 +571,7 @@ fn matched<'f, 'n>(
         .collect()
 }
 
-/// The lines each file of `files` gained, by the metadata name among `names` it matches:
+/// The lines each file of `files` (a [`Patch`]'s) gained, by the metadata name among `names` it matches:
 /// what an export of the change's coverage keeps ([`crate::Coverage::restrict`]).
 /// Files no build has are left out.
 pub fn changed_lines(
@@ -564,7 +585,7 @@ pub fn changed_lines(
         .collect())
 }
 
-/// Measures the changes `files` against the counters of a snapshot's builds.
+/// Measures the changes `files` (a [`Patch`]'s) against the counters of a snapshot's builds.
 pub fn measure(
     snapshot: i64,
     builds: &[(&BuildMeta, &[u32])],

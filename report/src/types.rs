@@ -277,3 +277,14 @@ pub struct Uploaded {
     /// Of those, the ones this upload stored (the others were stored already).
     pub stored: u64,
 }
+
+/// Checks a name or label that comes from outside (a service name, a snapshot label): 1 to
+/// `max` bytes without control characters. The error says so, naming `what`.
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        return Err(format!(
+            "{what}: 1 to {max} bytes without control characters"
+        ));
+    }
+    Ok(())
+}

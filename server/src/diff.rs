@@ -2,14 +2,22 @@
 //! total. A block is covered when its count is not zero.
 
 use crate::App;
-use crate::error::ApiError;
 use crate::meta::Build;
-use crate::snapshot::counters;
+use crate::snapshot::{SnapshotError, counters};
 use crate::types::{BlockRef, BuildDiff, Diff, DiffTotals, FileDiff};
+
+/// Why two snapshots were not compared.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    #[error("snapshots {a} and {b} share no build: a diff compares counters of the same build")]
+    NoSharedBuild { a: i64, b: i64 },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
 
 /// Compares snapshots `a` and `b`; with `blocks` false, files carry their totals only, not
 /// the lists of blocks (a small answer for large builds).
-pub async fn diff(app: &App, a: i64, b: i64, blocks: bool) -> Result<Diff, ApiError> {
+pub async fn diff(app: &App, a: i64, b: i64, blocks: bool) -> Result<Diff, DiffError> {
     let left = counters(app, a).await?;
     let right = counters(app, b).await?;
     let mut total = DiffTotals::default();
@@ -23,9 +31,7 @@ pub async fn diff(app: &App, a: i64, b: i64, blocks: bool) -> Result<Diff, ApiEr
         builds.push(d);
     }
     if builds.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "snapshots {a} and {b} share no build: a diff compares counters of the same build"
-        )));
+        return Err(DiffError::NoSharedBuild { a, b });
     }
     let only = |x: &[(std::sync::Arc<Build>, Vec<u32>)],
                 y: &[(std::sync::Arc<Build>, Vec<u32>)]| {

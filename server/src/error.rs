@@ -46,11 +46,14 @@ pub enum ApiError {
 /// The cause of a server error, kept for the log.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a client reads of an internal error.
+pub const INTERNAL: &str = "internal error (the server's log says more)";
+
 impl ApiError {
     /// An internal error: the client is told only that one happened.
     pub fn internal(source: impl Into<Cause>) -> ApiError {
         ApiError::Internal {
-            message: "internal error (the server's log says more)".into(),
+            message: INTERNAL.into(),
             source: Some(source.into()),
         }
     }

@@ -3,10 +3,12 @@
 //! dashboard.
 //!
 //! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
-//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff`,
-//! `export` and patch coverage (`api::patch`) read it back, writing with the `report` crate; `sources` keeps the
-//! sources `livecov build --upload-sources` sends. `api` is the HTTP layer over those and
-//! `web` the dashboard's pages; neither holds logic of its own.
+//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
+//! `export` (with patch coverage) read it back, writing with the `report` crate; `sources`
+//! keeps the sources `livecov build --upload-sources` sends. Each returns an error type of
+//! its own. `api` is the HTTP layer over those (the route table, extractors, and the one
+//! mapping of those errors to statuses) and `web` the dashboard's pages; neither holds logic
+//! of its own.
 
 pub mod api;
 mod auth;
@@ -18,6 +20,7 @@ pub mod meta;
 pub mod metrics;
 pub mod pull;
 pub mod registry;
+mod route;
 #[doc(hidden)]
 pub mod sim;
 pub mod snapshot;
@@ -34,7 +37,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::ApiError;
 use crate::meta::Build;
 use crate::metrics::Metrics;
 use crate::pull::{AgentClient, Failure};
@@ -83,6 +85,23 @@ impl Default for Config {
     }
 }
 
+/// Why a build's metadata could not be had (`App::build`).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The stored metadata does not parse: the store holds something it never wrote.
+    #[error("stored build {build}")]
+    Stored {
+        build: String,
+        #[source]
+        source: meta::MetaError,
+    },
+    /// Not stored, and no instance of the build served it.
+    #[error("no metadata for build {build}: {why}")]
+    Unreachable { build: String, why: String },
+}
+
 /// The server's shared state.
 pub struct App {
     pub config: Config,
@@ -117,7 +136,7 @@ impl App {
     /// The metadata of `build`: from memory, else the store, else fetched from the first of
     /// `addresses` (instances of that build) that serves it, and then stored. Concurrent calls
     /// for one build share one load.
-    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
+    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, BuildError> {
         let cell = self
             .builds
             .lock()
@@ -130,10 +149,16 @@ impl App {
             .cloned()
     }
 
-    async fn load_build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, ApiError> {
+    async fn load_build(
+        &self,
+        build: &str,
+        addresses: &[String],
+    ) -> Result<Arc<Build>, BuildError> {
         if let Some(gz) = self.store.build_meta(build).await? {
-            let b = Build::from_stored_gzip(gz, build)
-                .map_err(|e| ApiError::internal(format!("stored build {build}: {e}")))?;
+            let b = Build::from_stored_gzip(gz, build).map_err(|source| BuildError::Stored {
+                build: build.to_string(),
+                source,
+            })?;
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
@@ -148,14 +173,14 @@ impl App {
                 }
             }
         }
-        Err(ApiError::BadGateway(format!(
-            "no metadata for build {build}: {}",
-            if failures.is_empty() {
+        Err(BuildError::Unreachable {
+            build: build.to_string(),
+            why: if failures.is_empty() {
                 "no instance to fetch it from".to_string()
             } else {
                 failures.join("; ")
-            }
-        )))
+            },
+        })
     }
 
     pub(crate) fn is_known(&self, build: &str) -> bool {

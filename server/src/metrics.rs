@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::App;
 use crate::pull::Outcome;
 
 const BUCKETS: [f64; 12] = [
@@ -175,4 +176,27 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The server's metrics as `GET /metrics` answers them: the counters of [`Metrics`], and per
+/// service its live instances and the coverage of its latest snapshot
+/// ([`registry::coverage`](crate::registry::coverage)). A database that
+/// does not answer is `livecov_store_up 0`, not an error.
+pub async fn exposition(app: &App) -> String {
+    let (services, up) = match crate::registry::services(app).await {
+        Ok(list) => (
+            list.iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.live_instances,
+                        crate::registry::coverage(s),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            true,
+        ),
+        Err(_) => (Vec::new(), false),
+    };
+    app.metrics.render(&services, up, app.pending_len().await)
 }

@@ -8,10 +8,25 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::App;
-use crate::error::ApiError;
 use crate::meta::is_build_id;
-use crate::store::{NewInstance, now_ms};
-use crate::types::{Registered, Registration};
+use crate::snapshot::info as info_of_snapshot;
+use crate::store::{InstanceRow, NewInstance, ServiceRow, StoreError, now_ms};
+use crate::types::{InstanceInfo, Registered, Registration, ServiceDetail, ServiceInfo};
+
+/// Why the registry refused or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A field of a registration (or a name) that does not pass its check.
+    #[error("{0}")]
+    Invalid(String),
+    /// A heartbeat from an instance the server does not hold live.
+    #[error("no live instance {0}: register again")]
+    UnknownInstance(String),
+    #[error("no service {0:?}")]
+    UnknownService(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Checks a registration and records it; starts fetching the build's metadata if new.
 pub async fn register(
@@ -19,7 +34,7 @@ pub async fn register(
     peer: SocketAddr,
     forwarded_for: Option<&str>,
     r: Registration,
-) -> Result<Registered, ApiError> {
+) -> Result<Registered, RegistryError> {
     check_name("service", &r.service, 256)?;
     if r.instance.is_empty()
         || r.instance.len() > 128
@@ -28,23 +43,23 @@ pub async fn register(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(ApiError::BadRequest(
+        return Err(RegistryError::Invalid(
             "instance: 1 to 128 letters, digits, '-', '_' or '.'".into(),
         ));
     }
     if !is_build_id(&r.build) {
-        return Err(ApiError::BadRequest(
+        return Err(RegistryError::Invalid(
             "build: want 64 lower-case hex digits".into(),
         ));
     }
     if r.mode.parse::<instrumenter::Mode>().is_err() {
-        return Err(ApiError::BadRequest(format!(
+        return Err(RegistryError::Invalid(format!(
             "mode {:?}: want set, count or atomic",
             r.mode
         )));
     }
     if r.port == 0 {
-        return Err(ApiError::BadRequest("port: want 1 to 65535".into()));
+        return Err(RegistryError::Invalid("port: want 1 to 65535".into()));
     }
     for (what, v) in [
         ("hostname", &r.hostname),
@@ -52,7 +67,7 @@ pub async fn register(
         ("go_version", &r.go_version),
     ] {
         if v.len() > 256 || v.chars().any(char::is_control) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(RegistryError::Invalid(format!(
                 "{what}: at most 256 characters, none of them control characters"
             )));
         }
@@ -89,15 +104,75 @@ pub async fn register(
 
 /// Records a heartbeat; an instance the server does not hold live is a 404, which tells the
 /// agent to register again.
-pub async fn heartbeat(app: &App, instance: &str) -> Result<(), ApiError> {
+pub async fn heartbeat(app: &App, instance: &str) -> Result<(), RegistryError> {
     let known = app.store.heartbeat(instance, now_ms()).await?;
     app.metrics.heartbeat(known);
     if known {
         Ok(())
     } else {
-        Err(ApiError::NotFound(format!(
-            "no live instance {instance}: register again"
-        )))
+        Err(RegistryError::UnknownInstance(instance.to_string()))
+    }
+}
+
+/// A service as the API lists it.
+pub fn info(row: &ServiceRow) -> ServiceInfo {
+    ServiceInfo {
+        name: row.name.clone(),
+        first_seen: report::rfc3339(row.created_at),
+        live_instances: row.live_instances,
+        instances: row.instances,
+        builds: row.builds.clone(),
+        latest_snapshot: row.latest.as_ref().map(info_of_snapshot),
+    }
+}
+
+/// The statement coverage of a service's latest snapshot, 0 to 1 (the metrics' ratio); None
+/// without a snapshot or statements.
+pub fn coverage(row: &ServiceRow) -> Option<f64> {
+    row.latest
+        .as_ref()
+        .filter(|l| l.totals.stmts > 0)
+        .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64)
+}
+
+/// Every service, by name, with the builds its live instances run and its latest snapshot.
+pub async fn services(app: &App) -> Result<Vec<ServiceRow>, RegistryError> {
+    Ok(app.store.services().await?)
+}
+
+/// The service `name` and all its instances, live ones first.
+pub async fn service(
+    app: &App,
+    name: &str,
+) -> Result<(ServiceRow, Vec<InstanceRow>), RegistryError> {
+    let Some(service) = services(app).await?.into_iter().find(|s| s.name == name) else {
+        return Err(RegistryError::UnknownService(name.to_string()));
+    };
+    let instances = app.store.instances(name, false).await?;
+    Ok((service, instances))
+}
+
+/// A service with its instances, as the API answers.
+pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetail {
+    ServiceDetail {
+        service: info(service),
+        instance_list: instances
+            .into_iter()
+            .map(|i| InstanceInfo {
+                id: i.id,
+                state: if i.live { "live" } else { "gone" }.to_string(),
+                build: i.build,
+                mode: i.mode,
+                address: i.address,
+                hostname: i.hostname,
+                pid: i.pid,
+                start_time: i.start_time,
+                go_version: i.go_version,
+                registered_at: report::rfc3339(i.registered_at),
+                last_seen: report::rfc3339(i.last_seen),
+                gone_at: i.gone_at.map(report::rfc3339),
+            })
+            .collect(),
     }
 }
 
@@ -112,14 +187,9 @@ pub async fn sweep(app: &App) {
     }
 }
 
-/// Checks a service name: not empty, not too long, no control characters.
-pub fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > max || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{what}: 1 to {max} bytes without control characters"
-        )));
-    }
-    Ok(())
+/// Checks a service name: see [`report::types::check_text`].
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), RegistryError> {
+    report::types::check_text(what, name, max).map_err(RegistryError::Invalid)
 }
 
 /// The IP of the agent that registers: the peer's, or, when the peer is a trusted proxy, the
@@ -129,7 +199,7 @@ pub fn client_ip(
     peer: IpAddr,
     forwarded_for: Option<&str>,
     trusted: &[Cidr],
-) -> Result<IpAddr, ApiError> {
+) -> Result<IpAddr, RegistryError> {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     let mut ip = canonical(peer);
     if !is_trusted(ip) {
@@ -141,7 +211,7 @@ pub fn client_ip(
             continue;
         }
         ip = canonical(hop.parse().map_err(|_| {
-            ApiError::BadRequest(format!("X-Forwarded-For: {hop:?} is not an IP address"))
+            RegistryError::Invalid(format!("X-Forwarded-For: {hop:?} is not an IP address"))
         })?);
         if !is_trusted(ip) {
             break;

@@ -12,30 +12,67 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use crate::App;
-use crate::error::ApiError;
+use crate::BuildError;
 use crate::lcc;
 use crate::meta::Build;
 use crate::pull::{Outcome, timed};
-use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, Totals, now_ms};
-use crate::types::{self, BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo};
+use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, now_ms};
+use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
 
-/// Pulls every live instance of `service` and stores the merged counters; with `reset`, the
-/// instances hand over their counters and start again from zero. Returns the snapshot's id.
+/// Why a snapshot was not taken or cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A request that does not pass its checks (a label too long), and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no service {0:?}")]
+    UnknownService(String),
+    #[error("service {0:?} has no live instances")]
+    NoLiveInstances(String),
+    /// No instance answered usably; nothing was stored.
+    #[error("no instance of {service:?} answered, nothing stored: {why}")]
+    NoAnswer { service: String, why: String },
+    #[error("no snapshot {0}")]
+    NotFound(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Storing a snapshot taken with a reset failed: the server holds its counts.
+    #[error(
+        "{source}; the counters the reset took are held by the server and will be stored \
+         when the database is back"
+    )]
+    Held { source: StoreError },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Stored counters that do not decode against their build.
+    #[error("snapshot {id}, build {build}: stored")]
+    Corrupt {
+        id: i64,
+        build: String,
+        #[source]
+        source: lcc::DecodeError,
+    },
+}
+
+/// Pulls every live instance of `service` and stores the merged counters under `label` (1 to
+/// 1,024 bytes without control characters); with `reset`, the instances hand over their
+/// counters and start again from zero. Returns the snapshot's id.
 pub async fn take(
     app: &Arc<App>,
     service: &str,
     label: Option<String>,
     reset: bool,
-) -> Result<i64, ApiError> {
+) -> Result<i64, SnapshotError> {
     let started = Instant::now();
+    if let Some(label) = &label {
+        report::types::check_text("label", label, 1024).map_err(SnapshotError::Invalid)?;
+    }
     if !app.store.service_exists(service).await? {
-        return Err(ApiError::NotFound(format!("no service {service:?}")));
+        return Err(SnapshotError::UnknownService(service.to_string()));
     }
     let live = app.store.instances(service, true).await?;
     if live.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "service {service:?} has no live instances"
-        )));
+        return Err(SnapshotError::NoLiveInstances(service.to_string()));
     }
     // Nothing is taken from an instance while the database is known to be away.
     app.store.ping().await?;
@@ -53,7 +90,12 @@ pub async fn take(
     for (build, addresses) in by_build {
         let got = match app.build(build, &addresses).await {
             Ok(b) => Ok(b),
-            Err(e @ ApiError::Unavailable { .. }) => return Err(e),
+            Err(BuildError::Store(e)) if e.is_unavailable() => return Err(e.into()),
+            // What clients read of a server error: its cause is not theirs to see.
+            Err(e @ BuildError::Stored { .. }) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "build of a live instance");
+                Err(crate::error::INTERNAL.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         builds.insert(build.to_string(), got);
@@ -123,24 +165,25 @@ pub async fn take(
                 )
             })
             .collect();
-        return Err(ApiError::BadGateway(format!(
-            "no instance of {service:?} answered, nothing stored: {}",
-            why.join("; ")
-        )));
+        return Err(SnapshotError::NoAnswer {
+            service: service.to_string(),
+            why: why.join("; "),
+        });
     }
 
-    let mut totals = Totals::default();
+    let (mut blocks, mut blocks_covered, mut stmts, mut stmts_covered) = (0i64, 0i64, 0i64, 0i64);
     let mut parts = Vec::with_capacity(merged.len());
     let mut used = Vec::with_capacity(merged.len());
     for (_, (build, values, instances)) in merged {
         let part = summarize(&build, &values, instances);
-        totals.blocks += part.blocks;
-        totals.blocks_covered += part.blocks_covered;
-        totals.stmts += part.stmts;
-        totals.stmts_covered += part.stmts_covered;
+        blocks += part.blocks;
+        blocks_covered += part.blocks_covered;
+        stmts += part.stmts;
+        stmts_covered += part.stmts_covered;
         parts.push(part);
         used.push(build);
     }
+    let totals = Totals::new(blocks, blocks_covered, stmts, stmts_covered);
     let snap = NewSnapshot {
         service: service.to_string(),
         label,
@@ -174,23 +217,7 @@ pub async fn take(
             app.metrics.snapshot_failed();
             if reset {
                 app.pending.lock().await.push((snap, used));
-                let unavailable = e.is_unavailable();
-                let msg = format!(
-                    "{e}; the counters the reset took are held by the server and will be stored \
-                     when the database is back"
-                );
-                let source = Some(Box::new(e) as crate::error::Cause);
-                return Err(if unavailable {
-                    ApiError::Unavailable {
-                        message: msg,
-                        source,
-                    }
-                } else {
-                    ApiError::Internal {
-                        message: msg,
-                        source,
-                    }
-                });
+                return Err(SnapshotError::Held { source: e });
             }
             Err(e.into())
         }
@@ -256,19 +283,32 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         duration_ms: s.duration_ms,
         instances_ok: s.instances_ok,
         instances_failed: s.instances_failed,
-        totals: totals(&s.totals),
+        totals: s.totals.clone(),
     }
 }
 
-pub fn totals(t: &Totals) -> types::Totals {
-    types::Totals::new(t.blocks, t.blocks_covered, t.stmts, t.stmts_covered)
+/// The snapshots of `service`, newest first: at most `limit` (100 if not given, 1 to 1,000),
+/// older than snapshot `before` if given.
+pub async fn list(
+    app: &App,
+    service: String,
+    limit: Option<i64>,
+    before: Option<i64>,
+) -> Result<SnapshotList, SnapshotError> {
+    if !app.store.service_exists(&service).await? {
+        return Err(SnapshotError::UnknownService(service));
+    }
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    let rows = app.store.snapshots(&service, limit, before).await?;
+    Ok(SnapshotList {
+        service,
+        snapshots: rows.iter().map(info).collect(),
+    })
 }
 
 /// A stored snapshot with its builds and what each instance answered.
-pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
-    let Some(row) = app.store.snapshot(id).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {id}")));
-    };
+pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, SnapshotError> {
+    let row = row(app, id).await?;
     let builds = app.store.snapshot_builds(id).await?;
     let instances = app.store.snapshot_instances(id).await?;
     Ok(SnapshotDetail {
@@ -279,16 +319,23 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, ApiError> {
                 build: b.build.clone(),
                 mode: b.mode.clone(),
                 instances: b.instances,
-                totals: types::Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
+                totals: Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
             })
             .collect(),
         instance_results: instances,
     })
 }
 
-/// Milliseconds since the epoch as RFC 3339, UTC, to the millisecond.
+/// The stored snapshot `id`'s row.
+pub async fn row(app: &App, id: i64) -> Result<SnapshotRow, SnapshotError> {
+    app.store
+        .snapshot(id)
+        .await?
+        .ok_or(SnapshotError::NotFound(id))
+}
+
 /// The merged counters of a stored snapshot, per build, dense, with the build's metadata.
-pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, ApiError> {
+pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, SnapshotError> {
     Ok(stored(app, id).await?.1)
 }
 
@@ -296,15 +343,17 @@ pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>,
 pub async fn stored(
     app: &App,
     id: i64,
-) -> Result<(SnapshotRow, Vec<(Arc<Build>, Vec<u32>)>), ApiError> {
-    let Some(row) = app.store.snapshot(id).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {id}")));
-    };
+) -> Result<(SnapshotRow, Vec<(Arc<Build>, Vec<u32>)>), SnapshotError> {
+    let row = row(app, id).await?;
     let mut out = Vec::new();
     for part in app.store.snapshot_builds(id).await? {
         let build = app.build(&part.build, &[]).await?;
-        let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|e| {
-            ApiError::internal(format!("snapshot {id}, build {}: stored {e}", build.id))
+        let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|source| {
+            SnapshotError::Corrupt {
+                id,
+                build: build.id.clone(),
+                source,
+            }
         })?;
         let mut values = vec![0u32; build.num_blocks()];
         for (i, v) in sparse.nonzero {

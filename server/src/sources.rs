@@ -9,40 +9,132 @@
 use report::gzip::{gunzip, gzip};
 
 use crate::App;
-use crate::error::ApiError;
-use crate::meta::Build;
+use crate::meta::{Build, MetaError};
+use crate::store::StoreError;
 pub use report::types::{SourceFile, SourceUpload, Uploaded};
+
+/// Why an upload was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesError {
+    /// The upload is not what it should be, and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(
+        "build {0} is unknown: PUT its metadata to /api/v1/builds/{0} first \
+         (livecov build --upload-sources does both)"
+    )]
+    UnknownBuild(String),
+    /// The store holds something it never wrote.
+    #[error("stored metadata of build {build}")]
+    StoredMeta {
+        build: String,
+        #[source]
+        source: MetaError,
+    },
+    #[error("stored source of {name}: {message}")]
+    StoredSource { name: String, message: String },
+    /// The check running off the async threads did not finish.
+    #[error("checking an upload: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores a build's metadata, exactly as its agent serves it at `/livecov/v1/meta` (gzip
+/// JSON), once it is checked against the build id. Answers what the server holds of the build
+/// and whether the metadata is new.
+pub async fn put_build(
+    app: &App,
+    build: String,
+    gz: Vec<u8>,
+) -> Result<(Uploaded, bool), SourcesError> {
+    let id = build.clone();
+    let parsed = tokio::task::spawn_blocking(move || Build::from_gzip(gz, &id))
+        .await?
+        .map_err(|e| SourcesError::Invalid(format!("metadata of build {build}: {e}")))?;
+    let existed = app.store.build_meta(&build).await?.is_some();
+    app.store.insert_build(&parsed).await?;
+    let sources = app
+        .store
+        .source_files(std::slice::from_ref(&build))
+        .await?
+        .len();
+    let uploaded = Uploaded {
+        build,
+        files: parsed.meta.files.len(),
+        sources,
+        stored: 0,
+    };
+    Ok((uploaded, !existed))
+}
+
+/// Stores sources of files of a stored build, a gzip [`SourceUpload`]. All are checked before
+/// any is stored; one that does not match the build rejects the upload.
+pub async fn put_sources(
+    app: &App,
+    build: String,
+    body: Vec<u8>,
+) -> Result<Uploaded, SourcesError> {
+    let Some(gz) = app.store.build_meta(&build).await? else {
+        return Err(SourcesError::UnknownBuild(build));
+    };
+    let id = build.clone();
+    let (total, files) = tokio::task::spawn_blocking(move || -> Result<_, SourcesError> {
+        let meta = Build::from_stored_gzip(gz, &id).map_err(|source| SourcesError::StoredMeta {
+            build: id.clone(),
+            source,
+        })?;
+        let upload = decode(&body)?;
+        let files = check(&meta, upload)?;
+        Ok((meta.meta.files.len(), files))
+    })
+    .await??;
+    let stored = app.store.insert_sources(&build, &files).await?;
+    let sources = app
+        .store
+        .source_files(std::slice::from_ref(&build))
+        .await?
+        .len();
+    Ok(Uploaded {
+        build,
+        files: total,
+        sources,
+        stored,
+    })
+}
 
 /// The most an upload may be, compressed.
 pub const MAX_UPLOAD: usize = 64 << 20;
 /// The most an upload of sources may be, uncompressed.
 pub(crate) const MAX_SOURCES_JSON: u64 = 512 << 20;
 
-pub(crate) fn decode(body: &[u8]) -> Result<SourceUpload, ApiError> {
+pub(crate) fn decode(body: &[u8]) -> Result<SourceUpload, SourcesError> {
     let json = gunzip(body, MAX_SOURCES_JSON)
-        .map_err(|e| ApiError::BadRequest(format!("sources: not gzip-compressed JSON: {e}")))?;
+        .map_err(|e| SourcesError::Invalid(format!("sources: not gzip-compressed JSON: {e}")))?;
     if json.len() as u64 > MAX_SOURCES_JSON {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(SourcesError::TooLarge(format!(
             "sources: more than {MAX_SOURCES_JSON} bytes uncompressed"
         )));
     }
-    serde_json::from_slice(&json).map_err(|e| ApiError::BadRequest(format!("sources: {e}")))
+    serde_json::from_slice(&json).map_err(|e| SourcesError::Invalid(format!("sources: {e}")))
 }
 
 /// Checks every uploaded file against the build: it must be one of the build's files, once,
 /// and cut into the same blocks and functions. Answers (file index, gzip source) per file.
-pub fn check(build: &Build, upload: SourceUpload) -> Result<Vec<(usize, Vec<u8>)>, ApiError> {
+pub fn check(build: &Build, upload: SourceUpload) -> Result<Vec<(usize, Vec<u8>)>, SourcesError> {
     let mut out: Vec<(usize, Vec<u8>)> = Vec::with_capacity(upload.files.len());
     let mut seen = std::collections::HashSet::new();
     for f in upload.files {
         let Some(index) = build.meta.files.iter().position(|m| m.name == f.name) else {
-            return Err(ApiError::BadRequest(format!(
+            return Err(SourcesError::Invalid(format!(
                 "{:?} is not a file of build {}",
                 f.name, build.id
             )));
         };
         if !seen.insert(index) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(SourcesError::Invalid(format!(
                 "{:?} is uploaded twice",
                 f.name
             )));
@@ -50,10 +142,10 @@ pub fn check(build: &Build, upload: SourceUpload) -> Result<Vec<(usize, Vec<u8>)
         let want = &build.meta.files[index];
         // The build's blocks were cut by the rules of the Go that built it, whichever that was.
         let cut = instrumenter::cut_from(want, f.source.as_bytes()).map_err(|e| {
-            ApiError::BadRequest(format!("{}: the source does not parse: {e}", f.name))
+            SourcesError::Invalid(format!("{}: the source does not parse: {e}", f.name))
         })?;
         if cut.is_none() {
-            return Err(ApiError::BadRequest(format!(
+            return Err(SourcesError::Invalid(format!(
                 "{}: the source is not the one build {} was made from (it does not cut into \
                  the build's {} blocks in {} functions under the rules of any Go release)",
                 f.name,
@@ -68,13 +160,20 @@ pub fn check(build: &Build, upload: SourceUpload) -> Result<Vec<(usize, Vec<u8>)
 }
 
 /// The source of file `name` from the first of `builds` that has it stored.
-pub async fn text(app: &App, builds: &[String], name: &str) -> Result<Option<String>, ApiError> {
+pub async fn text(
+    app: &App,
+    builds: &[String],
+    name: &str,
+) -> Result<Option<String>, SourcesError> {
     for build in builds {
         if let Some(gz) = app.store.source(build, name).await? {
             let text = gunzip(&gz, u64::MAX)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
-                .map_err(|e| ApiError::internal(format!("stored source of {name}: {e}")))?;
+                .map_err(|message| SourcesError::StoredSource {
+                    name: name.to_string(),
+                    message,
+                })?;
             return Ok(Some(text));
         }
     }

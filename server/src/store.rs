@@ -10,11 +10,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, FromRow, Row};
 
 use crate::meta::Build;
-use crate::types::InstanceResult;
+use crate::types::{InstanceResult, Totals};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -129,14 +130,6 @@ pub struct InstanceRow {
     pub gone_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Totals {
-    pub blocks: i64,
-    pub blocks_covered: i64,
-    pub stmts: i64,
-    pub stmts_covered: i64,
-}
-
 #[derive(Debug, Clone)]
 pub struct SnapshotRow {
     pub id: i64,
@@ -181,13 +174,16 @@ pub struct NewSnapshot {
     pub instances: Vec<InstanceResult>,
 }
 
-/// A service as listed: its instances and its latest snapshot.
+/// A service as listed: its instances, the builds its live instances run, and its latest
+/// snapshot.
 #[derive(Debug, Clone)]
 pub struct ServiceRow {
     pub name: String,
     pub created_at: i64,
     pub live_instances: i64,
     pub instances: i64,
+    /// Distinct, sorted.
+    pub builds: Vec<String>,
     pub latest: Option<SnapshotRow>,
 }
 
@@ -291,7 +287,7 @@ impl Store {
             .bind(build)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+        Ok(row.map(|r| r.try_get("meta")).transpose()?)
     }
 
     /// Stores a build's metadata unless it is stored already.
@@ -313,7 +309,7 @@ impl Store {
         let Some(row) = inserted else {
             return Ok(());
         };
-        let id: i64 = row.get(0);
+        let id: i64 = row.try_get("id")?;
         for (c, chunk) in b.meta.files.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = insert_rows(
                 "build_files (build_id, file_index, name, blocks, stmts)",
@@ -344,7 +340,7 @@ impl Store {
             .bind(build)
             .fetch_one(&mut *tx)
             .await?;
-        let id: i64 = row.get(0);
+        let id: i64 = row.try_get("id")?;
         let mut stored = 0;
         // Sources are large: a few per statement keeps statements small.
         for (index, gz) in files {
@@ -376,7 +372,9 @@ impl Store {
             .bind(build)
             .fetch_all(&self.pool)
             .await?;
-            names.extend(rows.iter().map(|r| r.get::<String, _>(0)));
+            for r in &rows {
+                names.push(r.try_get("name")?);
+            }
         }
         Ok(names)
     }
@@ -393,7 +391,7 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+        Ok(row.map(|r| r.try_get("source")).transpose()?)
     }
 
     /// Records a registration: the service if new, the instance (again) live.
@@ -466,7 +464,7 @@ impl Store {
 
     /// Instances of `service`, live ones first, newest first; only live ones if `live_only`.
     pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, InstanceRow>(
             "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
                     registered_at, last_seen, state, gone_at
              FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
@@ -476,32 +474,52 @@ impl Store {
         .bind(i64::from(live_only))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(instance_row).collect())
+        Ok(rows)
     }
 
+    /// Every service by name, in one query: a row per (service, build of a live instance),
+    /// with the service's counts and latest snapshot on each.
     pub async fn services(&self) -> Result<Vec<ServiceRow>> {
         let rows = sqlx::query(
             "SELECT s.name, s.created_at,
-                    (SELECT COUNT(*) FROM instances i WHERE i.service = s.name AND i.state = 'live'),
-                    (SELECT COUNT(*) FROM instances i WHERE i.service = s.name),
-                    (SELECT MAX(id) FROM snapshots n WHERE n.service = s.name)
-             FROM services s ORDER BY s.name",
+                    (SELECT COUNT(*) FROM instances i
+                     WHERE i.service = s.name AND i.state = 'live') AS live_instances,
+                    (SELECT COUNT(*) FROM instances i WHERE i.service = s.name) AS instances,
+                    n.id, n.service, n.label, n.reset, n.taken_at, n.duration_ms,
+                    n.instances_ok, n.instances_failed, n.blocks, n.blocks_covered, n.stmts,
+                    n.stmts_covered, b.build
+             FROM services s
+             LEFT JOIN snapshots n
+                 ON n.id = (SELECT MAX(m.id) FROM snapshots m WHERE m.service = s.name)
+             LEFT JOIN (SELECT DISTINCT service, build FROM instances WHERE state = 'live') b
+                 ON b.service = s.name
+             ORDER BY s.name",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let latest = match r.get::<Option<i64>, _>(4) {
-                Some(id) => self.snapshot(id).await?,
+        let mut out: Vec<ServiceRow> = Vec::new();
+        for r in &rows {
+            let name: String = r.try_get("name")?;
+            let build: Option<String> = r.try_get("build")?;
+            if let Some(last) = out.last_mut().filter(|l| l.name == name) {
+                last.builds.extend(build);
+                continue;
+            }
+            let latest = match r.try_get::<Option<i64>, _>("id")? {
+                Some(_) => Some(SnapshotRow::from_row(r)?),
                 None => None,
             };
             out.push(ServiceRow {
-                name: r.get(0),
-                created_at: r.get(1),
-                live_instances: r.get(2),
-                instances: r.get(3),
+                name,
+                created_at: r.try_get("created_at")?,
+                live_instances: r.try_get("live_instances")?,
+                instances: r.try_get("instances")?,
+                builds: build.into_iter().collect(),
                 latest,
             });
+        }
+        for s in &mut out {
+            s.builds.sort();
         }
         Ok(out)
     }
@@ -528,13 +546,13 @@ impl Store {
         .bind(s.totals.stmts_covered)
         .fetch_one(&mut *tx)
         .await?
-        .get(0);
+        .try_get("id")?;
         for b in &s.builds {
             let build_id: i64 = sqlx::query("SELECT id FROM builds WHERE build = $1")
                 .bind(&b.build)
                 .fetch_one(&mut *tx)
                 .await?
-                .get(0);
+                .try_get("id")?;
             sqlx::query(
                 "INSERT INTO snapshot_builds (snapshot_id, build_id, instances, blocks_covered,
                      stmts_covered, counters) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -589,7 +607,7 @@ impl Store {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<SnapshotRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, SnapshotRow>(&format!(
             "{SNAPSHOT_COLUMNS} WHERE service = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
         ))
         .bind(service)
@@ -597,20 +615,20 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(snapshot_row).collect())
+        Ok(rows)
     }
 
     pub async fn snapshot(&self, id: i64) -> Result<Option<SnapshotRow>> {
-        let row = sqlx::query(&format!("{SNAPSHOT_COLUMNS} WHERE id = $1"))
+        let row = sqlx::query_as::<_, SnapshotRow>(&format!("{SNAPSHOT_COLUMNS} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(snapshot_row))
+        Ok(row)
     }
 
     /// The builds of a snapshot with their merged counters (per-file rows are not loaded).
     pub async fn snapshot_builds(&self, id: i64) -> Result<Vec<SnapshotBuild>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, SnapshotBuild>(
             "SELECT b.build, b.mode, b.blocks, b.stmts, sb.instances, sb.blocks_covered,
                     sb.stmts_covered, sb.counters
              FROM snapshot_builds sb JOIN builds b ON b.id = sb.build_id
@@ -619,20 +637,7 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| SnapshotBuild {
-                build: r.get(0),
-                mode: r.get(1),
-                blocks: r.get(2),
-                stmts: r.get(3),
-                instances: r.get(4),
-                blocks_covered: r.get(5),
-                stmts_covered: r.get(6),
-                counters: r.get(7),
-                files: Vec::new(),
-            })
-            .collect())
+        Ok(rows)
     }
 
     pub async fn snapshot_instances(&self, id: i64) -> Result<Vec<InstanceResult>> {
@@ -644,29 +649,34 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| InstanceResult {
-                instance: r.get(0),
-                build: r.get(1),
-                address: r.get(2),
-                outcome: r.get(3),
-                message: r.get(4),
-                duration_ms: r.get(5),
-            })
-            .collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(InstanceResult {
+                instance: r.try_get("instance")?,
+                build: r.try_get("build")?,
+                address: r.try_get("address")?,
+                outcome: r.try_get("outcome")?,
+                message: r.try_get("message")?,
+                duration_ms: r.try_get("duration_ms")?,
+            });
+        }
+        Ok(out)
     }
 
     /// Live instances per service, for metrics.
     pub async fn live_counts(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT s.name, (SELECT COUNT(*) FROM instances i
-                             WHERE i.service = s.name AND i.state = 'live')
+                             WHERE i.service = s.name AND i.state = 'live') AS live
              FROM services s ORDER BY s.name",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((r.try_get("name")?, r.try_get("live")?));
+        }
+        Ok(out)
     }
 }
 
@@ -693,40 +703,62 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, taken_at, duration_ms,
     instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered FROM snapshots";
 
-fn snapshot_row(r: &sqlx::any::AnyRow) -> SnapshotRow {
-    SnapshotRow {
-        id: r.get(0),
-        service: r.get(1),
-        label: r.get(2),
-        reset: r.get::<i64, _>(3) != 0,
-        taken_at: r.get(4),
-        duration_ms: r.get(5),
-        instances_ok: r.get(6),
-        instances_failed: r.get(7),
-        totals: Totals {
-            blocks: r.get(8),
-            blocks_covered: r.get(9),
-            stmts: r.get(10),
-            stmts_covered: r.get(11),
-        },
+impl FromRow<'_, AnyRow> for SnapshotRow {
+    /// The columns of `SNAPSHOT_COLUMNS`, by name.
+    fn from_row(r: &AnyRow) -> sqlx::Result<SnapshotRow> {
+        Ok(SnapshotRow {
+            id: r.try_get("id")?,
+            service: r.try_get("service")?,
+            label: r.try_get("label")?,
+            reset: r.try_get::<i64, _>("reset")? != 0,
+            taken_at: r.try_get("taken_at")?,
+            duration_ms: r.try_get("duration_ms")?,
+            instances_ok: r.try_get("instances_ok")?,
+            instances_failed: r.try_get("instances_failed")?,
+            totals: Totals::new(
+                r.try_get("blocks")?,
+                r.try_get("blocks_covered")?,
+                r.try_get("stmts")?,
+                r.try_get("stmts_covered")?,
+            ),
+        })
     }
 }
 
-fn instance_row(r: &sqlx::any::AnyRow) -> InstanceRow {
-    InstanceRow {
-        id: r.get(0),
-        service: r.get(1),
-        build: r.get(2),
-        mode: r.get(3),
-        hostname: r.get(4),
-        pid: r.get(5),
-        start_time: r.get(6),
-        go_version: r.get(7),
-        address: r.get(8),
-        registered_at: r.get(9),
-        last_seen: r.get(10),
-        live: r.get::<String, _>(11) == "live",
-        gone_at: r.get(12),
+impl FromRow<'_, AnyRow> for InstanceRow {
+    fn from_row(r: &AnyRow) -> sqlx::Result<InstanceRow> {
+        Ok(InstanceRow {
+            id: r.try_get("id")?,
+            service: r.try_get("service")?,
+            build: r.try_get("build")?,
+            mode: r.try_get("mode")?,
+            hostname: r.try_get("hostname")?,
+            pid: r.try_get("pid")?,
+            start_time: r.try_get("start_time")?,
+            go_version: r.try_get("go_version")?,
+            address: r.try_get("address")?,
+            registered_at: r.try_get("registered_at")?,
+            last_seen: r.try_get("last_seen")?,
+            live: r.try_get::<String, _>("state")? == "live",
+            gone_at: r.try_get("gone_at")?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for SnapshotBuild {
+    /// A build's part of a snapshot, without its per-file rows.
+    fn from_row(r: &AnyRow) -> sqlx::Result<SnapshotBuild> {
+        Ok(SnapshotBuild {
+            build: r.try_get("build")?,
+            mode: r.try_get("mode")?,
+            blocks: r.try_get("blocks")?,
+            stmts: r.try_get("stmts")?,
+            instances: r.try_get("instances")?,
+            blocks_covered: r.try_get("blocks_covered")?,
+            stmts_covered: r.try_get("stmts_covered")?,
+            counters: r.try_get("counters")?,
+            files: Vec::new(),
+        })
     }
 }
 

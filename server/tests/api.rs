@@ -28,6 +28,7 @@ on_every_db!(
     database_away_mid_snapshot,
     metrics_and_health,
     scheduled_snapshots,
+    services_list_their_live_builds,
 );
 
 mod cases {
@@ -116,6 +117,43 @@ mod cases {
         );
         let one = get(&server, "/api/v1/services/svc").await;
         assert_eq!(one.json["instance_list"].as_array().unwrap().len(), 3);
+        server.stop().await.unwrap();
+    }
+
+    /// The services list: each service once, by name, with the distinct builds of its live
+    /// instances (sorted) and its latest snapshot, if any.
+    pub async fn services_list_their_live_builds(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let (b1, b2) = (set_build("list-a"), set_build("list-b"));
+        let mut running = agents(&server, &b1, "two", 2).await;
+        let other = SimAgent::start(b2.clone(), None).await;
+        register(&server, &other, "two", "x").await;
+        running.push(other);
+        let lone = SimAgent::start(b1.clone(), None).await;
+        register(&server, &lone, "one", "y").await;
+        running.push(lone);
+        snapshot(&server, "two", "").await;
+        let latest = snapshot(&server, "two", "").await["id"].clone();
+
+        let list = get(&server, "/api/v1/services").await;
+        let services = list.json["services"].as_array().unwrap();
+        assert_eq!(services.len(), 2, "{}", list.text);
+        assert_eq!(services[0]["name"], "one");
+        assert_eq!(services[0]["builds"], serde_json::json!([b1.id]));
+        assert!(services[0]["latest_snapshot"].is_null());
+        assert_eq!(services[0]["live_instances"], 1);
+        let mut both = vec![b1.id.clone(), b2.id.clone()];
+        both.sort();
+        assert_eq!(services[1]["name"], "two");
+        assert_eq!(services[1]["builds"], serde_json::json!(both));
+        assert_eq!(services[1]["latest_snapshot"]["id"], latest);
+        assert_eq!(services[1]["live_instances"], 3);
+        assert_eq!(services[1]["instances"], 3);
+        let one = get(&server, "/api/v1/services/two").await;
+        assert_eq!(one.json["builds"], serde_json::json!(both));
+        for a in running {
+            a.stop();
+        }
         server.stop().await.unwrap();
     }
 

@@ -1,6 +1,6 @@
 //! The OpenAPI document served at `/api/v1/openapi.json` (`server/src/openapi.json`, written
 //! by hand) held against the code, so that it cannot drift: its operations are exactly the
-//! routes of `api::router`, its schemas have exactly the fields `server::types` serializes,
+//! routes of `api::routes` (what `api::router` is built from), its schemas have exactly the fields `server::types` serializes,
 //! every `$ref` resolves, and a running server's answers match what it says.
 
 mod common;
@@ -17,7 +17,6 @@ use server::sim::{Behavior, SimAgent, SimBuild};
 use server::types::*;
 
 const DOC: &str = include_str!("../src/openapi.json");
-const API_RS: &str = include_str!("../src/api/mod.rs");
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
@@ -50,58 +49,14 @@ async fn served_document_is_the_file() {
 
 // ---- (b) the operations are the routes ----
 
-/// The (method, path) pairs of the `.route("PATH", get(..).post(..))` calls in `api.rs`.
+/// The (method, path) pairs of the server's route table, `api::routes`.
 fn source_routes() -> BTreeSet<(String, String)> {
     // The dashboard's pages are merged in, and are not the API.
-    let code = API_RS
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .filter(|l| l.trim() != ".merge(crate::web::router())")
-        .collect::<Vec<_>>()
-        .join("\n");
-    for unread in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
-        assert!(
-            !code.contains(unread),
-            "api.rs calls {unread}: teach tests/openapi.rs to read it"
-        );
-    }
-    let mut out = BTreeSet::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find(".route(") {
-        rest = rest[at + ".route(".len()..].trim_start();
-        let s = rest
-            .strip_prefix('"')
-            .expect("a route's path is a string literal");
-        let end = s.find('"').expect("the path's closing quote");
-        let path = &s[..end];
-        let s = s[end + 1..]
-            .trim_start()
-            .strip_prefix(',')
-            .expect("a comma after the route's path");
-        // The method router: the calls at depth 0, until the `)` that closes `.route(`.
-        let (mut depth, mut ident, mut methods) = (0, String::new(), 0);
-        for c in s.chars() {
-            match c {
-                '(' => {
-                    if depth == 0 && METHODS.contains(&ident.as_str()) {
-                        out.insert((ident.clone(), path.to_string()));
-                        methods += 1;
-                    }
-                    depth += 1;
-                }
-                ')' if depth == 0 => break,
-                ')' => depth -= 1,
-                _ => {}
-            }
-            if c.is_alphanumeric() || c == '_' {
-                ident.push(c);
-            } else {
-                ident.clear();
-            }
-        }
-        assert!(methods > 0, "no method read for route {path}");
-    }
-    out
+    server::api::routes()
+        .into_iter()
+        .filter(|r| r.area != server::api::Area::Dashboard)
+        .map(|r| (r.method.as_str().to_lowercase(), r.path.to_string()))
+        .collect()
 }
 
 /// The (method, path) pairs of the document's operations.
@@ -123,7 +78,7 @@ fn operations_are_the_routes() {
     let routes = source_routes();
     assert!(
         routes.len() >= 13,
-        "read only {} routes from api.rs: {routes:?}",
+        "read only {} routes from api::routes: {routes:?}",
         routes.len()
     );
     let documented = documented_routes(&doc);

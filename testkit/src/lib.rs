@@ -1,7 +1,12 @@
-//! Helpers shared by livecov's conformance and benchmark tools: running the Go toolchain and
-//! fetching the pinned real-world modules that both measure against.
+//! Helpers shared by livecov's tests, conformance and benchmark tools: running the Go
+//! toolchain, fetching the pinned real-world modules that both measure against, fresh
+//! PostgreSQL databases, and [`LiveServer`], a `livecov server` process.
 //!
 //! Not part of the product: nothing here is used by the `livecov` executable.
+
+mod server;
+
+pub use server::{LiveServer, free_port};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

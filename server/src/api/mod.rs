@@ -1,67 +1,170 @@
-//! The HTTP API: routes, extractors and thin handlers over the registry, snapshot, diff,
-//! export, patch and sources modules, with the dashboard's routes (`web`) merged in. Every
-//! error is `{"error": "..."}` with a fitting status (`error`).
+//! The HTTP API: the route table (one list of [`Endpoint`]s per [`Area`], the dashboard's
+//! from `web`; [`router`] is built from it and [`routes`] lists it) and thin handlers over
+//! the registry, snapshot, diff, export, patch and sources modules. Every error is
+//! `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
+mod errors;
+mod extract;
 mod patch;
 mod sources;
 
-use crate::App;
-use crate::auth;
+pub use crate::route::{Area, Endpoint, Route};
+pub use extract::{AdminToken, AgentToken, ApiPath, ApiQuery, JsonBody, OptionalJson, UploadToken};
+
 use crate::error::ApiError;
 use crate::export;
 use crate::registry;
-use crate::snapshot::{self, info};
-use crate::types::{
-    InstanceInfo, ServiceDetail, ServiceInfo, ServiceList, SnapshotList, SnapshotRequest,
-};
+use crate::snapshot;
+use crate::types::{ServiceDetail, ServiceList, SnapshotList, SnapshotRequest};
+use crate::{App, Config};
 use report::Format;
 
 type AppState = State<Arc<App>>;
 
+/// Every route of the server, area by area, in the order [`router`] adds them.
+pub fn routes() -> Vec<Route> {
+    areas(Config::default().max_body)
+        .into_iter()
+        .flatten()
+        .map(|e| e.route)
+        .collect()
+}
+
+/// The route table: one list of endpoints per area.
+fn areas(max_body: usize) -> Vec<Vec<Endpoint>> {
+    vec![
+        agents(),
+        snapshots(),
+        exports(max_body),
+        builds(),
+        crate::web::endpoints(),
+        ops(),
+    ]
+}
+
+fn agents() -> Vec<Endpoint> {
+    use Area::Agents;
+    vec![
+        Endpoint::new(Agents, Method::POST, "/api/v1/agents/register", register),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/agents/{instance}/heartbeat",
+            heartbeat,
+        ),
+    ]
+}
+
+fn snapshots() -> Vec<Endpoint> {
+    use Area::Snapshots;
+    vec![
+        Endpoint::new(Snapshots, Method::GET, "/api/v1/services", services),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/services/{service}",
+            service,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/services/{service}/snapshots",
+            list_snapshots,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/snapshots",
+            take_snapshot,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/reset",
+            reset,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/snapshots/{id}",
+            snapshot_detail,
+        ),
+    ]
+}
+
+fn exports(max_body: usize) -> Vec<Endpoint> {
+    use Area::Exports;
+    vec![
+        Endpoint::new(
+            Exports,
+            Method::GET,
+            "/api/v1/snapshots/{id}/profile",
+            profile,
+        ),
+        Endpoint::new(Exports, Method::GET, "/api/v1/snapshots/{a}/diff/{b}", diff),
+        Endpoint::new(
+            Exports,
+            Method::POST,
+            "/api/v1/snapshots/{id}/patch",
+            patch::handler,
+        )
+        .map(|h| h.layer(patch::body_limit(max_body))),
+    ]
+}
+
+fn builds() -> Vec<Endpoint> {
+    use Area::Builds;
+    vec![
+        Endpoint::new(
+            Builds,
+            Method::PUT,
+            "/api/v1/builds/{build}",
+            sources::put_build,
+        )
+        .map(|h| h.layer(sources::body_limit())),
+        Endpoint::new(
+            Builds,
+            Method::PUT,
+            "/api/v1/builds/{build}/sources",
+            sources::put_sources,
+        )
+        .map(|h| h.layer(sources::body_limit())),
+    ]
+}
+
+fn ops() -> Vec<Endpoint> {
+    use Area::Ops;
+    vec![
+        Endpoint::new(Ops, Method::GET, "/healthz", healthz),
+        Endpoint::new(Ops, Method::GET, "/metrics", metrics),
+        Endpoint::new(Ops, Method::GET, "/api/v1/openapi.json", openapi),
+    ]
+}
+
+/// The router of one area: its endpoints, one `.route` each (a path's methods merge).
+fn area_router(endpoints: Vec<Endpoint>) -> Router<Arc<App>> {
+    endpoints.into_iter().fold(Router::new(), |router, e| {
+        router.route(e.route.path, e.handler)
+    })
+}
+
+/// The server's router: every area's router merged, with the API's fallbacks and limits.
 pub fn router(app: Arc<App>) -> Router {
     let max_body = app.config.max_body;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/agents/register", post(register))
-        .route("/api/v1/agents/{instance}/heartbeat", post(heartbeat))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/services/{service}", get(service))
-        .route(
-            "/api/v1/services/{service}/snapshots",
-            get(list_snapshots).post(take_snapshot),
-        )
-        .route("/api/v1/services/{service}/reset", post(reset))
-        .route("/api/v1/snapshots/{id}", get(snapshot_detail))
-        .route("/api/v1/snapshots/{id}/profile", get(profile))
-        .route("/api/v1/snapshots/{a}/diff/{b}", get(diff))
-        .route(
-            "/api/v1/snapshots/{id}/patch",
-            post(patch::handler).layer(patch::body_limit(max_body)),
-        )
-        .route(
-            "/api/v1/builds/{build}",
-            axum::routing::put(sources::put_build).layer(sources::body_limit()),
-        )
-        .route(
-            "/api/v1/builds/{build}/sources",
-            axum::routing::put(sources::put_sources).layer(sources::body_limit()),
-        )
-        .route("/api/v1/openapi.json", get(openapi))
-        .merge(crate::web::router())
+    areas(max_body)
+        .into_iter()
+        .fold(Router::new(), |router, area| {
+            router.merge(area_router(area))
+        })
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
@@ -69,76 +172,6 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
-}
-
-/// A JSON body, with errors as API errors. An empty body reads as `T::default()` where the
-/// handler allows it (see [`OptionalJson`]).
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = body_bytes(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
-
-/// Path parameters, with errors as API errors.
-pub struct ApiPath<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| ApiPath(t))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// Query parameters, with errors as API errors.
-pub struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// A JSON body that may be empty.
-pub struct OptionalJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJson)
-    }
-}
-
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("request body too large".into())
-        } else {
-            ApiError::BadRequest(format!("reading the request body: {e}"))
-        }
-    })
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {
@@ -166,40 +199,23 @@ async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiErr
 }
 
 async fn metrics(State(app): AppState) -> Response {
-    let (services, up) = match app.store.services().await {
-        Ok(list) => (
-            list.iter()
-                .map(|s| {
-                    let ratio = s
-                        .latest
-                        .as_ref()
-                        .filter(|l| l.totals.stmts > 0)
-                        .map(|l| l.totals.stmts_covered as f64 / l.totals.stmts as f64);
-                    (s.name.clone(), s.live_instances, ratio)
-                })
-                .collect::<Vec<_>>(),
-            true,
-        ),
-        Err(_) => (Vec::new(), false),
-    };
-    let body = app.metrics.render(&services, up, app.pending_len().await);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        crate::metrics::exposition(&app).await,
     )
         .into_response()
 }
 
 async fn register(
     State(app): AppState,
+    _: AgentToken,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(r): JsonBody<crate::types::Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
     let forwarded = headers
         .get("x-forwarded-for")
         .map(|v| v.to_str())
@@ -210,67 +226,26 @@ async fn register(
 
 async fn heartbeat(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AgentToken,
     ApiPath(instance): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth::check(&headers, app.config.agent_token.as_deref(), "agent")?;
     registry::heartbeat(&app, &instance).await?;
     Ok(Json(serde_json::json!({})))
 }
 
-async fn service_info(app: &App, row: &crate::store::ServiceRow) -> Result<ServiceInfo, ApiError> {
-    let live = app.store.instances(&row.name, true).await?;
-    let mut builds: Vec<String> = live.iter().map(|i| i.build.clone()).collect();
-    builds.sort();
-    builds.dedup();
-    Ok(ServiceInfo {
-        name: row.name.clone(),
-        first_seen: report::rfc3339(row.created_at),
-        live_instances: row.live_instances,
-        instances: row.instances,
-        builds,
-        latest_snapshot: row.latest.as_ref().map(info),
-    })
-}
-
 async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
-    let rows = app.store.services().await?;
-    let mut services = Vec::with_capacity(rows.len());
-    for row in &rows {
-        services.push(service_info(&app, row).await?);
-    }
-    Ok(Json(ServiceList { services }))
+    let services = registry::services(&app).await?;
+    Ok(Json(ServiceList {
+        services: services.iter().map(registry::info).collect(),
+    }))
 }
 
 async fn service(
     State(app): AppState,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ServiceDetail>, ApiError> {
-    let rows = app.store.services().await?;
-    let Some(row) = rows.iter().find(|r| r.name == name) else {
-        return Err(ApiError::NotFound(format!("no service {name:?}")));
-    };
-    let instances = app.store.instances(&name, false).await?;
-    Ok(Json(ServiceDetail {
-        service: service_info(&app, row).await?,
-        instance_list: instances
-            .into_iter()
-            .map(|i| InstanceInfo {
-                id: i.id,
-                state: if i.live { "live" } else { "gone" }.to_string(),
-                build: i.build,
-                mode: i.mode,
-                address: i.address,
-                hostname: i.hostname,
-                pid: i.pid,
-                start_time: i.start_time,
-                go_version: i.go_version,
-                registered_at: report::rfc3339(i.registered_at),
-                last_seen: report::rfc3339(i.last_seen),
-                gone_at: i.gone_at.map(report::rfc3339),
-            })
-            .collect(),
-    }))
+    let (service, instances) = registry::service(&app, &name).await?;
+    Ok(Json(registry::detail(&service, instances)))
 }
 
 #[derive(Deserialize)]
@@ -281,36 +256,31 @@ struct SnapshotParams {
 
 async fn take_snapshot(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AdminToken,
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &headers, &service, req, params.reset).await
+    snapshot_taken(&app, &service, req, params.reset).await
 }
 
 async fn reset(
     State(app): AppState,
-    headers: HeaderMap,
+    _: AdminToken,
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &headers, &service, req, true).await
+    snapshot_taken(&app, &service, req, true).await
 }
 
 /// A snapshot of `service` (with a reset when `reset`), answered with its detail: the one
-/// body of `POST …/snapshots` and `POST …/reset`.
+/// body of `POST …/snapshots` and `POST …/reset`, behind the admin token.
 async fn snapshot_taken(
     app: &Arc<App>,
-    headers: &HeaderMap,
     service: &str,
     req: SnapshotRequest,
     reset: bool,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    auth::check(headers, app.config.admin_token.as_deref(), "admin")?;
-    if let Some(label) = &req.label {
-        registry::check_name("label", label, 1024)?;
-    }
     let id = snapshot::take(app, service, req.label, reset).await?;
     Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)))
 }
@@ -326,15 +296,8 @@ async fn list_snapshots(
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    if !app.store.service_exists(&service).await? {
-        return Err(ApiError::NotFound(format!("no service {service:?}")));
-    }
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = app.store.snapshots(&service, limit, params.before).await?;
-    Ok(Json(SnapshotList {
-        service,
-        snapshots: rows.iter().map(info).collect(),
-    }))
+    let list = snapshot::list(&app, service, params.limit, params.before).await?;
+    Ok(Json(list))
 }
 
 async fn snapshot_detail(

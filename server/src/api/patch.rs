@@ -1,7 +1,7 @@
-//! Patch coverage of a stored snapshot: `POST /api/v1/snapshots/{id}/patch`, the diff
-//! parsed and measured by [`report::patch`].
+//! Patch coverage of a stored snapshot: `POST /api/v1/snapshots/{id}/patch`, the unified
+//! diff in the body parsed into a [`report::patch::Patch`] and answered by
+//! [`export::patch_coverage`] or [`export::patch_export`].
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,12 +11,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiPath, ApiQuery};
+use super::{ApiPath, ApiQuery, parse_id};
 use crate::App;
 use crate::error::ApiError;
 use crate::export;
-use report::Format;
-use report::patch::{FileChange, answer_format, changed_lines, measure, parse};
+use report::patch::{answer_format, parse};
 
 /// Patches are often larger than other request bodies: this route takes up to this much (or
 /// the server's body limit, if that is larger).
@@ -36,16 +35,14 @@ pub struct PatchParams {
 }
 
 /// `POST /api/v1/snapshots/{id}/patch[?module=PREFIX&format=json|lcov|cobertura&strip=PREFIX&source=DIR]`,
-/// the diff as the raw body.
+/// the patch (a unified diff) as the raw body.
 pub async fn handler(
     State(app): State<Arc<App>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<PatchParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("snapshot id {id:?}: want a positive integer"))
-    })?;
+    let id = parse_id(&id)?;
     let format = answer_format(params.format.as_deref())?;
     let body = Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -62,36 +59,16 @@ pub async fn handler(
         .as_deref()
         .map(str::trim)
         .filter(|m| !m.is_empty());
-    let text = String::from_utf8_lossy(&body);
-    let files = parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let patch =
+        parse(&String::from_utf8_lossy(&body)).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let Some(format) = format else {
-        let builds = crate::snapshot::counters(&app, id).await?;
-        let builds: Vec<_> = builds
-            .iter()
-            .map(|(b, v)| (&b.meta, v.as_slice()))
-            .collect();
-        let result = measure(id, &builds, &files, module).map_err(ApiError::BadRequest)?;
-        return Ok(Json(result).into_response());
+        let coverage = export::patch_coverage(&app, id, &patch, module).await?;
+        return Ok(Json(coverage).into_response());
     };
     let options = report::Options {
         strip: params.strip,
         source: params.source,
     };
-    let text = export_changes(&app, id, &files, module, format, &options).await?;
+    let text = export::patch_export(&app, id, &patch, module, format, &options).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
-}
-
-/// Snapshot `id` in `format`, restricted to the lines the diff's `files` gained.
-async fn export_changes(
-    app: &App,
-    id: i64,
-    files: &[FileChange],
-    module: Option<&str>,
-    format: Format,
-    options: &report::Options,
-) -> Result<String, ApiError> {
-    let (_, cov) = export::load(app, id).await?;
-    let names: BTreeSet<&str> = cov.files.iter().map(|f| f.name.as_str()).collect();
-    let keep = changed_lines(&names, files, module).map_err(ApiError::BadRequest)?;
-    Ok(report::write_lines(&cov.restrict(&keep), format, options)?)
 }

@@ -6,22 +6,21 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::ApiPath;
+use super::{ApiPath, UploadToken};
 use crate::App;
-use crate::auth;
 use crate::error::ApiError;
-use crate::meta::{Build, is_build_id};
-use crate::sources::{MAX_UPLOAD, Uploaded, check, decode};
+use crate::meta::is_build_id;
+use crate::sources::{self, MAX_UPLOAD, Uploaded};
 
 /// The body limit of the upload routes.
 pub fn body_limit() -> DefaultBodyLimit {
     DefaultBodyLimit::max(MAX_UPLOAD)
 }
 
-/// An upload for a build: the request carries the admin or the agent token, the path a build
+/// An upload for a build: the request carries the admin or the agent token ([`UploadToken`]), the path a build
 /// id, and the body is read whole (up to [`MAX_UPLOAD`]).
 pub struct Upload {
     pub build: String,
@@ -33,7 +32,7 @@ impl FromRequest<Arc<App>> for Upload {
 
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Upload, ApiError> {
         let (mut parts, body) = req.into_parts();
-        check_token(app, &parts.headers)?;
+        UploadToken::from_request_parts(&mut parts, app).await?;
         let ApiPath(build) = ApiPath::<String>::from_request_parts(&mut parts, app).await?;
         check_id(&build)?;
         let req = Request::from_parts(parts, body);
@@ -48,21 +47,6 @@ impl FromRequest<Arc<App>> for Upload {
     }
 }
 
-/// Uploads change what the dashboard shows: either token will do, as builds are made by the
-/// people who hold the admin token or by pipelines that hold the agent token.
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let (admin, agent) = (
-        app.config.admin_token.as_deref(),
-        app.config.agent_token.as_deref(),
-    );
-    match (admin, agent) {
-        (None, None) => Ok(()),
-        (Some(t), None) | (None, Some(t)) => auth::check(headers, Some(t), "admin or agent"),
-        (Some(a), Some(b)) => auth::check(headers, Some(a), "admin or agent")
-            .or_else(|_| auth::check(headers, Some(b), "admin or agent")),
-    }
-}
-
 fn check_id(build: &str) -> Result<(), ApiError> {
     if is_build_id(build) {
         Ok(())
@@ -74,73 +58,27 @@ fn check_id(build: &str) -> Result<(), ApiError> {
 }
 
 /// `PUT /api/v1/builds/{build}`: the build's metadata, exactly as its agent serves it at
-/// `/livecov/v1/meta` (gzip JSON).
+/// `/livecov/v1/meta` (gzip JSON); 201 when it is new.
 pub async fn put_build(
     State(app): State<Arc<App>>,
     Upload { build, body }: Upload,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = build.clone();
-    let parsed = tokio::task::spawn_blocking(move || Build::from_gzip(body.to_vec(), &id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::BadRequest(format!("metadata of build {build}: {e}")))?;
-    let existed = app.store.build_meta(&build).await?.is_some();
-    app.store.insert_build(&parsed).await?;
-    let sources = app
-        .store
-        .source_files(std::slice::from_ref(&build))
-        .await?
-        .len();
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    let (uploaded, new) = sources::put_build(&app, build, body.to_vec()).await?;
+    let status = if new {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((
-        status,
-        Json(Uploaded {
-            build,
-            files: parsed.meta.files.len(),
-            sources,
-            stored: 0,
-        }),
-    ))
+    Ok((status, Json(uploaded)))
 }
 
 /// `PUT /api/v1/builds/{build}/sources`: sources of files of a stored build, a gzip
-/// [`SourceUpload`]. All are checked before any is stored; one that does not match the build
-/// rejects the upload.
+/// [`SourceUpload`](crate::sources::SourceUpload), checked by [`sources::put_sources`].
 pub async fn put_sources(
     State(app): State<Arc<App>>,
     Upload { build, body }: Upload,
-) -> Result<impl IntoResponse, ApiError> {
-    let Some(gz) = app.store.build_meta(&build).await? else {
-        return Err(ApiError::NotFound(format!(
-            "build {build} is unknown: PUT its metadata to /api/v1/builds/{build} first \
-             (livecov build --upload-sources does both)"
-        )));
-    };
-    let id = build.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let meta = Build::from_stored_gzip(gz, &id)
-            .map_err(|e| ApiError::internal(format!("stored metadata of build {id}: {e}")))?;
-        let upload = decode(&body)?;
-        let files = check(&meta, upload)?;
-        Ok((meta.meta.files.len(), files))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    let (total, files) = checked;
-    let stored = app.store.insert_sources(&build, &files).await?;
-    let sources = app
-        .store
-        .source_files(std::slice::from_ref(&build))
-        .await?
-        .len();
-    Ok(Json(Uploaded {
-        build,
-        files: total,
-        sources,
-        stored,
-    }))
+) -> Result<Json<Uploaded>, ApiError> {
+    Ok(Json(
+        sources::put_sources(&app, build, body.to_vec()).await?,
+    ))
 }

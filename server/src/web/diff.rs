@@ -13,7 +13,6 @@ use super::page::{
     Page, WebError, bad_request, escape, num_cell, parse_id, percent, query_value, service_href,
 };
 use crate::App;
-use crate::error::ApiError;
 use crate::types::{BlockRef, DiffTotals};
 
 #[derive(Deserialize)]
@@ -30,12 +29,8 @@ pub async fn page(
         return Err(bad_request("a diff needs two snapshots: /diff?a=ID&b=ID"));
     };
     let (a, b) = (parse_id("snapshot", &a)?, parse_id("snapshot", &b)?);
-    let Some(row_a) = app.store.snapshot(a).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {a}")).into());
-    };
-    let Some(row_b) = app.store.snapshot(b).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {b}")).into());
-    };
+    let row_a = crate::snapshot::row(&app, a).await?;
+    let row_b = crate::snapshot::row(&app, b).await?;
     let diff = crate::diff::diff(&app, a, b, true).await?;
 
     let title = format!("Snapshot #{a} → #{b}");

@@ -13,28 +13,32 @@ mod page;
 mod service;
 mod snapshot;
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 
-use crate::App;
+use crate::route::{Area, Endpoint};
 
 pub use page::WebError;
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/", get(service::index))
-        .route("/services/{name}", get(service::page))
-        .route("/snapshots/{id}", get(snapshot::page))
-        .route("/snapshots/{id}/source", get(snapshot::source))
-        .route("/diff", get(diff::page))
-        .route("/assets/livecov.css", get(css))
-        .route("/assets/livecov.js", get(js))
-        .route("/assets/livecov.svg", get(icon))
-        .route("/favicon.ico", get(icon))
+/// The dashboard's routes, for `api`'s route table.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Area::Dashboard;
+    vec![
+        Endpoint::new(Dashboard, Method::GET, "/", service::index),
+        Endpoint::new(Dashboard, Method::GET, "/services/{name}", service::page),
+        Endpoint::new(Dashboard, Method::GET, "/snapshots/{id}", snapshot::page),
+        Endpoint::new(
+            Dashboard,
+            Method::GET,
+            "/snapshots/{id}/source",
+            snapshot::source,
+        ),
+        Endpoint::new(Dashboard, Method::GET, "/diff", diff::page),
+        Endpoint::new(Dashboard, Method::GET, "/assets/livecov.css", css),
+        Endpoint::new(Dashboard, Method::GET, "/assets/livecov.js", js),
+        Endpoint::new(Dashboard, Method::GET, "/assets/livecov.svg", icon),
+        Endpoint::new(Dashboard, Method::GET, "/favicon.ico", icon),
+    ]
 }
 
 /// The dashboard's style: the report's, and the dashboard's own.

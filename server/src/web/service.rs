@@ -13,7 +13,7 @@ use super::page::{
     Page, WebError, coverage_cell, escape, num_cell, parse_id, percent, segment, service_href, time,
 };
 use crate::App;
-use crate::error::ApiError;
+use crate::registry;
 use crate::store::SnapshotRow;
 use report::rfc3339;
 
@@ -21,7 +21,7 @@ use report::rfc3339;
 const HISTORY: i64 = 200;
 
 pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError> {
-    let services = app.store.services().await?;
+    let services = registry::services(&app).await?;
     let mut page = Page::new("Services", &[], services.len() * 400);
     if services.is_empty() {
         page.raw(
@@ -38,10 +38,6 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
          <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
     );
     for s in &services {
-        let live = app.store.instances(&s.name, true).await?;
-        let mut builds: Vec<&str> = live.iter().map(|i| i.build.as_str()).collect();
-        builds.sort();
-        builds.dedup();
         let out = &mut page.out;
         out.push_str("<tr><td class=\"l\"><a href=\"");
         escape(out, &service_href(&s.name));
@@ -51,7 +47,7 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
         num_cell(out, s.live_instances);
         num_cell(out, s.instances);
         out.push_str("<td class=\"l\">");
-        for (i, b) in builds.iter().enumerate() {
+        for (i, b) in s.builds.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
@@ -92,11 +88,7 @@ pub async fn page(
         Some(b) => Some(parse_id("snapshot", b)?),
         None => None,
     };
-    let services = app.store.services().await?;
-    let Some(service) = services.iter().find(|s| s.name == name) else {
-        return Err(ApiError::NotFound(format!("no service {name:?}")).into());
-    };
-    let instances = app.store.instances(&name, false).await?;
+    let (service, instances) = registry::service(&app, &name).await?;
     let snapshots = app.store.snapshots(&name, HISTORY, before).await?;
 
     let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);

@@ -15,7 +15,7 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::snapshot::counters;
+use crate::snapshot::stored;
 use report::html::{self, Header, Sources};
 use report::{Coverage, Options};
 
@@ -25,10 +25,7 @@ pub async fn page(
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
     let detail = crate::snapshot::detail(&app, id).await?;
-    let Some(row) = app.store.snapshot(id).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {id}")).into());
-    };
-    let parts = counters(&app, id).await?;
+    let (row, parts) = stored(&app, id).await?;
     let cov = Coverage::merge(
         id,
         row.taken_at,
@@ -132,10 +129,7 @@ pub async fn source(
     Query(params): Query<SourceParams>,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
-    let Some(row) = app.store.snapshot(id).await? else {
-        return Err(ApiError::NotFound(format!("no snapshot {id}")).into());
-    };
-    let parts = counters(&app, id).await?;
+    let (row, parts) = stored(&app, id).await?;
     let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
     let Some(text) = crate::sources::text(&app, &builds, &params.file).await? else {
         return Err(ApiError::NotFound(format!(

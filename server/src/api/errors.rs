@@ -1,0 +1,140 @@
+//! The domain's errors as the API answers them: the one place where a registry, snapshot,
+//! diff or build error gets its status. Messages are the errors' own; a server error's cause
+//! is kept for the log (`error::Chain`) and never sent.
+
+use crate::BuildError;
+use crate::diff::DiffError;
+use crate::error::{ApiError, Cause};
+use crate::export::PatchError;
+use crate::registry::RegistryError;
+use crate::snapshot::SnapshotError;
+use crate::sources::SourcesError;
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        match e {
+            RegistryError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            RegistryError::UnknownInstance(_) | RegistryError::UnknownService(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            RegistryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> ApiError {
+        match e {
+            BuildError::Store(e) => e.into(),
+            BuildError::Stored { .. } => ApiError::internal(e),
+            BuildError::Unreachable { .. } => ApiError::BadGateway(e.to_string()),
+        }
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> ApiError {
+        match e {
+            SnapshotError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            SnapshotError::UnknownService(_) | SnapshotError::NotFound(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            SnapshotError::NoLiveInstances(_) => ApiError::Conflict(e.to_string()),
+            SnapshotError::NoAnswer { .. } => ApiError::BadGateway(e.to_string()),
+            SnapshotError::Store(e) => e.into(),
+            SnapshotError::Build(e) => e.into(),
+            SnapshotError::Corrupt { .. } => ApiError::internal(e),
+            SnapshotError::Held { .. } => {
+                let message = e.to_string();
+                let SnapshotError::Held { source } = e else {
+                    unreachable!()
+                };
+                let unavailable = source.is_unavailable();
+                let source = Some(Box::new(source) as Cause);
+                if unavailable {
+                    ApiError::Unavailable { message, source }
+                } else {
+                    ApiError::Internal { message, source }
+                }
+            }
+        }
+    }
+}
+
+impl From<SourcesError> for ApiError {
+    fn from(e: SourcesError) -> ApiError {
+        match e {
+            SourcesError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            SourcesError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+            SourcesError::UnknownBuild(_) => ApiError::NotFound(e.to_string()),
+            SourcesError::Store(e) => e.into(),
+            SourcesError::StoredMeta { .. }
+            | SourcesError::StoredSource { .. }
+            | SourcesError::Task(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(e: PatchError) -> ApiError {
+        match e {
+            PatchError::Snapshot(e) => e.into(),
+            PatchError::Invalid(message) => ApiError::BadRequest(message),
+        }
+    }
+}
+
+impl From<DiffError> for ApiError {
+    fn from(e: DiffError) -> ApiError {
+        match e {
+            DiffError::NoSharedBuild { .. } => ApiError::Conflict(e.to_string()),
+            DiffError::Snapshot(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn domain_errors_keep_their_statuses_and_messages() {
+        let cases: Vec<(ApiError, StatusCode, &str)> = vec![
+            (
+                RegistryError::UnknownInstance("i0".into()).into(),
+                StatusCode::NOT_FOUND,
+                "no live instance i0: register again",
+            ),
+            (
+                SnapshotError::NoLiveInstances("svc".into()).into(),
+                StatusCode::CONFLICT,
+                "service \"svc\" has no live instances",
+            ),
+            (
+                SnapshotError::NotFound(7).into(),
+                StatusCode::NOT_FOUND,
+                "no snapshot 7",
+            ),
+            (
+                DiffError::NoSharedBuild { a: 1, b: 2 }.into(),
+                StatusCode::CONFLICT,
+                "snapshots 1 and 2 share no build: a diff compares counters of the same build",
+            ),
+            (
+                SnapshotError::Held {
+                    source: StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+                }
+                .into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable; the counters the reset took are held by the server and \
+                 will be stored when the database is back",
+            ),
+        ];
+        for (e, status, message) in cases {
+            assert_eq!((e.status(), e.to_string().as_str()), (status, message));
+        }
+    }
+}
