@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             prepared.reused,
             prepared.meta.num_blocks(),
             prepared.rules.releases(),
-            &prepared.build_id[..12]
+            prepared.build_id.get(..12).unwrap_or(&prepared.build_id)
         );
     }
     let status = prepared

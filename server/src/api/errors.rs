@@ -34,21 +34,18 @@ impl From<BuildError> for ApiError {
 
 impl From<SnapshotError> for ApiError {
     fn from(e: SnapshotError) -> ApiError {
+        let message = e.to_string();
         match e {
-            SnapshotError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            SnapshotError::Invalid(_) => ApiError::BadRequest(message),
             SnapshotError::UnknownService(_) | SnapshotError::NotFound(_) => {
-                ApiError::NotFound(e.to_string())
+                ApiError::NotFound(message)
             }
-            SnapshotError::NoLiveInstances(_) => ApiError::Conflict(e.to_string()),
-            SnapshotError::NoAnswer { .. } => ApiError::BadGateway(e.to_string()),
+            SnapshotError::NoLiveInstances(_) => ApiError::Conflict(message),
+            SnapshotError::NoAnswer { .. } => ApiError::BadGateway(message),
             SnapshotError::Store(e) => e.into(),
             SnapshotError::Build(e) => e.into(),
             SnapshotError::Corrupt { .. } => ApiError::internal(e),
-            SnapshotError::Held { .. } => {
-                let message = e.to_string();
-                let SnapshotError::Held { source } = e else {
-                    unreachable!()
-                };
+            SnapshotError::Held { source } => {
                 let unavailable = source.is_unavailable();
                 let source = Some(Box::new(source) as Cause);
                 if unavailable {
