@@ -24,6 +24,16 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 pg_isready -h 127.0.0.1 -p "$port" >&2
+# Tests run in parallel, each with a server whose pool may open 16 connections: the default
+# of 100 connections is too few.
+if [ "$(as_root runuser -u postgres -- psql -qtA -p "$port" -c 'SHOW max_connections')" -lt 500 ]; then
+    as_root runuser -u postgres -- psql -q -p "$port" -c 'ALTER SYSTEM SET max_connections = 500' >&2
+    as_root pg_ctlcluster "$version" main restart >&2
+    for _ in $(seq 1 50); do
+        pg_isready -q -h 127.0.0.1 -p "$port" && break
+        sleep 0.2
+    done
+fi
 as_root runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 -c "
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'livecov') THEN
