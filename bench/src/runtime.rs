@@ -14,7 +14,9 @@
 //!
 //! Every run invokes every variant once (`-count 1`), in turn, so that the machine's slow
 //! spells hit them alike: on a virtual machine the cost of sharing a cache line between the
-//! two vCPUs can change from one minute to the next. The table reports the median run.
+//! two vCPUs can change from one minute to the next. The table reports the median run. With
+//! `--baseline PATH`, an earlier `livecov` executable's three modes run in the same turns, so
+//! that a change to the counters is measured against what it replaces.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -157,6 +159,8 @@ enum Variant {
     Plain,
     Native(&'static str),
     Livecov(&'static str),
+    /// The `--baseline` executable.
+    Baseline(&'static str),
 }
 
 impl Variant {
@@ -165,6 +169,7 @@ impl Variant {
             Variant::Plain => "uninstrumented (`go test`)".into(),
             Variant::Native(mode) => format!("`go test -covermode={mode}`"),
             Variant::Livecov(mode) => format!("`livecov test --mode {mode}`"),
+            Variant::Baseline(mode) => format!("baseline `livecov test --mode {mode}`"),
         }
     }
 }
@@ -178,9 +183,19 @@ pub struct Args {
     /// `go test -benchtime`.
     #[arg(long, default_value = "1s")]
     benchtime: String,
+    /// An earlier `livecov` executable to measure in the same runs (such as one built from
+    /// the commit before a change to the counters).
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<std::path::PathBuf>,
 }
 
-pub fn run(Args { runs, benchtime }: Args) -> Result<()> {
+pub fn run(
+    Args {
+        runs,
+        benchtime,
+        baseline,
+    }: Args,
+) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("work");
@@ -215,6 +230,9 @@ pub fn run(Args { runs, benchtime }: Args) -> Result<()> {
     let mut variants = vec![Variant::Plain];
     for mode in MODES {
         variants.extend([Variant::Native(mode), Variant::Livecov(mode)]);
+        if baseline.is_some() {
+            variants.push(Variant::Baseline(mode));
+        }
     }
 
     // variant → benchmark → ns/op of every run
@@ -222,7 +240,11 @@ pub fn run(Args { runs, benchtime }: Args) -> Result<()> {
     for run in 1..=runs {
         eprintln!("run {run}/{runs}");
         for (&variant, result) in variants.iter().zip(&mut results) {
-            run_variant(variant, &livecov, &module, scratch, &go_args, result)?;
+            let bin = match (variant, &baseline) {
+                (Variant::Baseline(_), Some(b)) => b.as_path(),
+                _ => livecov.as_path(),
+            };
+            run_variant(variant, bin, &module, scratch, &go_args, result)?;
         }
     }
 
@@ -246,7 +268,9 @@ pub fn run(Args { runs, benchtime }: Args) -> Result<()> {
         let plain = ns(Variant::Plain);
         for &v in &variants {
             let same_mode = match v {
-                Variant::Livecov(mode) => format!("{:.2}×", ns(v) / ns(Variant::Native(mode))),
+                Variant::Livecov(mode) | Variant::Baseline(mode) => {
+                    format!("{:.2}×", ns(v) / ns(Variant::Native(mode)))
+                }
                 _ => String::new(),
             };
             let fastest = samples(v).iter().copied().fold(f64::INFINITY, f64::min);
@@ -281,7 +305,7 @@ fn run_variant(
             cmd.arg(format!("-covermode={mode}"));
             cmd
         }
-        Variant::Livecov(mode) => {
+        Variant::Livecov(mode) | Variant::Baseline(mode) => {
             let mut cmd = Command::new(livecov);
             cmd.current_dir(module)
                 .env("GOFLAGS", "-mod=mod")
@@ -289,7 +313,10 @@ fn run_variant(
                 .args(["test", "--mode", mode, "--coverprofile"])
                 .arg(scratch.join(format!("{mode}.out")))
                 .arg("--cache-dir")
-                .arg(scratch.join("livecov-cache"))
+                .arg(scratch.join(match variant {
+                    Variant::Baseline(_) => "baseline-cache",
+                    _ => "livecov-cache",
+                }))
                 .arg("--");
             cmd
         }
@@ -301,7 +328,9 @@ fn run_variant(
         Variant::Native(_) if !stdout.contains("coverage:") => {
             bail!("{} reported no coverage:\n{stdout}", variant.label())
         }
-        Variant::Livecov(mode) => check_profile(&scratch.join(format!("{mode}.out")))?,
+        Variant::Livecov(mode) | Variant::Baseline(mode) => {
+            check_profile(&scratch.join(format!("{mode}.out")))?
+        }
         _ => {}
     }
     let parsed = parse_bench(&stdout);
