@@ -19,7 +19,7 @@ type config struct {
 	addr       string        // listen address; "off" for no listener (and no registration)
 	server     string        // server base URL; "" or "off" for no registration
 	service    string        // service name to register under
-	token      string        // bearer token, required by the endpoints and sent to the server
+	token      string        // bearer token accepted by the endpoints and sent to the server
 	heartbeat  time.Duration // interval between heartbeats
 	dir        string        // directory for the on-disk copy of the counters; "" for none
 	flush      time.Duration // interval between writes of the counters to dir
@@ -123,6 +123,9 @@ type agent struct {
 	instanceOnce sync.Once
 	instance     string // see instanceID
 
+	secretOnce sync.Once
+	secret     string // see processSecret
+
 	// Set by run before ready is closed; read only after.
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -157,8 +160,15 @@ func start(cfg config, reg *registry) *agent {
 // under and the name of its counters file. It is not made in start because reading random
 // bytes can block early in a machine's boot.
 func (a *agent) instanceID() string {
-	a.instanceOnce.Do(func() { a.instance = newInstanceID() })
+	a.instanceOnce.Do(func() { a.instance = newRandomID() })
 	return a.instance
+}
+
+// processSecret returns the secret of this agent's instance, made on first use. The agent
+// tells it only to the server it registers with; the endpoints accept it as a bearer token.
+func (a *agent) processSecret() string {
+	a.secretOnce.Do(func() { a.secret = newRandomID() })
+	return a.secret
 }
 
 func (a *agent) run() {
@@ -176,7 +186,7 @@ func (a *agent) run() {
 	}
 	a.addr = ln.Addr()
 	a.srv = &http.Server{
-		Handler:           &handler{reg: a.reg, token: a.cfg.token, log: a.cfg.logger},
+		Handler:           &handler{reg: a.reg, secret: a.processSecret, token: a.cfg.token, log: a.cfg.logger},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,

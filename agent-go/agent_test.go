@@ -4,6 +4,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,27 +36,35 @@ func TestProcessAgent(t *testing.T) {
 	if stdAgent.addr == nil {
 		t.Skip("the process agent is not listening (LIVECOV_AGENT_ADDR is set in this environment)")
 	}
-	url := "http://127.0.0.1:" + portString(stdAgent) + "/livecov/v1/counters"
+	base := "http://127.0.0.1:" + portString(stdAgent)
+	url := base + "/livecov/v1/counters"
+	secret := stdAgent.processSecret()
 	processOnce.Do(func() {
 		RegisterFile(1, make([]uint32, 4)) // wrong length: file 1 has one block
 		RegisterFile(0, processF0)
-		s := getCounters(t, "GET", url, "")
+		s := getCounters(t, "GET", url, secret)
 		if !equalCounts(s.Files, [][]uint32{{0, 0, 0, 0, 0, 0}, {0}, {0, 0}}) {
 			t.Errorf("counters %v with file 1 of the wrong length", s.Files)
 		}
 		// The array of the wrong length was dropped, so the right one can still come.
 		RegisterFile(1, processF1)
 	})
-	atomic.StoreUint32(&processF0[2], 1)
-	atomic.StoreUint32(&processF1[0], 1)
-	s := getCounters(t, "GET", url, "")
-	want := [][]uint32{{0, 0, 1, 0, 0, 0}, {1}, {0, 0}}
+	hit(&processF0[2])
+	hit(&processF1[0])
+	// The test may run several times (-count), each after the last one's boundary: the hits
+	// read as the current epoch.
+	s, epoch, _ := fetchCounters(t, "GET", url, secret)
+	want := [][]uint32{{0, 0, epoch, 0, 0, 0}, {epoch}, {0, 0}}
 	if s.Mode != "set" || !equalCounts(s.Files, want) {
 		t.Errorf("counters %v (%s), want %v", s.Files, s.Mode, want)
 	}
-	getCounters(t, "POST", "http://127.0.0.1:"+portString(stdAgent)+"/livecov/v1/reset", "")
+	token := "process-" + strconv.FormatUint(uint64(epoch), 10)
+	s, next, _ := fetchCounters(t, "POST", base+"/livecov/v1/boundary?token="+token, secret)
+	if !equalCounts(s.Files, want) || next != epoch+1 {
+		t.Errorf("boundary answered %v in epoch %d, want %v in epoch %d", s.Files, next, want, epoch+1)
+	}
 	if atomic.LoadUint32(&processF0[2]) != 0 || atomic.LoadUint32(&processF1[0]) != 0 {
-		t.Error("reset left counters of the process registry")
+		t.Error("the boundary left the live counters of the process registry set")
 	}
 }
 

@@ -28,8 +28,9 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 	                    build time); "off" disables registration
 	LIVECOV_SERVICE     service name (default: the name baked in at build time, else the base
 	                    name of the binary)
-	LIVECOV_TOKEN       when set, every endpoint requires "Authorization: Bearer <token>", and
-	                    the agent sends the same header to the server
+	LIVECOV_TOKEN       when set, the endpoints also accept this token, and the agent sends
+	                    "Authorization: Bearer <token>" to the server; without it only the
+	                    server the agent registered with can read them (see "Endpoints")
 	LIVECOV_HEARTBEAT   interval between heartbeats, a Go duration (default 10s, at least
 	                    10ms)
 	LIVECOV_DIR         directory in which to keep the counters on disk (see "Processes that
@@ -45,13 +46,61 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 
 # Endpoints
 
-	GET  /livecov/v1/meta      the block metadata, JSON, always gzip-compressed
-	GET  /livecov/v1/counters  the counters, in the format described in encode.go
-	POST /livecov/v1/reset     swaps every counter to zero and returns what they held
-	GET  /livecov/v1/profile   a Go coverprofile, as `go test -coverprofile` writes it
+	GET  /livecov/v1/meta              the block metadata, JSON, always gzip-compressed
+	GET  /livecov/v1/counters          the counters (epoch stamps in set mode), in the format
+	                                   described in encode.go
+	POST /livecov/v1/boundary?token=T  ends the current epoch and answers the state at the
+	                                   boundary, in the same format (see "Epochs and
+	                                   boundaries")
+	GET  /livecov/v1/profile           a Go coverprofile, as `go test -coverprofile` writes it
 
-Every successful answer carries the header Livecov-Build with the build id. Errors are JSON
-objects {"error": "..."}.
+Every request must carry "Authorization: Bearer <X>", where X is the process secret or, when
+LIVECOV_TOKEN is set, that token. The secret is 32 random hex digits, new for every process,
+which the agent tells only the server it registers with, in its registration and in every
+heartbeat (as the JSON field "secret"). So with no configuration nobody but that server can
+read the agent; to query one by hand, set LIVECOV_TOKEN. A request without either is answered
+401 before anything else, so that it learns nothing, not even which paths exist. Then an
+unknown path is answered 404 and a wrong method 405, with an Allow header; the GET endpoints
+answer HEAD too.
+
+The boundary endpoint answers 403 to any request that carries an Origin header, or a
+Sec-Fetch-Site header other than "same-origin" or "none": browsers send those, and no web page
+is to change an agent's state. It answers 400 unless the query holds exactly one parameter
+token of 1 to 128 ASCII letters, digits, '-', '_' or '.'.
+
+Every successful answer carries the header Livecov-Build with the build id. The answers of the
+counters and boundary endpoints also carry Livecov-Epoch, the current epoch after the request,
+and Cache-Control: no-store. Errors are JSON objects {"error": "..."}; a build whose metadata
+does not check out answers 500 on every endpoint but meta.
+
+# Epochs and boundaries
+
+No operation of the agent destroys counts. A server that is killed halfway through pulling
+counters therefore loses nothing, and one that does not know whether its last boundary was
+applied sends it again and gets the same answer.
+
+The agent numbers epochs from 1; each boundary ends the current epoch and begins the next. In
+set mode the instrumented code sets a block's counter when the block runs, and the agent
+reports for each block a stamp: the current epoch if the counter is set, else the epoch in
+which the block was last seen hit as of the last boundary (0: never). A boundary swaps every
+counter to zero, stamping the ending epoch on each block whose counter was set, and begins the
+next epoch: it moves what it takes into the stamps and loses nothing. A hit that races with
+the swap lands either before it, and is stamped with the ending epoch, or after it, and sets
+the counter again for the new epoch. The blocks hit since the boundary that began epoch E are
+those whose stamp is E or more. Before the first boundary every hit block reads 1, as in Go's
+set mode.
+
+In count and atomic mode the counters count the hits since the process started, and the agent
+never writes them. A boundary saves a copy of them and begins the next epoch; what happened in
+an epoch is the difference between the copies saved at its two ends.
+
+The answer of a boundary is the state at the boundary: in set mode, for each block, the last
+epoch in which it was hit, at most the one that ended (0: never); in count and atomic mode, the
+copy of the counters. Its Livecov-Epoch is the epoch that began at the boundary. The server
+names each boundary with a token of its choosing. If the token is the one of the last boundary
+applied, the agent applies none and answers that boundary again, the same bytes and the same
+epoch, so a retry neither skips an epoch nor loses an answer that was never delivered. Only
+the last token is remembered: any other token applies a new boundary.
 
 # Processes that stop
 
@@ -61,8 +110,9 @@ missing):
 
 	<build id>.meta.json.gz      the metadata, the bytes of GET /livecov/v1/meta; written once,
 	                             at start, unless another instance of the build wrote it
-	<service>-<instance id>.lcc  the counters, the body of GET /livecov/v1/counters; replaced
-	                             every LIVECOV_FLUSH and by every call of [Flush]
+	<service>-<instance id>.lcc  the counters, the body of GET /livecov/v1/counters (epoch
+	                             stamps in set mode); replaced every LIVECOV_FLUSH and by
+	                             every call of [Flush]
 
 <service> is the service name with every character but ASCII letters, digits, '.', '_' and
 '-' replaced by '_', cut to 128 bytes; <instance id> is the 32 hex digits under which the
@@ -98,9 +148,9 @@ servers commonly do, keeps everything. The agent deliberately installs no signal
 handler changes what a signal does to the host (signal.Notify for SIGTERM means SIGTERM no
 longer ends the process), and the agent must never change its host's behaviour.
 
-The counters file holds the counters as they were at its write. POST /livecov/v1/reset does
-not rewrite it: until the next write, the file still holds the counts that the reset handed
-over.
+The counters file holds what GET /livecov/v1/counters would have answered at its write. A
+boundary does not rewrite it, and need not: a boundary destroys nothing, so every later write
+still accounts for all that the file held.
 
 Without LIVECOV_DIR nothing is kept on disk, Flush does nothing, and no goroutine is started
 for it. A livecov server that pulls counters on a schedule loses the same window when a
@@ -112,11 +162,11 @@ coverage.
 # Reading counters while they change
 
 In set and atomic mode the instrumented code writes counters with sync/atomic, and the agent
-reads them with atomic.LoadUint32 and resets them with atomic.SwapUint32, so every read and
-every reset is exact. In count mode the instrumented code uses plain increments (as
-`go test -covermode=count` does): a read may miss an increment in flight, a reset that races
-with an increment of the same counter may count that block's hits twice, and a program
-built with -race may report those accesses. Use atomic mode where counts must be exact under
-concurrency.
+reads them with atomic.LoadUint32 (a boundary in set mode swaps them with atomic.SwapUint32),
+so every read and every boundary is exact. Reads, boundaries and writes to LIVECOV_DIR hold
+one lock, so that none sees a boundary half applied. In count mode the instrumented code uses
+plain increments (as `go test -covermode=count` does): a read or a boundary may miss an
+increment in flight, which a later read sees, and a program built with -race may report
+those accesses. Use atomic mode where counts must be exact under concurrency.
 */
 package agent

@@ -8,9 +8,11 @@ import (
 
 // Counters wire format, version 1 (media type application/vnd.livecov.counters).
 //
-// The answer of GET /livecov/v1/counters and POST /livecov/v1/reset. All integers are
-// unsigned LEB128 varints ("uvarint", as encoding/binary writes them: 7 bits per byte, least
-// significant group first, high bit set on every byte but the last).
+// The answer of GET /livecov/v1/counters and POST /livecov/v1/boundary, and the content of the
+// counters files under LIVECOV_DIR. In set mode the values are epoch stamps rather than 0 or 1
+// (see "Epochs and boundaries" in the package documentation); they fit the same range. All
+// integers are unsigned LEB128 varints ("uvarint", as encoding/binary writes them: 7 bits per
+// byte, least significant group first, high bit set on every byte but the last).
 //
 //	magic      4 bytes  "LCC1"
 //	idLen      uvarint  length of the build id in bytes

@@ -36,6 +36,7 @@ const maxServiceName = 128
 //
 //	<build id>.meta.json.gz           the metadata, as GET /livecov/v1/meta serves it
 //	<service>-<instance id>.lcc       the counters, as GET /livecov/v1/counters serves them
+//	                                  (epoch stamps in set mode)
 //
 // Both are replaced whole: written to a temporary file in the same directory whose name
 // starts with ".", then renamed, so that a reader sees the old file or the new one, never a
@@ -147,11 +148,11 @@ func (d *diskWriter) writeMeta() error {
 }
 
 func (d *diskWriter) writeCounters() error {
-	_, counts, err := d.reg.take(loadCounter)
+	_, values, _, err := d.reg.counters()
 	if err != nil {
 		return err
 	}
-	d.buf, err = encodeCounters(d.buf[:0], counterSet{Build: d.reg.build.ID, Mode: d.reg.build.Mode, Files: counts})
+	d.buf, err = encodeCounters(d.buf[:0], counterSet{Build: d.reg.build.ID, Mode: d.reg.build.Mode, Files: values})
 	if err != nil {
 		return err
 	}

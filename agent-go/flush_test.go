@@ -46,9 +46,14 @@ func readCountersFile(path string) (counterSet, error) {
 	return decodeCounters(b)
 }
 
-// httpGet returns the body of a successful GET.
-func httpGet(url string) ([]byte, error) {
-	resp, err := http.Get(url)
+// httpGet returns the body of a successful GET authorized with token.
+func httpGet(url, token string) ([]byte, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +110,7 @@ func TestDiskPeriodicWrites(t *testing.T) {
 		return err == nil && equalCounts(got.Files, want)
 	})
 	// The periodic writes agree with what the agent serves.
-	_, served, err := reg.take(loadCounter)
+	_, served, _, err := reg.counters()
 	if err != nil || !equalCounts(served, want) {
 		t.Errorf("registry holds %v (%v), want %v", served, err, want)
 	}
@@ -138,6 +143,30 @@ func TestFlushWritesNow(t *testing.T) {
 	got, err = readCountersFile(path)
 	if want := [][]uint32{{0, 0, 0, 0, 0, 8}, {0}, {0, 2}}; err != nil || !equalCounts(got.Files, want) {
 		t.Errorf("after the second Flush: %v %v, want %v", got.Files, err, want)
+	}
+}
+
+// In set mode the counters file holds the stamps, as GET /livecov/v1/counters serves them.
+func TestDiskHoldsStamps(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir, time.Hour)
+	cfg.addr = "127.0.0.1:0"
+	reg, files := testRegistry(t, "set")
+	a := startTest(t, cfg, reg)
+	url := agentURL(t, a)
+	hit(&files[0][0])
+	hit(&files[1][0])
+	getCounters(t, "POST", url+"/livecov/v1/boundary?token=disk", a.processSecret())
+	hit(&files[0][0])
+	hit(&files[2][1])
+	a.disk.write(true)
+	got, err := readCountersFile(countersPath(a))
+	if want := [][]uint32{{2, 0, 0, 0, 0, 0}, {1}, {0, 2}}; err != nil || got.Mode != "set" || !equalCounts(got.Files, want) {
+		t.Errorf("counters file holds %v (%s, %v), want %v", got.Files, got.Mode, err, want)
+	}
+	file, _ := os.ReadFile(countersPath(a))
+	if _, _, served := fetchCounters(t, "GET", url+"/livecov/v1/counters", a.processSecret()); !bytes.Equal(file, served) {
+		t.Errorf("the counters file differs from what GET /livecov/v1/counters serves:\n% x\n% x", file, served)
 	}
 }
 
@@ -221,7 +250,7 @@ func TestDiskUnwritable(t *testing.T) {
 		// The host is unaffected: the agent still serves its counters.
 		if a.addr == nil {
 			problems = append(problems, "agent not listening")
-		} else if resp, err := httpGet("http://" + a.addr.String() + "/livecov/v1/counters"); err != nil {
+		} else if resp, err := httpGet("http://"+a.addr.String()+"/livecov/v1/counters", a.processSecret()); err != nil {
 			problems = append(problems, "counters: "+err.Error())
 		} else if s, err := decodeCounters(resp); err != nil || s.Files[1][0] != 1 {
 			problems = append(problems, "counters not served")

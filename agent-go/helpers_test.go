@@ -2,11 +2,13 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +24,20 @@ func testRegistry(t *testing.T, mode string) (*registry, [][]uint32) {
 		r.add(i, files[i])
 	}
 	return r, files
+}
+
+// bigBuild is a build of one file of n blocks.
+func bigBuild(mode string, n int) buildInfo {
+	var meta strings.Builder
+	fmt.Fprintf(&meta, `{"build":%q,"mode":%q,"files":[{"name":"example.com/m/big.go","blocks":[`, testBuildID, mode)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			meta.WriteByte(',')
+		}
+		fmt.Fprintf(&meta, "[%d,1,%d,9,1,0]", i+1, i+1)
+	}
+	meta.WriteString("]}]}")
+	return buildInfo{ID: testBuildID, Mode: mode, Meta: meta.String(), Files: 1}
 }
 
 // testConfig is a configuration with short times, listening on loopback.
@@ -62,12 +78,22 @@ func agentURL(t *testing.T, a *agent) string {
 	return "http://" + a.addr.String()
 }
 
-// do sends a request and returns the answer with its body read.
+// do sends a request, with "Authorization: Bearer token" unless token is "", and returns the
+// answer with its body read.
 func do(t *testing.T, method, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	return doHeader(t, method, url, token, nil)
+}
+
+// doHeader is do with more header fields.
+func doHeader(t *testing.T, method, url, token string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

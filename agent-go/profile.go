@@ -14,6 +14,7 @@ import (
 // one line per block (name:startLine.startCol,endLine.endCol numStmt count), in the order
 // `go test -coverprofile` writes them (internal/coverage/cformat): by package import path,
 // then file name, then start line, end line, start column, end column and statement count.
+// In set mode a count is 0 or 1, as Go writes it: an epoch stamp other than 0 appears as 1.
 func appendProfile(dst []byte, mode string, m *metadata, counts [][]uint32) []byte {
 	dst = append(dst, "mode: "...)
 	dst = append(dst, mode...)
@@ -53,6 +54,9 @@ func appendProfile(dst []byte, mode string, m *metadata, counts [][]uint32) []by
 			var count uint32
 			if f < len(counts) && i < len(counts[f]) {
 				count = counts[f][i]
+			}
+			if mode == "set" && count != 0 {
+				count = 1
 			}
 			dst = append(dst, file.Name...)
 			dst = append(dst, ':')

@@ -34,6 +34,15 @@ type registration struct {
 	Mode      string `json:"mode"`
 	Port      int    `json:"port"` // the agent's listen port
 	GoVersion string `json:"go_version"`
+	// Secret is the process secret, which the endpoints accept as a bearer token: only the
+	// server that receives it can read the agent (unless LIVECOV_TOKEN says otherwise).
+	Secret string `json:"secret"`
+}
+
+// heartbeat is the body of POST /api/v1/agents/<instance>/heartbeat. It carries the process
+// secret, as the registration does.
+type heartbeat struct {
+	Secret string `json:"secret"`
 }
 
 // newClient returns the client for talking to the server. It shares nothing with the host's
@@ -69,6 +78,7 @@ func (a *agent) report(port int) {
 		return
 	}
 	instance := a.instanceID()
+	secret := a.processSecret()
 	hostname, _ := os.Hostname()
 	body, _ := json.Marshal(registration{
 		Service:   a.cfg.service,
@@ -80,7 +90,9 @@ func (a *agent) report(port int) {
 		Mode:      a.reg.build.Mode,
 		Port:      port,
 		GoVersion: runtime.Version(),
+		Secret:    secret,
 	})
+	beat, _ := json.Marshal(heartbeat{Secret: secret})
 	registerURL := base + "/api/v1/agents/register"
 	heartbeatURL := base + "/api/v1/agents/" + url.PathEscape(instance) + "/heartbeat"
 
@@ -99,7 +111,7 @@ func (a *agent) report(port int) {
 				wait = a.cfg.heartbeat
 			}
 		} else {
-			err := a.post(heartbeatURL, []byte("{}"))
+			err := a.post(heartbeatURL, beat)
 			var status statusError
 			switch {
 			case err == nil:
@@ -183,11 +195,12 @@ func serverURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-// newInstanceID returns 16 random bytes in hex.
-func newInstanceID() string {
+// newRandomID returns 16 random bytes in hex: an instance id or a process secret.
+func newRandomID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		// Before Go 1.24 crypto/rand can fail; an id that is unique in practice will do.
+		// Before Go 1.24 crypto/rand can fail. The clock, the pid and math/rand (seeded at
+		// random since Go 1.20) then give an id that is unique in practice.
 		s := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.Itoa(os.Getpid())
 		copy(b[:], s)
 		for i := range b {

@@ -119,14 +119,28 @@ func TestRegistration(t *testing.T) {
 	if ts, err := time.Parse(time.RFC3339, st); err != nil || time.Since(ts) > time.Minute || time.Until(ts) > time.Second {
 		t.Errorf("start_time %q: %v", st, err)
 	}
-	if len(body) != 9 {
-		t.Errorf("register body has %d fields, want 9: %s", len(body), rec.body)
+	secret, _ := body["secret"].(string)
+	if secret != a.processSecret() || !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(secret) || secret == instance {
+		t.Errorf("secret %q, want the process secret %q", secret, a.processSecret())
+	}
+	if len(body) != 10 {
+		t.Errorf("register body has %d fields, want 10: %s", len(body), rec.body)
 	}
 	if hb.path != "/api/v1/agents/"+instance+"/heartbeat" {
 		t.Errorf("heartbeat path %s, want the registered instance's", hb.path)
 	}
 	if got := hb.header.Get("Authorization"); got != "Bearer tok" {
 		t.Errorf("heartbeat Authorization %q", got)
+	}
+	if got := hb.header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("heartbeat Content-Type %q", got)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for i, hb := range srv.heartbeats {
+		if want := `{"secret":"` + secret + `"}`; string(hb.body) != want {
+			t.Errorf("heartbeat %d body %s, want %s", i, hb.body, want)
+		}
 	}
 }
 
@@ -148,6 +162,13 @@ func TestHeartbeat404Reregisters(t *testing.T) {
 	}
 	if string(srv.registers[0].body) != string(srv.registers[1].body) {
 		t.Errorf("registered again with a different body:\n%s\n%s", srv.registers[0].body, srv.registers[1].body)
+	}
+	// Without LIVECOV_TOKEN the agent authenticates to the server with nothing: the secret
+	// travels in the bodies only.
+	for _, rec := range append(srv.registers, srv.heartbeats...) {
+		if got := rec.header.Get("Authorization"); got != "" {
+			t.Errorf("%s: Authorization %q without a token", rec.path, got)
+		}
 	}
 }
 

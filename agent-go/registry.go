@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -41,9 +42,14 @@ func RegisterFile(index int, counters []uint32) {
 type registry struct {
 	build buildInfo
 
-	mu    sync.Mutex
+	mu    sync.Mutex // guards files, sizes and the epochs, and serializes reads with boundaries
 	files [][]uint32 // by file index; nil until the file registers
 	sizes []int      // blocks per file, set once the metadata is parsed
+
+	// Epochs; see "Epochs and boundaries" in the package documentation.
+	epoch     uint32     // the current epoch, from 1
+	saved     [][]uint32 // the state at the last boundary (set mode: stamps; else counts); nil before the first
+	lastToken string     // the token of the last boundary
 
 	metaOnce sync.Once
 	meta     *metadata
@@ -74,7 +80,7 @@ func newRegistry(b buildInfo) *registry {
 	if n < 0 || n > len(b.Meta) {
 		n = 0
 	}
-	return &registry{build: b, files: make([][]uint32, n)}
+	return &registry{build: b, files: make([][]uint32, n), epoch: 1}
 }
 
 func (r *registry) add(index int, counters []uint32) {
@@ -143,57 +149,101 @@ func (r *registry) metaGzip() []byte {
 	return r.gz
 }
 
-// take returns a copy of every file's counters in metadata order, each value obtained by
-// calling read once on the counter: loadCounter to read, swapCounter to reset. Files whose
-// package did not register (it is not linked into this binary) read as zeros.
-func (r *registry) take(read func(*uint32) uint32) (*metadata, [][]uint32, error) {
+// counters returns every file's values in metadata order, as GET /livecov/v1/counters serves
+// them, and the current epoch. In count and atomic mode a value is the counter; in set mode it
+// is the block's stamp: the current epoch if the counter is set, else the epoch in which the
+// block was last seen hit at a boundary (0: never). Files whose package did not register (it
+// is not linked into this binary) read as zeros.
+func (r *registry) counters() (*metadata, [][]uint32, uint32, error) {
 	m, err := r.metadata()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
+	}
+	// Holding mu for the whole read keeps a boundary from running halfway through it.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := r.build.Mode == "set"
+	out := r.zeros()
+	for i, c := range r.files {
+		if len(c) != len(out[i]) { // not registered: add and metadata let no other length in
+			continue
+		}
+		for j := range c {
+			v := atomic.LoadUint32(&c[j])
+			if set {
+				switch {
+				case v != 0:
+					v = r.epoch
+				case r.saved != nil:
+					v = r.saved[i][j]
+				}
+			}
+			out[i][j] = v
+		}
+	}
+	return m, out, r.epoch, nil
+}
+
+// boundary ends the current epoch and returns the state at the boundary, the epoch that began
+// at it, and whether it was applied now. If token names the last boundary applied, nothing is
+// applied and the answer is that boundary's again.
+//
+// In set mode the state at the boundary is, per block, the last epoch in which it was hit (0:
+// never): each counter is swapped to zero and, if it was set, the ending epoch is stamped in
+// its place. A hit that races with the swap either lands before it, and is stamped with the
+// ending epoch, or after it, and sets the counter again for the new one: nothing is lost. In
+// count and atomic mode counters are never written: the state at the boundary is a copy of
+// them.
+//
+// The returned slices belong to the registry and must not be modified.
+func (r *registry) boundary(token string) (state [][]uint32, epoch uint32, applied bool, err error) {
+	if _, err := r.metadata(); err != nil {
+		return nil, 0, false, err
 	}
 	r.mu.Lock()
-	live := append([][]uint32(nil), r.files...)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.saved != nil && token == r.lastToken {
+		return r.saved, r.epoch, false, nil
+	}
+	if r.epoch == math.MaxUint32 {
+		// Stamps must fit in a counter; at one boundary a second this is 136 years away.
+		return nil, 0, false, errors.New("no epochs left")
+	}
+	set := r.build.Mode == "set"
+	next := r.zeros()
+	for i, c := range r.files {
+		if set && r.saved != nil {
+			copy(next[i], r.saved[i])
+		}
+		if len(c) != len(next[i]) {
+			continue
+		}
+		for j := range c {
+			if !set {
+				next[i][j] = atomic.LoadUint32(&c[j])
+			} else if atomic.SwapUint32(&c[j], 0) != 0 {
+				next[i][j] = r.epoch
+			}
+		}
+	}
+	// A new array rather than an update in place: answers of earlier boundaries may still be
+	// holding the old one.
+	r.saved, r.lastToken = next, token
+	r.epoch++
+	return r.saved, r.epoch, true, nil
+}
+
+// zeros returns zeroed arrays of the files' sizes, in one allocation. The metadata must have
+// been parsed.
+func (r *registry) zeros() [][]uint32 {
 	total := 0
 	for _, n := range r.sizes {
 		total += n
 	}
 	flat := make([]uint32, total)
-	out := make([][]uint32, len(live))
-	for i, c := range live {
-		n := r.sizes[i]
+	out := make([][]uint32, len(r.sizes))
+	for i, n := range r.sizes {
 		out[i], flat = flat[:n:n], flat[n:]
-		if len(c) != n { // not registered: add and metadata let no other length in
-			continue
-		}
-		for j := range c {
-			out[i][j] = read(&c[j])
-		}
 	}
-	return m, out, nil
+	return out
 }
-
-// restore adds back values that take swapped out, when they could not be handed over.
-func (r *registry) restore(values [][]uint32) {
-	r.mu.Lock()
-	live := append([][]uint32(nil), r.files...)
-	r.mu.Unlock()
-	set := r.build.Mode == "set"
-	for i, c := range live {
-		if i >= len(values) || len(values[i]) != len(c) {
-			continue
-		}
-		for j, v := range values[i] {
-			switch {
-			case v == 0:
-			case set:
-				atomic.StoreUint32(&c[j], 1)
-			default:
-				atomic.AddUint32(&c[j], v)
-			}
-		}
-	}
-}
-
-func loadCounter(p *uint32) uint32 { return atomic.LoadUint32(p) }
-func swapCounter(p *uint32) uint32 { return atomic.SwapUint32(p, 0) }

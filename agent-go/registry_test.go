@@ -6,7 +6,7 @@ import (
 )
 
 func TestRegistryIgnoresBadRegistrations(t *testing.T) {
-	r := newRegistry(testBuild("set"))
+	r := newRegistry(testBuild("count"))
 	good := make([]uint32, 6)
 	r.add(-1, make([]uint32, 6))
 	r.add(3, make([]uint32, 1))
@@ -17,7 +17,7 @@ func TestRegistryIgnoresBadRegistrations(t *testing.T) {
 	r.add(0, make([]uint32, 6)) // the first registration stays
 	good[3] = 1
 
-	_, counts, err := r.take(loadCounter)
+	_, counts, _, err := r.counters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestRegistryIgnoresBadRegistrations(t *testing.T) {
 	right := []uint32{4, 5}
 	r.add(1, []uint32{9})
 	r.add(2, right)
-	_, counts, _ = r.take(loadCounter)
+	_, counts, _, _ = r.counters()
 	want = [][]uint32{{0, 0, 0, 1, 0, 0}, {9}, {4, 5}}
 	if !equalCounts(counts, want) {
 		t.Errorf("counters %v, want %v", counts, want)
@@ -70,29 +70,35 @@ func TestRegistryBadMetadata(t *testing.T) {
 		tc.edit(&b)
 		r := newRegistry(b)
 		r.add(0, make([]uint32, 6))
-		if _, _, err := r.take(loadCounter); err == nil || !strings.Contains(err.Error(), tc.wants) {
+		if _, _, _, err := r.counters(); err == nil || !strings.Contains(err.Error(), tc.wants) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.wants)
+		}
+		if _, _, _, err := r.boundary("x"); err == nil || !strings.Contains(err.Error(), tc.wants) {
+			t.Errorf("%s: boundary: error %v, want one containing %q", tc.name, err, tc.wants)
 		}
 	}
 }
 
-func TestRestoreAfterFailedReset(t *testing.T) {
+// The state that a boundary answers stays as it was while later boundaries run: answers are
+// encoded after the registry's lock is released.
+func TestBoundaryStateStaysUnchanged(t *testing.T) {
 	for _, mode := range []string{"set", "count", "atomic"} {
 		r, files := testRegistry(t, mode)
-		files[0][1] = 1
-		files[2][0] = 1
-		_, taken, err := r.take(swapCounter)
-		if err != nil {
-			t.Fatal(err)
+		files[0][1], files[2][0] = 1, 1
+		first, epoch, applied, err := r.boundary("a")
+		if err != nil || epoch != 2 || !applied {
+			t.Fatalf("%s: first boundary: epoch %d, applied %v, %v", mode, epoch, applied, err)
 		}
-		files[2][0] = 1 // the block ran again after the reset
-		r.restore(taken)
-		want := [][]uint32{{0, 1, 0, 0, 0, 0}, {0}, {2, 0}}
-		if mode == "set" {
-			want[2][0] = 1
+		want := [][]uint32{{0, 1, 0, 0, 0, 0}, {0}, {1, 0}}
+		files[0][1], files[1][0] = 1, 1
+		if _, epoch, applied, _ := r.boundary("b"); epoch != 3 || !applied {
+			t.Errorf("%s: second boundary: epoch %d, applied %v", mode, epoch, applied)
 		}
-		if !equalCounts(files, want) {
-			t.Errorf("%s: after restore %v, want %v", mode, files, want)
+		if _, epoch, applied, _ := r.boundary("b"); epoch != 3 || applied {
+			t.Errorf("%s: repeated boundary: epoch %d, applied %v", mode, epoch, applied)
+		}
+		if !equalCounts(first, want) {
+			t.Errorf("%s: the first answer became %v, want %v", mode, first, want)
 		}
 	}
 }

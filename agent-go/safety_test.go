@@ -45,14 +45,10 @@ func hostile(t *testing.T, server string, timeout time.Duration) {
 		// The host is unaffected: the agent still serves its counters.
 		if a.addr == nil {
 			problems = append(problems, "agent not listening")
-		} else if resp, err := http.Get("http://" + a.addr.String() + "/livecov/v1/counters"); err != nil {
+		} else if b, err := httpGet("http://"+a.addr.String()+"/livecov/v1/counters", a.processSecret()); err != nil {
 			problems = append(problems, "counters: "+err.Error())
-		} else {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if s, err := decodeCounters(b); err != nil || s.Files[1][0] != 1 {
-				problems = append(problems, fmt.Sprintf("counters: %v %v", s, err))
-			}
+		} else if s, err := decodeCounters(b); err != nil || s.Files[1][0] != 1 {
+			problems = append(problems, fmt.Sprintf("counters: %v %v", s, err))
 		}
 		a.close()
 	})

@@ -4,32 +4,36 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"log"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
 
 // handler serves the agent's endpoints for one registry.
 type handler struct {
-	reg   *registry
-	token string      // required bearer token; "" for none
-	log   *log.Logger // nil: silent
+	reg    *registry
+	secret func() string // the process secret, made on first use; nil, or "", accepts nothing
+	token  string        // LIVECOV_TOKEN, accepted as well as the secret; "" for none
+	log    *log.Logger   // nil: silent
 }
 
 type route struct {
 	method string
 	serve  func(*handler, http.ResponseWriter, *http.Request)
+	// changes is set for endpoints that change the agent's state, which browsers must not be
+	// able to reach from another site.
+	changes bool
 }
 
 // The agent routes by hand rather than with http.ServeMux patterns: how a ServeMux reads a
 // pattern depends on the GODEBUG setting of the host's main module (httpmuxgo121).
 var routes = map[string]route{
-	"/livecov/v1/meta":     {http.MethodGet, (*handler).serveMeta},
-	"/livecov/v1/counters": {http.MethodGet, (*handler).serveCounters},
-	"/livecov/v1/reset":    {http.MethodPost, (*handler).serveReset},
-	"/livecov/v1/profile":  {http.MethodGet, (*handler).serveProfile},
+	"/livecov/v1/meta":     {method: http.MethodGet, serve: (*handler).serveMeta},
+	"/livecov/v1/counters": {method: http.MethodGet, serve: (*handler).serveCounters},
+	"/livecov/v1/boundary": {method: http.MethodPost, serve: (*handler).serveBoundary, changes: true},
+	"/livecov/v1/profile":  {method: http.MethodGet, serve: (*handler).serveProfile},
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -39,8 +43,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal error")
 		}
 	}()
-	// Authentication comes first, so that without the token nothing is learned, not even
-	// which paths exist.
+	// Authentication comes first, so that without the secret or the token nothing is learned,
+	// not even which paths exist.
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="livecov"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
@@ -60,22 +64,56 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, r.Method+" not allowed, use "+rt.method)
 		return
 	}
+	if rt.changes && crossSite(r) {
+		writeError(w, http.StatusForbidden, "cross-site browser requests are refused")
+		return
+	}
 	rt.serve(h, w, r)
 }
 
+// authorized reports whether r carries "Authorization: Bearer X" with X the process secret or
+// the configured token.
 func (h *handler) authorized(r *http.Request) bool {
-	if h.token == "" {
-		return true
-	}
 	const scheme = "Bearer "
 	got := r.Header.Get("Authorization")
 	if len(got) < len(scheme) || !strings.EqualFold(got[:len(scheme)], scheme) {
 		return false
 	}
 	// Comparing digests keeps the comparison constant-time in the token's length too.
-	a := sha256.Sum256([]byte(got[len(scheme):]))
-	b := sha256.Sum256([]byte(h.token))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	sum := sha256.Sum256([]byte(got[len(scheme):]))
+	ok := false
+	if h.secret != nil {
+		if s := h.secret(); s != "" && sameDigest(sum, s) {
+			ok = true
+		}
+	}
+	if h.token != "" && sameDigest(sum, h.token) {
+		ok = true
+	}
+	return ok
+}
+
+func sameDigest(sum [sha256.Size]byte, s string) bool {
+	want := sha256.Sum256([]byte(s))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+}
+
+// crossSite reports whether r looks like a request that a browser sends on behalf of a page
+// of another site. Browsers send Origin with every POST and every cross-origin request, and
+// Sec-Fetch-Site (to secure and local origins) with every request; curl and the livecov
+// server send neither. A page cannot make a browser send Authorization to another site without
+// that site's consent in a CORS preflight, which the agent never gives, so this is defence in
+// depth.
+func crossSite(r *http.Request) bool {
+	if _, ok := r.Header["Origin"]; ok {
+		return true
+	}
+	for _, v := range r.Header.Values("Sec-Fetch-Site") {
+		if v != "same-origin" && v != "none" {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handler) serveMeta(w http.ResponseWriter, r *http.Request) {
@@ -89,58 +127,77 @@ func (h *handler) serveMeta(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveCounters(w http.ResponseWriter, r *http.Request) {
-	_, counts, err := h.reg.take(loadCounter)
+	_, values, epoch, err := h.reg.counters()
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	h.writeCounters(w, counts)
+	h.writeCounters(w, values, epoch)
 }
 
-// serveReset swaps every counter to zero and answers with the values it took. If the answer
-// cannot be sent whole, the values are added back: a reset loses nothing that the client did
-// not receive. (What a client does with an answer it did receive is up to the client.)
-func (h *handler) serveReset(w http.ResponseWriter, r *http.Request) {
-	_, counts, err := h.reg.take(swapCounter)
+// maxBoundaryToken is the longest boundary token accepted, in bytes.
+const maxBoundaryToken = 128
+
+// serveBoundary applies the boundary named by the query parameter token and answers with the
+// state at the boundary. A boundary destroys nothing, so an answer that is never delivered
+// needs no undoing: the server retries with the same token and gets the same answer.
+func (h *handler) serveBoundary(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	tok := q["token"]
+	if err != nil || len(tok) != 1 || !validBoundaryToken(tok[0]) {
+		writeError(w, http.StatusBadRequest, "want one query parameter token of 1 to "+
+			strconv.Itoa(maxBoundaryToken)+" ASCII letters, digits, '-', '_' or '.'")
+		return
+	}
+	state, epoch, applied, err := h.reg.boundary(tok[0])
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	if err := h.writeCounters(w, counts); err != nil {
-		logf(h.log, "reset: answer not delivered, counters restored: %v", err)
-		h.reg.restore(counts)
+	if applied {
+		logf(h.log, "boundary %s: epoch %d begins", tok[0], epoch)
+	} else {
+		logf(h.log, "boundary %s: already applied, answering it again", tok[0])
 	}
+	h.writeCounters(w, state, epoch)
 }
 
-func (h *handler) writeCounters(w http.ResponseWriter, counts [][]uint32) error {
-	body, err := encodeCounters(nil, counterSet{Build: h.reg.build.ID, Mode: h.reg.build.Mode, Files: counts})
+func validBoundaryToken(s string) bool {
+	if len(s) == 0 || len(s) > maxBoundaryToken {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (h *handler) writeCounters(w http.ResponseWriter, values [][]uint32, epoch uint32) {
+	body, err := encodeCounters(nil, counterSet{Build: h.reg.build.ID, Mode: h.reg.build.Mode, Files: values})
 	if err != nil {
 		h.fail(w, err)
-		return err
+		return
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", countersContentType)
 	hdr.Set("Livecov-Build", h.reg.build.ID)
+	hdr.Set("Livecov-Epoch", strconv.FormatUint(uint64(epoch), 10))
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	if _, err := w.Write(body); err != nil {
-		return err
-	}
-	// Flushing reports a connection that broke before the whole answer was sent; the client
-	// then cannot have a complete answer (its length is declared), so nothing is counted twice.
-	if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	return nil
+	w.Write(body)
 }
 
 func (h *handler) serveProfile(w http.ResponseWriter, r *http.Request) {
-	m, counts, err := h.reg.take(loadCounter)
+	m, values, _, err := h.reg.counters()
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	body := appendProfile(nil, h.reg.build.Mode, m, counts)
+	body := appendProfile(nil, h.reg.build.Mode, m, values)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Livecov-Build", h.reg.build.ID)

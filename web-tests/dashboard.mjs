@@ -14,7 +14,9 @@
 //      the diff of the two, which has newly covered blocks and none lost.
 //   5. "Snapshot and reset": cancelling the confirm does nothing; accepting it takes a reset
 //      snapshot, drawn as a hollow point of the trend and marked in the history.
-//   6. `/` then links the newest snapshot.
+//   6. A session started by name, a request while it is open, stopped from its row: the
+//      session's snapshot page says what it measures; the service page lists it stopped.
+//   7. `/` then links the newest snapshot.
 // Any console error, uncaught exception, failed request or HTTP error of the pages fails the run,
 // except the one deliberate 401 of step 2. Every page is screenshot (full page PNG).
 //
@@ -298,10 +300,37 @@ async function run(page) {
   'the history marks the newest snapshot as a reset');
   await shot(page, 'service-after-reset');
 
-  // 6. The services page links the newest snapshot.
+  // 6. A session: started by name, a request while it is open, stopped: its snapshot's page
+  //    says what it measures, and the service page lists it stopped, linking that snapshot.
+  check((await page.locator('table.sessions').count()) === 0, 'no session table before the first');
+  await page.locator('#session-name').fill('qa session');
+  await Promise.all([page.waitForEvent('load'), page.locator('#start-session').click()]);
+  const open = page.locator('table.sessions tbody tr');
+  check(await open.count() === 1 &&
+    (await open.first().locator('td').nth(1).textContent()).trim() === 'open',
+  'the started session is listed, open');
+  const add = await fetch(`${greeter}/calc?a=1&b=2&op=add`);
+  check(add.status === 200, `the greeter adds while the session is open (${add.status})`);
+  await Promise.all([
+    page.waitForURL(/\/snapshots\/\d+$/),
+    open.first().locator('button.stop-session').click(),
+  ]);
+  const session = Number(page.url().split('/').pop());
+  const measures = await page.locator('p.window').textContent();
+  check(/session qa session/.test(measures) && /since the instances started/.test(measures),
+    `the session's snapshot says what it measures ("${measures}")`);
+  await shot(page, 'session-snapshot');
+  await toServicePage(page);
+  const stopped = page.locator('table.sessions tbody tr').first();
+  check((await stopped.locator('td').nth(1).textContent()).trim() === 'stopped' &&
+    (await stopped.locator(`a[href="/snapshots/${session}"]`).count()) === 1,
+  'the session is listed stopped, with its snapshot');
+  await shot(page, 'service-sessions');
+
+  // 7. The services page links the newest snapshot.
   await page.goto(`${server}/`);
-  check(await page.locator(`table.services a[href="/snapshots/${reset}"]`).count() === 1,
-    `/ links the latest snapshot #${reset}`);
+  check(await page.locator(`table.services a[href="/snapshots/${session}"]`).count() === 1,
+    `/ links the latest snapshot #${session}`);
   await shot(page, 'services-after');
 
   check(seen401 === 1, `exactly the one deliberate 401 (${seen401})`);

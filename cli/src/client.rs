@@ -1,13 +1,15 @@
 //! The commands that talk to a livecov server over its HTTP API: `services`, `snapshots`,
-//! `snapshot`, `reset`, `diff` (tables by default, the API's JSON with `--json`), and `report`
-//! (a snapshot's coverage in a tool's format).
+//! `snapshot`, `reset`, `session`, `diff` (tables by default, the API's JSON with `--json`),
+//! and `report` (a snapshot's coverage in a tool's format).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use report::types::{Diff, ServiceList, SnapshotDetail, SnapshotList, Totals};
+use report::types::{
+    Diff, ServiceList, SessionInfo, SessionList, SnapshotDetail, SnapshotList, Totals,
+};
 use serde::de::DeserializeOwned;
 
 /// How to reach the server; shared by every client command.
@@ -22,7 +24,7 @@ pub struct Endpoint {
     )]
     server: String,
 
-    /// Admin token, for snapshot and reset on a server that requires one.
+    /// Admin token, for snapshot, reset and session on a server that requires one.
     #[arg(
         long,
         env = "LIVECOV_ADMIN_TOKEN",
@@ -61,31 +63,81 @@ pub struct SnapshotsArgs {
     conn: Conn,
 }
 
-/// Pull the live counters of every instance of a service and store them as a snapshot.
+/// Read the live counters of every instance of a service and store them as a snapshot: the
+/// coverage of the current round (since the last reset), and since the instances started.
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
     service: String,
     /// A label for the snapshot, such as the test round.
     #[arg(long)]
     label: Option<String>,
-    /// Reset the instances' counters in the same step (nothing is lost: what the reset takes
-    /// is what the snapshot stores).
+    /// End the round in the same step, as `livecov reset` does.
     #[arg(long)]
     reset: bool,
     #[command(flatten)]
     conn: Conn,
 }
 
-/// Reset the counters of every live instance of a service; the counts taken are stored as a
-/// snapshot.
+/// End a service's round and begin a new one; the round that ended is stored as a snapshot.
+///
+/// No counter is zeroed and nothing is lost: the instances keep every count, and the server
+/// records where the new round began, so that later snapshots measure what ran since. What
+/// ran since the instances started stays in every snapshot's deploy view.
 #[derive(clap::Args)]
 pub struct ResetArgs {
     service: String,
-    /// A label for the snapshot that keeps the counts taken.
+    /// A label for the snapshot of the round that ended.
     #[arg(long)]
     label: Option<String>,
     #[command(flatten)]
     conn: Conn,
+}
+
+/// Named windows of a service's coverage: what ran while a session was open.
+///
+/// Sessions may overlap (two testers on one environment each start their own) and leave the
+/// service's round alone. Stopping one stores its snapshot, usable in diff, report and patch
+/// coverage like any other.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  livecov session start greeter checkout-flow
+  livecov session stop greeter checkout-flow
+  livecov session list greeter")]
+pub struct SessionArgs {
+    #[command(subcommand)]
+    action: SessionAction,
+}
+
+#[derive(clap::Subcommand)]
+enum SessionAction {
+    /// Start a session (if one of that name is open, say so and leave it be).
+    Start {
+        /// The service.
+        service: String,
+        /// The session's name: 1 to 256 bytes, none of them control characters.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop a session and store what ran while it was open as a snapshot.
+    Stop {
+        /// The service.
+        service: String,
+        /// The session's name.
+        name: String,
+        /// A label for the session's snapshot.
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a service's sessions, newest first.
+    List {
+        /// The service.
+        service: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// Show what snapshot B covers that snapshot A does not, and the reverse.
@@ -93,6 +145,11 @@ pub struct ResetArgs {
 pub struct DiffArgs {
     a: u64,
     b: u64,
+    /// Compare the snapshots' `window` (their rounds or sessions) or their `deploy` view
+    /// (all the instances ran since they started: start-up code a reset left behind does not
+    /// show as lost).
+    #[arg(long, value_enum, default_value = "window")]
+    view: ReportView,
     #[command(flatten)]
     conn: Conn,
 }
@@ -135,8 +192,32 @@ pub struct ReportArgs {
     /// Cobertura's source directory, the one file names are relative to (`.` when not given).
     #[arg(long, value_name = "DIR")]
     source: Option<String>,
+    /// Which coverage of the snapshot: `window` (its round or session) or `deploy` (all the
+    /// instances ran since they started); not with --diff-base.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "window",
+        conflicts_with = "diff_base"
+    )]
+    view: ReportView,
     #[command(flatten)]
     endpoint: Endpoint,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum ReportView {
+    Window,
+    Deploy,
+}
+
+impl ReportView {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReportView::Window => "window",
+            ReportView::Deploy => "deploy",
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -347,15 +428,22 @@ pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
         "RESET".into(),
         "INSTANCES".into(),
         "COVERAGE".into(),
+        "SINCE START".into(),
     ]];
     for s in &list.snapshots {
+        let label = match (&s.session, &s.label) {
+            (Some(session), None) => format!("session {session}"),
+            (Some(session), Some(label)) => format!("session {session}: {label}"),
+            (None, label) => label.clone().unwrap_or_else(|| "-".into()),
+        };
         rows.push(vec![
             s.id.to_string(),
             s.taken_at.clone(),
-            s.label.clone().unwrap_or_else(|| "-".into()),
+            label,
             if s.reset { "yes" } else { "no" }.into(),
             format!("{} ok, {} failed", s.instances_ok, s.instances_failed),
             coverage(&s.totals),
+            format!("{:.1}%", s.deploy.coverage),
         ]);
     }
     print!("{}", table(&rows));
@@ -364,12 +452,26 @@ pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
 
 fn print_snapshot(d: &SnapshotDetail) {
     let s = &d.snapshot;
+    let what = match (s.reset, &s.session) {
+        (true, _) => " (reset: a new round began)".to_string(),
+        (false, Some(name)) => format!(" (session {name})"),
+        (false, None) => String::new(),
+    };
     println!(
-        "snapshot {} of {}{}: {}",
+        "snapshot {} of {}{what}: {}",
         s.id,
         s.service,
-        if s.reset { " (counters reset)" } else { "" },
         coverage(&s.totals)
+    );
+    let window = match (s.kind.as_str(), &s.since) {
+        ("session", Some(since)) => format!("the session, from {since}"),
+        ("reset", Some(since)) => format!("the round, from {since} to the reset"),
+        (_, Some(since)) => format!("this round, since {since}"),
+        (_, None) => "since the instances started (no reset yet)".to_string(),
+    };
+    println!(
+        "  measures {window}; since the instances started: {}",
+        coverage(&s.deploy)
     );
     let mut rows = vec![vec![
         "INSTANCE".to_string(),
@@ -415,8 +517,79 @@ pub fn reset(args: ResetArgs) -> Result<()> {
     take(&args.conn, args.label, path)
 }
 
+pub fn session(args: SessionArgs) -> Result<()> {
+    match args.action {
+        SessionAction::Start {
+            service,
+            name,
+            conn,
+        } => {
+            let path = format!("/api/v1/services/{}/sessions", path_segment(&service));
+            let body = serde_json::json!({ "name": name });
+            let (s, raw): (SessionInfo, _) = conn.call(reqwest::Method::POST, &path, Some(body))?;
+            if conn.json {
+                println!("{raw}");
+            } else {
+                println!(
+                    "session {} of {} {} since {}",
+                    s.name, s.service, s.state, s.started_at
+                );
+            }
+            Ok(())
+        }
+        SessionAction::Stop {
+            service,
+            name,
+            label,
+            conn,
+        } => {
+            let path = format!(
+                "/api/v1/services/{}/sessions/{}/stop",
+                path_segment(&service),
+                path_segment(&name)
+            );
+            take(&conn, label, path)
+        }
+        SessionAction::List { service, conn } => {
+            let path = format!("/api/v1/services/{}/sessions", path_segment(&service));
+            let (list, raw): (SessionList, _) = conn.call(reqwest::Method::GET, &path, None)?;
+            if conn.json {
+                println!("{raw}");
+                return Ok(());
+            }
+            if list.sessions.is_empty() {
+                println!("no sessions of {service} yet: start one with `livecov session start`");
+                return Ok(());
+            }
+            let mut rows = vec![vec![
+                "NAME".to_string(),
+                "STATE".into(),
+                "STARTED".into(),
+                "STOPPED".into(),
+                "SNAPSHOT".into(),
+            ]];
+            for s in &list.sessions {
+                rows.push(vec![
+                    s.name.clone(),
+                    s.state.clone(),
+                    s.started_at.clone(),
+                    s.stopped_at.clone().unwrap_or_else(|| "-".into()),
+                    s.snapshot.map_or_else(|| "-".into(), |id| format!("#{id}")),
+                ]);
+            }
+            print!("{}", table(&rows));
+            Ok(())
+        }
+    }
+}
+
 pub fn diff(args: DiffArgs) -> Result<()> {
-    let path = format!("/api/v1/snapshots/{}/diff/{}", args.a, args.b);
+    let path = format!(
+        "/api/v1/snapshots/{}/diff/{}?view={}",
+        args.a,
+        args.b,
+        args.view.as_str()
+    );
     let (d, raw): (Diff, _) = args.conn.call(reqwest::Method::GET, &path, None)?;
     if args.conn.json {
         println!("{raw}");
@@ -469,8 +642,9 @@ pub fn report(args: ReportArgs) -> Result<()> {
         ReportFormat::Json => "json",
         ReportFormat::Html => "html",
     };
+    let view = args.view.as_str();
     let mut path = format!(
-        "/api/v1/snapshots/{}/profile?format={format}",
+        "/api/v1/snapshots/{}/profile?format={format}&view={view}",
         args.snapshot
     );
     for (name, value) in [("strip", &args.strip), ("source", &args.source)] {
@@ -496,7 +670,10 @@ fn html_report(args: &ReportArgs) -> Result<()> {
     )?)?;
     let export: report::ExportJson = serde_json::from_str(&args.endpoint.fetch(
         reqwest::Method::GET,
-        &format!("/api/v1/snapshots/{id}/profile?format=json"),
+        &format!(
+            "/api/v1/snapshots/{id}/profile?format=json&view={}",
+            args.view.as_str()
+        ),
         None,
     )?)?;
     let options = report::Options {

@@ -26,16 +26,7 @@ fn tree_state(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 fn build(out: &Path, cache: &Path, mode: &str) {
-    let status = Command::new(env!("CARGO_BIN_EXE_livecov"))
-        .args(["build", "--mode", mode, "--cache-dir"])
-        .arg(cache)
-        .args(["--", "-o"])
-        .arg(out)
-        .arg(".")
-        .current_dir(EXAMPLE)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    build_example(env!("CARGO_BIN_EXE_livecov"), out, cache, mode);
 }
 
 /// Decodes the agent's counters format (docs/COUNTERS.md) into one vector per file.
@@ -107,14 +98,20 @@ fn built_service_serves_its_live_coverage() {
         Command::new(&bin)
             .env("ADDR", format!("127.0.0.1:{app}"))
             .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+            .env("LIVECOV_TOKEN", "t0ken")
             .env_remove("LIVECOV_SERVER")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
+    // People who read an agent directly give it LIVECOV_TOKEN.
+    const AUTH: &[&str] = &["Authorization: Bearer t0ken"];
+    let http = |method: &str, port: u16, path: &str| {
+        http_with(method, port, path, if port == agent { AUTH } else { &[] })
+    };
     wait_for(app, "/healthz");
-    wait_for(agent, "/livecov/v1/profile");
+    wait_for_with(agent, "/livecov/v1/profile", AUTH);
     let (status, body) = http("GET", app, "/hello?name=qa&lang=fr").unwrap();
     assert_eq!(
         (status, body.as_slice()),
@@ -147,20 +144,36 @@ fn built_service_serves_its_live_coverage() {
     let func = cover_func(&file);
     assert!(func.contains("hello") && func.contains("calc"), "{func}");
 
-    // Reset returns what it took and leaves zeros behind.
-    let (status, taken) = http("POST", agent, "/livecov/v1/reset").unwrap();
+    // A boundary answers the counts at that moment and destroys none; asked again with the
+    // same token it answers the same.
+    let (status, at) = http("POST", agent, "/livecov/v1/boundary?token=r1").unwrap();
     assert_eq!(status, 200);
-    let (build_id, mode, files) = decode_counters(&taken);
+    let (build_id, mode, files) = decode_counters(&at);
     assert_eq!((build_id.len(), mode), (64, 1));
     assert!(
         files.iter().flatten().sum::<u64>() > 0,
-        "the reset handed back the counts"
+        "the boundary answered the counts"
     );
+    http("GET", app, "/hello?name=qa&lang=fr").unwrap();
     let (_, now) = http("GET", agent, "/livecov/v1/counters").unwrap();
     let (same_build, _, after) = decode_counters(&now);
     assert_eq!(same_build, build_id);
     assert_eq!(after.len(), files.len());
-    assert!(after.iter().flatten().all(|&c| c == 0), "{after:?}");
+    // Counts since the start: none lower than at the boundary, the request after it added.
+    let flat = |f: &Vec<Vec<u64>>| f.iter().flatten().copied().collect::<Vec<_>>();
+    assert!(flat(&after).iter().zip(flat(&files)).all(|(a, b)| *a >= b));
+    assert!(flat(&after).iter().sum::<u64>() > flat(&files).iter().sum::<u64>());
+    let (_, again) = http("POST", agent, "/livecov/v1/boundary?token=r1").unwrap();
+    assert_eq!(again, at);
+    // A browser on another site cannot draw one.
+    let (status, _) = http_with(
+        "POST",
+        agent,
+        "/livecov/v1/boundary?token=r2",
+        &[AUTH[0], "Origin: http://evil.example"],
+    )
+    .unwrap();
+    assert_eq!(status, 403);
 }
 
 #[test]
@@ -320,22 +333,29 @@ fn the_host_is_unharmed_whatever_the_server_does() {
     drop(taken);
 }
 
-#[test]
-fn a_token_guards_every_agent_endpoint() {
+/// The example built with livecov, serving on a free port with its agent on another and no
+/// server to register with, `LIVECOV_TOKEN` set to `token` (or unset); once it serves.
+fn serve_without_server(token: Option<&str>) -> (Service, u16, u16) {
     let (inst, _) = binaries();
     let (app, agent) = (free_port(), free_port());
-    let _svc = Service(
-        Command::new(inst)
-            .env("ADDR", format!("127.0.0.1:{app}"))
-            .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
-            .env("LIVECOV_TOKEN", "s3cret")
-            .env_remove("LIVECOV_SERVER")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new(inst);
+    cmd.env("ADDR", format!("127.0.0.1:{app}"))
+        .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+        .env_remove("LIVECOV_TOKEN")
+        .env_remove("LIVECOV_SERVER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("LIVECOV_TOKEN", t);
+    }
+    let svc = Service(cmd.spawn().unwrap());
     wait_for(app, "/healthz");
+    (svc, app, agent)
+}
+
+#[test]
+fn a_token_guards_every_agent_endpoint() {
+    let (_svc, _, agent) = serve_without_server(Some("s3cret"));
     let get = |path: &str, token: Option<&str>| {
         let mut s = TcpStream::connect(("127.0.0.1", agent)).unwrap();
         let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
@@ -362,15 +382,39 @@ fn a_token_guards_every_agent_endpoint() {
     let mut s = TcpStream::connect(("127.0.0.1", agent)).unwrap();
     write!(
         s,
-        "POST /livecov/v1/reset HTTP/1.0\r\nContent-Length: 0\r\n\r\n"
+        "POST /livecov/v1/boundary?token=x HTTP/1.0\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     assert!(
         buf.starts_with("HTTP/1.0 401"),
-        "reset without a token: {buf}"
+        "boundary without a token: {buf}"
     );
+}
+
+#[test]
+fn an_agent_without_configuration_answers_no_stranger() {
+    let (_svc, app, agent) = serve_without_server(None);
+    http("GET", app, "/hello?name=x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http("GET", agent, "/livecov/v1/meta").is_err() {
+        assert!(Instant::now() < deadline, "the agent never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (method, path) in [
+        ("GET", "/livecov/v1/profile"),
+        ("GET", "/livecov/v1/counters"),
+        ("GET", "/livecov/v1/meta"),
+        ("POST", "/livecov/v1/boundary?token=x"),
+        ("POST", "/livecov/v1/reset"),
+        ("GET", "/nothing"),
+    ] {
+        let (status, _) = http(method, agent, path).unwrap();
+        assert_eq!(status, 401, "{method} {path}");
+        let (status, _) = http_with(method, agent, path, &["Authorization: Bearer guess"]).unwrap();
+        assert_eq!(status, 401, "{method} {path} with a guessed token");
+    }
 }
 
 #[test]
@@ -450,11 +494,13 @@ fn build_run_profile(dir: &Path, livecov_args: &[&str], go_args: &[&str]) -> (St
     let agent = free_port();
     let child = Command::new(&bin)
         .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{agent}"))
+        .env("LIVECOV_TOKEN", "t0ken")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(agent, "/livecov/v1/profile");
-    let (_, profile) = http("GET", agent, "/livecov/v1/profile").unwrap();
+    let auth = ["Authorization: Bearer t0ken"];
+    wait_for_with(agent, "/livecov/v1/profile", &auth);
+    let (_, profile) = http_with("GET", agent, "/livecov/v1/profile", &auth).unwrap();
     let out = child.wait_with_output().unwrap();
     (
         String::from_utf8(profile).unwrap(),

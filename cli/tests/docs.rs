@@ -153,9 +153,19 @@ fn command_tree() -> (Vec<Flag>, Vec<Subcommand>) {
     let top = help(&["help"]);
     let subcommands: Vec<Subcommand> = subcommand_names(&top)
         .into_iter()
-        .map(|name| Subcommand {
-            flags: parse_flags(&help(&[&name, "--help"])),
-            name,
+        .map(|name| {
+            let own = help(&[&name, "--help"]);
+            // A command with commands of its own (`session start`) is documented in one
+            // section: its flags are those of all of them.
+            let mut flags = parse_flags(&own);
+            for nested in subcommand_names(&own) {
+                for flag in parse_flags(&help(&[&name, &nested, "--help"])) {
+                    if !flags.iter().any(|f| f.name == flag.name) {
+                        flags.push(flag);
+                    }
+                }
+            }
+            Subcommand { flags, name }
         })
         .collect();
     assert!(

@@ -148,9 +148,10 @@ fn the_readme_walkthrough_works_as_written() {
         has("Bonjour, qa!\n");
         has("\"id\":1,");
         has("\"instances_ok\":2,");
-        has("snapshot 2 of greeter (counters reset)");
+        has("snapshot 2 of greeter (reset: a new round began): ");
         has("5\n");
         has("snapshot 3 of greeter: ");
+        has("\n  measures this round, since ");
         has("snapshot 1 → 3: ");
         has("\n+ example.com/greeter/main.go:");
         has(" calc\n");

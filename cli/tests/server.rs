@@ -228,16 +228,7 @@ fn covered_lines(profile: &str) -> BTreeSet<String> {
 fn two_replicas_snapshot_reset_diff_export_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("greeter");
-    let status = Command::new(LIVECOV)
-        .args(["build", "--cache-dir"])
-        .arg(tmp.path().join("cache"))
-        .args(["--", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(EXAMPLE)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    build_example(LIVECOV, &bin, &tmp.path().join("cache"), "set");
 
     let mut stores = vec![(
         "sqlite",

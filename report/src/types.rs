@@ -51,6 +51,19 @@ pub struct Registration {
     pub port: u16,
     #[serde(default)]
     pub go_version: String,
+    /// The agent's per-process secret: the server presents it on every pull, and a later
+    /// registration or heartbeat of the same instance must carry it. Agents built before it
+    /// existed send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `POST /api/v1/agents/{instance}/heartbeat`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The secret of the instance's registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,13 +126,23 @@ pub struct SnapshotInfo {
     pub id: i64,
     pub service: String,
     pub label: Option<String>,
-    /// The counters were taken with a reset: the instances started again from zero.
+    /// The snapshot ended a round: a reset started a new one when it was taken.
     pub reset: bool,
+    /// What window `totals` measure: `snapshot` (the round that is running), `reset` (the
+    /// round the reset ended) or `session` (the session named `session`).
+    pub kind: String,
+    pub session: Option<String>,
+    /// When the window began (RFC 3339); null: when each instance started.
+    pub since: Option<String>,
     pub taken_at: String,
     pub duration_ms: i64,
     pub instances_ok: i64,
     pub instances_failed: i64,
+    /// The coverage of the window.
     pub totals: Totals,
+    /// The coverage of everything the instances ran since they started, resets and sessions
+    /// notwithstanding.
+    pub deploy: Totals,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +166,33 @@ pub struct BuildPart {
     /// Instances whose counters were merged into this build's part.
     pub instances: i64,
     pub totals: Totals,
+    pub deploy: Totals,
+}
+
+/// `POST /api/v1/services/{service}/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRequest {
+    pub name: String,
+}
+
+/// A session: a named window of a service, open from its start to its stop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: i64,
+    pub service: String,
+    pub name: String,
+    /// `starting`, `open`, `stopping` or `stopped`.
+    pub state: String,
+    pub started_at: String,
+    pub stopped_at: Option<String>,
+    /// The snapshot of what ran while the session was open, once stopped.
+    pub snapshot: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionList {
+    pub service: String,
+    pub sessions: Vec<SessionInfo>,
 }
 
 /// What one instance answered: `outcome` is `ok`, `timeout`, `refused` (no connection),

@@ -3,7 +3,7 @@
 
 use crate::App;
 use crate::meta::Build;
-use crate::snapshot::{SnapshotError, counters};
+use crate::snapshot::{SnapshotError, View, stored};
 use crate::types::{BlockRef, BuildDiff, Diff, DiffTotals, FileDiff};
 
 /// Why two snapshots were not compared.
@@ -17,9 +17,9 @@ pub enum DiffError {
 
 /// Compares snapshots `a` and `b`; with `blocks` false, files carry their totals only, not
 /// the lists of blocks (a small answer for large builds).
-pub async fn diff(app: &App, a: i64, b: i64, blocks: bool) -> Result<Diff, DiffError> {
-    let left = counters(app, a).await?;
-    let right = counters(app, b).await?;
+pub async fn diff(app: &App, a: i64, b: i64, view: View, blocks: bool) -> Result<Diff, DiffError> {
+    let left = stored(app, a, view).await?.1;
+    let right = stored(app, b, view).await?.1;
     let mut total = DiffTotals::default();
     let mut builds = Vec::new();
     for (build, va) in &left {

@@ -20,17 +20,18 @@ use report::types::PatchCoverage;
 use report::{Coverage, Format, Options};
 
 use crate::App;
-use crate::snapshot::{SnapshotError, stored};
+use crate::snapshot::{SnapshotError, View, stored};
 use crate::store::SnapshotRow;
 
-/// Snapshot `id` in `format`.
+/// Snapshot `id`'s `view` in `format`.
 pub async fn export(
     app: &App,
     id: i64,
+    view: View,
     format: Format,
     options: &Options,
 ) -> Result<String, SnapshotError> {
-    let (row, parts) = stored(app, id).await?;
+    let (row, parts) = stored(app, id, view).await?;
     let builds: Vec<_> = parts.iter().map(|(b, v)| (&b.meta, v.as_slice())).collect();
     let snapshot = report::Snapshot {
         id,
@@ -43,7 +44,7 @@ pub async fn export(
 
 /// Snapshot `id`'s row and its coverage merged across its builds.
 pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), SnapshotError> {
-    let (row, parts) = stored(app, id).await?;
+    let (row, parts) = stored(app, id, View::Window).await?;
     let cov = Coverage::merge(
         id,
         row.taken_at,

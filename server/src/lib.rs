@@ -2,8 +2,9 @@
 //! diff, export and patch-coverage requests, keeps builds' uploaded sources, and serves the
 //! dashboard.
 //!
-//! Data flows one way: agents register (`registry`) → a snapshot pulls every live instance
-//! (`pull`) and merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
+//! Data flows one way: agents register (`registry`) → a snapshot, a reset or a session's stop
+//! (`round`) asks every live instance (`pull`), computes each one's window (`window`) and
+//! merges per build (`snapshot`) → the store keeps it (`store`) → `diff` and
 //! `export` (with patch coverage) read it back, writing with the `report` crate; `sources`
 //! keeps the sources `livecov build --upload-sources` sends. Each returns an error type of
 //! its own. `api` is the HTTP layer over those (the route table, extractors, and the one
@@ -20,13 +21,16 @@ pub mod meta;
 pub mod metrics;
 pub mod pull;
 pub mod registry;
+pub mod round;
 mod route;
+mod secret;
 #[doc(hidden)]
 pub mod sim;
 pub mod snapshot;
 pub mod sources;
 pub mod store;
 pub mod web;
+pub mod window;
 
 /// The JSON of the HTTP API: [`report::types`], shared with the CLI.
 pub use report::types;
@@ -39,8 +43,8 @@ use std::time::Duration;
 
 use crate::meta::Build;
 use crate::metrics::Metrics;
-use crate::pull::{AgentClient, Failure};
-use crate::store::{NewSnapshot, Store, StoreError};
+use crate::pull::{AgentClient, Dial, Failure};
+use crate::store::{Store, StoreError};
 
 /// Everything `livecov server` is told.
 #[derive(Debug, Clone)]
@@ -113,9 +117,8 @@ pub struct App {
     builds: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Build>>>>>,
     /// Builds whose metadata is being fetched after a registration.
     fetching: Mutex<HashSet<String>>,
-    /// Snapshots taken with a reset whose storing failed: the only copy of those counts, kept
-    /// until the database takes them.
-    pending: tokio::sync::Mutex<Vec<(NewSnapshot, Vec<Arc<Build>>)>>,
+    /// One lock per service: its snapshots, resets and sessions run one at a time.
+    services: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl App {
@@ -129,14 +132,14 @@ impl App {
             metrics: Metrics::default(),
             builds: Mutex::default(),
             fetching: Mutex::default(),
-            pending: tokio::sync::Mutex::default(),
+            services: Mutex::default(),
         }))
     }
 
     /// The metadata of `build`: from memory, else the store, else fetched from the first of
-    /// `addresses` (instances of that build) that serves it, and then stored. Concurrent calls
+    /// `agents` (instances of that build) that serves it, and then stored. Concurrent calls
     /// for one build share one load.
-    pub async fn build(&self, build: &str, addresses: &[String]) -> Result<Arc<Build>, BuildError> {
+    pub async fn build(&self, build: &str, agents: &[Dial]) -> Result<Arc<Build>, BuildError> {
         let cell = self
             .builds
             .lock()
@@ -144,16 +147,12 @@ impl App {
             .entry(build.to_string())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.load_build(build, addresses))
+        cell.get_or_try_init(|| self.load_build(build, agents))
             .await
             .cloned()
     }
 
-    async fn load_build(
-        &self,
-        build: &str,
-        addresses: &[String],
-    ) -> Result<Arc<Build>, BuildError> {
+    async fn load_build(&self, build: &str, agents: &[Dial]) -> Result<Arc<Build>, BuildError> {
         if let Some(gz) = self.store.build_meta(build).await? {
             let b = Build::from_stored_gzip(gz, build).map_err(|source| BuildError::Stored {
                 build: build.to_string(),
@@ -162,15 +161,17 @@ impl App {
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
-        for address in addresses {
-            match self.agents.meta(address, build).await {
+        for agent in agents {
+            match self.agents.meta(agent, build).await {
                 Ok(b) => {
                     self.store.insert_build(&b).await?;
                     return Ok(Arc::new(b));
                 }
-                Err(Failure { outcome, message }) => {
-                    failures.push(format!("{address}: {}: {message}", outcome.as_str()))
-                }
+                Err(Failure { outcome, message }) => failures.push(format!(
+                    "{}: {}: {message}",
+                    agent.address,
+                    outcome.as_str()
+                )),
             }
         }
         Err(BuildError::Unreachable {
@@ -192,49 +193,27 @@ impl App {
     }
 
     /// Fetches `build`'s metadata in the background unless it is known or being fetched.
-    pub(crate) fn prefetch(self: &Arc<App>, build: String, address: String) {
+    pub(crate) fn prefetch(self: &Arc<App>, build: String, agent: Dial) {
         if self.is_known(&build) || !self.fetching.lock().unwrap().insert(build.clone()) {
             return;
         }
         let app = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = app.build(&build, &[address]).await {
+            if let Err(e) = app.build(&build, &[agent]).await {
                 tracing::info!(build, error = %crate::error::Chain(&e), "metadata not fetched yet");
             }
             app.fetching.lock().unwrap().remove(&build);
         });
     }
 
-    pub async fn pending_len(&self) -> usize {
-        self.pending.lock().await.len()
-    }
-
-    /// Tries to store the held snapshots, oldest first; stops at the first failure.
-    pub async fn store_pending(&self) {
-        let mut pending = self.pending.lock().await;
-        while let Some((snap, builds)) = pending.first() {
-            let stored = async {
-                for b in builds {
-                    self.store.insert_build(b).await?;
-                }
-                self.store.insert_snapshot(snap).await
-            }
-            .await;
-            match stored {
-                Ok(id) => {
-                    tracing::info!(
-                        snapshot = id,
-                        service = snap.service,
-                        "stored a held snapshot"
-                    );
-                    pending.remove(0);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %crate::error::Chain(&e), "held snapshots not stored yet");
-                    break;
-                }
-            }
-        }
+    /// The lock of `service`'s snapshots, resets and sessions.
+    pub(crate) fn service_lock(&self, service: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.services
+            .lock()
+            .unwrap()
+            .entry(service.to_string())
+            .or_default()
+            .clone()
     }
 }
 
@@ -287,8 +266,8 @@ pub enum StartError {
     Store(#[from] StoreError),
 }
 
-/// Serves the API on `listener`, with the background work (expiring instances, storing held
-/// snapshots), until `shutdown` completes.
+/// Serves the API on `listener`, with the background work (expiring instances, finishing
+/// boundaries a stopped server left pending), until `shutdown` completes.
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
@@ -310,26 +289,19 @@ pub async fn serve(
     if let Some(task) = scheduled {
         task.abort();
     }
-    app.store_pending().await;
-    let held = app.pending_len().await;
-    if held > 0 {
-        tracing::error!(
-            held,
-            "stopping with snapshots the database did not take: their reset counts are lost"
-        );
-    }
     result
 }
 
 async fn background(app: Arc<App>) {
     let ttl = app.config.instance_ttl;
-    let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    // At most a second: a boundary a stopped server left pending is finished soon after start.
+    let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         registry::sweep(&app).await;
-        app.store_pending().await;
+        round::finish_pending(&app, None).await;
     }
 }
 
@@ -348,7 +320,7 @@ async fn scheduled(app: Arc<App>, every: Duration) {
             }
         };
         for s in services.iter().filter(|s| s.live_instances > 0) {
-            if let Err(e) = snapshot::take(&app, &s.name, Some("scheduled".into()), false).await {
+            if let Err(e) = round::take(&app, &s.name, Some("scheduled".into())).await {
                 tracing::warn!(service = s.name, error = %crate::error::Chain(&e), "scheduled snapshot not taken");
             }
         }

@@ -86,12 +86,12 @@ impl Metrics {
 
     /// The exposition text. `services` gives, per service, its live instances and the
     /// statement coverage ratio of its latest snapshot; `store_up` whether the database
-    /// answered; `held` the snapshots waiting for the database.
+    /// answered; `pending` the boundaries (resets, session starts and stops) not yet finished.
     pub fn render(
         &self,
         services: &[(String, i64, Option<f64>)],
         store_up: bool,
-        held: usize,
+        pending: usize,
     ) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -141,7 +141,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP livecov_held_snapshots Snapshots taken with a reset that wait for the database.\n# TYPE livecov_held_snapshots gauge\nlivecov_held_snapshots {held}"
+            "# HELP livecov_pending_boundaries Resets, session starts and stops the server has yet to finish (it finishes them when agents and the database answer).\n# TYPE livecov_pending_boundaries gauge\nlivecov_pending_boundaries {pending}"
         );
         let _ = writeln!(
             out,
@@ -198,5 +198,9 @@ pub async fn exposition(app: &App) -> String {
         ),
         Err(_) => (Vec::new(), false),
     };
-    app.metrics.render(&services, up, app.pending_len().await)
+    let pending = match app.store.pending_boundaries(None).await {
+        Ok(p) => p.len(),
+        Err(_) => 0,
+    };
+    app.metrics.render(&services, up, pending)
 }

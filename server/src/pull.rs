@@ -1,8 +1,10 @@
-//! Talking to agents: fetching a build's metadata and an instance's counters.
+//! Talking to agents: fetching a build's metadata, reading an instance's counters, and
+//! applying a boundary (`POST /livecov/v1/boundary`, docs/ARCHITECTURE.md).
 //!
 //! The server only ever connects to the address an instance registered from (see
-//! `registry`), never follows redirects, uses no proxy, and bounds every answer in time and
-//! size: an agent is a process the server does not control.
+//! `registry`), presents the secret the instance registered with, never follows redirects,
+//! uses no proxy, and bounds every answer in time and size: an agent is a process the server
+//! does not control.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,35 @@ impl Failure {
     }
 }
 
+/// Where to reach one instance's agent, and the secret it registered with (None for agents
+/// that have none: the agent token, if any, is presented instead).
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub address: String,
+    pub secret: Option<String>,
+}
+
+impl Dial {
+    pub fn of(i: &crate::store::InstanceRow) -> Dial {
+        Dial {
+            address: i.address.clone(),
+            secret: i.secret.clone(),
+        }
+    }
+}
+
+/// What an instance answered to a read or a boundary: its counters (set mode: the epoch each
+/// block was last hit in; count and atomic: counts since the process started) and its epoch.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub counters: Sparse,
+    /// The answer as sent (LCC1), which the server keeps as it is for a boundary.
+    pub body: Vec<u8>,
+    /// The epoch running when the counters were read, or the one that began at the
+    /// boundary; 1 from agents that predate epochs.
+    pub epoch: u32,
+}
+
 /// The HTTP client for agents.
 #[derive(Clone)]
 pub struct AgentClient {
@@ -88,19 +119,19 @@ impl AgentClient {
 
     async fn get_body(
         &self,
-        address: &str,
+        to: &Dial,
         path: &str,
         post: bool,
         limit: usize,
         build: &str,
-    ) -> Result<Vec<u8>, Failure> {
-        let url = format!("http://{address}{path}");
+    ) -> Result<(Vec<u8>, Option<u32>), Failure> {
+        let url = format!("http://{}{path}", to.address);
         let mut req = if post {
             self.http.post(&url)
         } else {
             self.http.get(&url)
         };
-        if let Some(token) = &self.token {
+        if let Some(token) = to.secret.as_ref().or(self.token.as_ref()) {
             req = req.bearer_auth(token);
         }
         let work = async {
@@ -123,6 +154,18 @@ impl AgentClient {
                     ),
                 ));
             }
+            let epoch = match resp.headers().get("Livecov-Epoch") {
+                None => None,
+                Some(v) => Some(
+                    v.to_str()
+                        .ok()
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .filter(|&e| e > 0)
+                        .ok_or_else(|| {
+                            Failure::new(Outcome::Rejected, "Livecov-Epoch is not an epoch")
+                        })?,
+                ),
+            };
             if resp.content_length().is_some_and(|n| n > limit as u64) {
                 return Err(Failure::new(
                     Outcome::Rejected,
@@ -142,7 +185,7 @@ impl AgentClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok((body, epoch))
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
@@ -153,33 +196,47 @@ impl AgentClient {
         }
     }
 
-    /// Fetches and checks the metadata of `build` from the instance at `address`.
-    pub async fn meta(&self, address: &str, build: &str) -> Result<Build, Failure> {
-        let gz = self
-            .get_body(address, "/livecov/v1/meta", false, MAX_META, build)
+    /// Fetches and checks the metadata of `build` from an instance of it.
+    pub async fn meta(&self, to: &Dial, build: &str) -> Result<Build, Failure> {
+        let (gz, _) = self
+            .get_body(to, "/livecov/v1/meta", false, MAX_META, build)
             .await?;
         Build::from_gzip(gz, build).map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))
     }
 
-    /// Reads (or, with `reset`, takes) the counters of the instance at `address`, which runs
-    /// `build`.
-    pub async fn counters(
+    /// Reads the counters of an instance of `build`.
+    pub async fn counters(&self, to: &Dial, build: &Build) -> Result<Answer, Failure> {
+        self.answer(to, build, "/livecov/v1/counters".into(), false)
+            .await
+    }
+
+    /// Applies the boundary `token` in an instance of `build`: the agent starts a new epoch
+    /// and answers its counters at that moment; an agent that applied `token` already answers
+    /// as it did then.
+    pub async fn boundary(&self, to: &Dial, build: &Build, token: &str) -> Result<Answer, Failure> {
+        let path = format!("/livecov/v1/boundary?token={token}");
+        let answer = self.answer(to, build, path, true).await;
+        match answer {
+            Err(f) if f.message.contains("404") => Err(Failure::new(
+                Outcome::Error,
+                "the agent has no boundaries (built by an older livecov): rebuild the service \
+                 with this livecov for resets and sessions",
+            )),
+            other => other,
+        }
+    }
+
+    async fn answer(
         &self,
-        address: &str,
+        to: &Dial,
         build: &Build,
-        reset: bool,
-    ) -> Result<Sparse, Failure> {
+        path: String,
+        post: bool,
+    ) -> Result<Answer, Failure> {
         // The largest legal body: a header, then per file its length and per counter at most
         // a 5-byte value plus a run of two 5-byte varints.
         let limit = 128 + build.id.len() + build.shape.len() * 5 + build.num_blocks() * 15;
-        let path = if reset {
-            "/livecov/v1/reset"
-        } else {
-            "/livecov/v1/counters"
-        };
-        let body = self
-            .get_body(address, path, reset, limit, &build.id)
-            .await?;
+        let (body, epoch) = self.get_body(to, &path, post, limit, &build.id).await?;
         let sparse = lcc::decode(&body, &build.id, &build.shape)
             .map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))?;
         if sparse.mode != build.mode() {
@@ -192,7 +249,21 @@ impl AgentClient {
                 ),
             ));
         }
-        Ok(sparse)
+        let epoch = match epoch {
+            Some(e) => e,
+            None if post => {
+                return Err(Failure::new(
+                    Outcome::Rejected,
+                    "a boundary answered without Livecov-Epoch",
+                ));
+            }
+            None => 1,
+        };
+        Ok(Answer {
+            counters: sparse,
+            body,
+            epoch,
+        })
     }
 }
 

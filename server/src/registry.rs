@@ -2,15 +2,19 @@
 //!
 //! The registry lives in the store, so a restarted server knows every instance it knew.
 //! An instance's address is the IP the registration came from with the port the agent gave:
-//! a registration cannot point the server at another host.
+//! a registration cannot point the server at another host. An agent hands over a secret of its
+//! own process in its registration; the server presents it on every pull, and only a
+//! registration or heartbeat that shows it again changes the instance: knowing an instance's
+//! id (the dashboard shows them) is not enough to point the server elsewhere.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::App;
 use crate::meta::is_build_id;
+use crate::pull::Dial;
 use crate::snapshot::info as info_of_snapshot;
-use crate::store::{InstanceRow, NewInstance, ServiceRow, StoreError, now_ms};
+use crate::store::{Claim, InstanceRow, NewInstance, ServiceRow, StoreError, now_ms};
 use crate::types::{InstanceInfo, Registered, Registration, ServiceDetail, ServiceInfo};
 
 /// Why the registry refused or could not answer.
@@ -24,6 +28,12 @@ pub enum RegistryError {
     UnknownInstance(String),
     #[error("no service {0:?}")]
     UnknownService(String),
+    /// The instance is registered with a secret that this request does not show.
+    #[error(
+        "instance {0} is registered by another process: its registration and heartbeats need \
+         that process's secret"
+    )]
+    WrongSecret(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,6 +82,15 @@ pub async fn register(
             )));
         }
     }
+    if let Some(secret) = &r.secret
+        && (secret.len() < 16
+            || secret.len() > 128
+            || !secret.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(RegistryError::Invalid(
+            "secret: 16 to 128 ASCII letters or digits".into(),
+        ));
+    }
     let ip = client_ip(peer.ip(), forwarded_for, &app.config.trusted_proxies)?;
     let address = SocketAddr::new(ip, r.port).to_string();
     let instance = NewInstance {
@@ -84,8 +103,16 @@ pub async fn register(
         start_time: r.start_time,
         go_version: r.go_version,
         address: address.clone(),
+        secret: r.secret,
     };
-    app.store.register(&instance, now_ms()).await?;
+    if app.store.register(&instance, now_ms()).await? == Claim::WrongSecret {
+        tracing::warn!(
+            instance = instance.id,
+            address,
+            "registration of a live instance id without its secret refused"
+        );
+        return Err(RegistryError::WrongSecret(instance.id));
+    }
     app.metrics.registered();
     tracing::info!(
         service = instance.service,
@@ -94,7 +121,13 @@ pub async fn register(
         address,
         "instance registered"
     );
-    app.prefetch(r.build, address.clone());
+    app.prefetch(
+        r.build,
+        Dial {
+            address: address.clone(),
+            secret: instance.secret.clone(),
+        },
+    );
     Ok(Registered {
         instance: r.instance,
         address,
@@ -102,15 +135,19 @@ pub async fn register(
     })
 }
 
-/// Records a heartbeat; an instance the server does not hold live is a 404, which tells the
-/// agent to register again.
-pub async fn heartbeat(app: &App, instance: &str) -> Result<(), RegistryError> {
-    let known = app.store.heartbeat(instance, now_ms()).await?;
-    app.metrics.heartbeat(known);
-    if known {
-        Ok(())
-    } else {
-        Err(RegistryError::UnknownInstance(instance.to_string()))
+/// Records a heartbeat that shows the instance's secret; an instance the server does not
+/// hold live is a 404, which tells the agent to register again.
+pub async fn heartbeat(
+    app: &App,
+    instance: &str,
+    secret: Option<&str>,
+) -> Result<(), RegistryError> {
+    let claim = app.store.heartbeat(instance, secret, now_ms()).await?;
+    app.metrics.heartbeat(claim == Claim::Accepted);
+    match claim {
+        Claim::Accepted => Ok(()),
+        Claim::Unknown => Err(RegistryError::UnknownInstance(instance.to_string())),
+        Claim::WrongSecret => Err(RegistryError::WrongSecret(instance.to_string())),
     }
 }
 

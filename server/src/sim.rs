@@ -1,5 +1,6 @@
 //! A simulated agent, for tests and benchmarks: serves a synthetic build's metadata and
-//! counters over real HTTP, and misbehaves on request (hangs, garbage, a connection closed
+//! counters over real HTTP with the epochs and boundaries of the real agent
+//! (`agent-go/doc.go`), and misbehaves on request (hangs, garbage, a connection closed
 //! mid-answer, an error status). End-to-end tests use real Go binaries instead; this is for
 //! faults a real agent never shows and for loads of hundreds of instances.
 
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -110,9 +111,37 @@ pub enum Behavior {
 
 struct Inner {
     build: Arc<SimBuild>,
-    counters: Mutex<Vec<u32>>,
+    counters: Mutex<Counters>,
     behavior: Mutex<Behavior>,
     token: Option<String>,
+    secret: String,
+}
+
+/// The live counters and the epochs, as the real agent keeps them.
+struct Counters {
+    /// What the instrumented code writes: set mode 0 or 1, count and atomic the counts.
+    live: Vec<u32>,
+    /// The epoch running; 1 until the first boundary.
+    epoch: u32,
+    /// Set mode: the epoch each block was last hit in, as of the last boundary.
+    stamps: Vec<u32>,
+    /// The token of the last boundary and what it answered.
+    last: Option<(String, Vec<u8>)>,
+}
+
+impl Counters {
+    /// What a read answers: set mode the epoch each block was last hit in, else the counts.
+    fn values(&self, mode: Mode) -> Vec<u32> {
+        match mode {
+            Mode::Set => self
+                .live
+                .iter()
+                .zip(&self.stamps)
+                .map(|(&v, &s)| if v != 0 { self.epoch } else { s })
+                .collect(),
+            Mode::Count | Mode::Atomic => self.live.clone(),
+        }
+    }
 }
 
 /// A running simulated agent.
@@ -126,16 +155,26 @@ impl SimAgent {
     /// Listens on a free loopback port.
     pub async fn start(build: Arc<SimBuild>, token: Option<String>) -> SimAgent {
         let n = build.num_blocks();
+        let secret = format!(
+            "sim{:016x}",
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), n)
+        );
         let inner = Arc::new(Inner {
             build,
-            counters: Mutex::new(vec![0; n]),
+            counters: Mutex::new(Counters {
+                live: vec![0; n],
+                epoch: 1,
+                stamps: vec![0; n],
+                last: None,
+            }),
             behavior: Mutex::new(Behavior::Normal),
             token,
+            secret,
         });
         let app = Router::new()
             .route("/livecov/v1/meta", get(meta))
             .route("/livecov/v1/counters", get(counters))
-            .route("/livecov/v1/reset", post(reset))
+            .route("/livecov/v1/boundary", post(boundary))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -151,20 +190,45 @@ impl SimAgent {
         &self.inner.build
     }
 
-    /// Sets every counter.
+    /// Sets every live counter (set mode: 0 or 1).
     pub fn set_counters(&self, values: Vec<u32>) {
         assert_eq!(values.len(), self.inner.build.num_blocks());
-        *self.inner.counters.lock().unwrap() = values;
+        self.inner.counters.lock().unwrap().live = values;
     }
 
-    /// Adds `n` to counter `i` (the flat index).
+    /// Runs block `i` (the flat index) `n` times: set mode marks it, count adds `n`.
     pub fn hit(&self, i: usize, n: u32) {
         let mut c = self.inner.counters.lock().unwrap();
-        c[i] = c[i].saturating_add(n);
+        c.live[i] = match self.inner.build.meta.mode {
+            Mode::Set => 1,
+            Mode::Count | Mode::Atomic => c.live[i].saturating_add(n),
+        };
     }
 
+    /// What a read of the counters answers now.
     pub fn counters(&self) -> Vec<u32> {
-        self.inner.counters.lock().unwrap().clone()
+        let c = self.inner.counters.lock().unwrap();
+        c.values(self.inner.build.meta.mode)
+    }
+
+    /// Everything run since the agent started, per block: set mode 1, else the count.
+    pub fn ever(&self) -> Vec<u32> {
+        let mode = self.inner.build.meta.mode;
+        self.counters()
+            .into_iter()
+            .map(|v| {
+                if mode == Mode::Set {
+                    u32::from(v != 0)
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    /// The secret the agent registers with.
+    pub fn secret(&self) -> &str {
+        &self.inner.secret
     }
 
     pub fn set_behavior(&self, b: Behavior) {
@@ -183,6 +247,7 @@ impl SimAgent {
             "mode": self.inner.build.meta.mode.as_str(),
             "port": self.addr.port(),
             "go_version": "go1.26",
+            "secret": self.inner.secret,
         })
     }
 
@@ -191,14 +256,16 @@ impl SimAgent {
     }
 }
 
+/// The agent's secret, or its token if it has one.
 fn authorized(inner: &Inner, headers: &axum::http::HeaderMap) -> bool {
-    match &inner.token {
-        None => true,
-        Some(t) => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {t}")),
-    }
+    let Some(got) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    got == inner.secret || inner.token.as_deref() == Some(got)
 }
 
 async fn meta(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
@@ -216,14 +283,23 @@ async fn meta(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap) -
 }
 
 async fn counters(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
-    answer(&inner, &headers, false).await
+    answer(&inner, &headers, None).await
 }
 
-async fn reset(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
-    answer(&inner, &headers, true).await
+#[derive(serde::Deserialize)]
+struct BoundaryParams {
+    token: String,
 }
 
-async fn answer(inner: &Inner, headers: &axum::http::HeaderMap, reset: bool) -> Response {
+async fn boundary(
+    State(inner): State<Arc<Inner>>,
+    headers: axum::http::HeaderMap,
+    Query(p): Query<BoundaryParams>,
+) -> Response {
+    answer(&inner, &headers, Some(p.token)).await
+}
+
+async fn answer(inner: &Inner, headers: &axum::http::HeaderMap, token: Option<String>) -> Response {
     if !authorized(inner, headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -246,12 +322,8 @@ async fn answer(inner: &Inner, headers: &axum::http::HeaderMap, reset: bool) -> 
         )
             .into_response(),
         Behavior::CloseMidway => {
-            let body = lcc::encode(
-                &build.id,
-                build.meta.mode,
-                &build.shape,
-                &inner.counters.lock().unwrap(),
-            );
+            let values = inner.counters.lock().unwrap().values(build.meta.mode);
+            let body = lcc::encode(&build.id, build.meta.mode, &build.shape, &values);
             let half = body[..body.len() / 2].to_vec();
             let stream = futures::stream::iter(vec![
                 Ok::<_, std::io::Error>(half),
@@ -271,15 +343,39 @@ async fn answer(inner: &Inner, headers: &axum::http::HeaderMap, reset: bool) -> 
             ([("Livecov-Build", build.id.as_str())], body).into_response()
         }
         Behavior::Normal => {
+            let mode = build.meta.mode;
             let mut c = inner.counters.lock().unwrap();
-            let body = lcc::encode(&build.id, build.meta.mode, &build.shape, &c);
-            if reset {
-                c.iter_mut().for_each(|v| *v = 0);
-            }
+            let body = match token {
+                None => lcc::encode(&build.id, mode, &build.shape, &c.values(mode)),
+                Some(t) if c.last.as_ref().is_some_and(|(last, _)| *last == t) => {
+                    c.last.as_ref().map(|(_, b)| b.clone()).unwrap_or_default()
+                }
+                Some(t) => {
+                    let at = match mode {
+                        Mode::Set => {
+                            let epoch = c.epoch;
+                            let Counters { live, stamps, .. } = &mut *c;
+                            for (v, s) in live.iter_mut().zip(stamps.iter_mut()) {
+                                if *v != 0 {
+                                    *s = epoch;
+                                    *v = 0;
+                                }
+                            }
+                            c.stamps.clone()
+                        }
+                        Mode::Count | Mode::Atomic => c.live.clone(),
+                    };
+                    c.epoch += 1;
+                    let body = lcc::encode(&build.id, mode, &build.shape, &at);
+                    c.last = Some((t, body.clone()));
+                    body
+                }
+            };
             (
                 [
                     ("Livecov-Build", build.id.as_str()),
                     ("Content-Type", "application/vnd.livecov.counters"),
+                    ("Livecov-Epoch", &c.epoch.to_string()),
                 ],
                 body,
             )

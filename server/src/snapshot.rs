@@ -1,9 +1,9 @@
-//! Taking a snapshot: pull every live instance of a service, merge per build, store whole.
+//! Snapshots: ask every live instance of a service (`gather`), compute each one's window
+//! (`window`), merge per build and store whole (`compose`, `store`); and read stored ones back.
 //!
 //! One instance that fails never fails the snapshot: its outcome is stored with the
-//! snapshot. Only when no instance answers is nothing stored (and, with a reset, nothing was
-//! reset). A snapshot taken with a reset holds the only copy of the counts it took, so when
-//! the database fails to take it the server keeps it and stores it when the database is back.
+//! snapshot. Only when no instance answers is nothing stored. Reading changes nothing in an
+//! agent, so a snapshot that is not stored loses nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +15,10 @@ use crate::App;
 use crate::BuildError;
 use crate::lcc;
 use crate::meta::Build;
-use crate::pull::{Outcome, timed};
-use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, now_ms};
+use crate::pull::{Answer, Dial, Outcome, timed};
+use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Window};
 use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
-
+use crate::window::{self, Since};
 /// Why a snapshot was not taken or cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -36,12 +36,17 @@ pub enum SnapshotError {
     NotFound(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Storing a snapshot taken with a reset failed: the server holds its counts.
-    #[error(
-        "{source}; the counters the reset took are held by the server and will be stored \
-         when the database is back"
-    )]
-    Held { source: StoreError },
+    /// A boundary's answers were not stored: no count is lost, and the server finishes the
+    /// boundary when the database is back.
+    #[error("{source}; no count is lost: the server finishes the {what} when the database is back")]
+    Pending {
+        what: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    /// No session of that name is open.
+    #[error("service {service:?} has no open session {name:?}")]
+    NoSession { service: String, name: String },
     #[error(transparent)]
     Build(#[from] BuildError),
     /// Stored counters that do not decode against their build.
@@ -54,19 +59,20 @@ pub enum SnapshotError {
     },
 }
 
-/// Pulls every live instance of `service` and stores the merged counters under `label` (1 to
-/// 1,024 bytes without control characters); with `reset`, the instances hand over their
-/// counters and start again from zero. Returns the snapshot's id.
-pub async fn take(
-    app: &Arc<App>,
-    service: &str,
-    label: Option<String>,
-    reset: bool,
-) -> Result<i64, SnapshotError> {
-    let started = Instant::now();
-    if let Some(label) = &label {
+/// Checks a snapshot's label.
+pub fn check_label(label: Option<&str>) -> Result<(), SnapshotError> {
+    if let Some(label) = label {
         report::types::check_text("label", label, 1024).map_err(SnapshotError::Invalid)?;
     }
+    Ok(())
+}
+
+/// The live instances of a known service, with the database known to answer: nothing is
+/// asked of an instance while it is away. None is an error.
+pub(crate) async fn live_instances(
+    app: &App,
+    service: &str,
+) -> Result<Vec<InstanceRow>, SnapshotError> {
     if !app.store.service_exists(service).await? {
         return Err(SnapshotError::UnknownService(service.to_string()));
     }
@@ -74,21 +80,32 @@ pub async fn take(
     if live.is_empty() {
         return Err(SnapshotError::NoLiveInstances(service.to_string()));
     }
-    // Nothing is taken from an instance while the database is known to be away.
     app.store.ping().await?;
-    let taken_at = now_ms();
+    Ok(live)
+}
 
-    // The metadata of every build, fetched from the build's own instances if it is new.
-    let mut by_build: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+/// What one instance answered.
+pub(crate) struct Pulled {
+    pub inst: InstanceRow,
+    pub result: Result<(Arc<Build>, Answer), (Outcome, String)>,
+    pub duration_ms: i64,
+}
+
+/// Asks every instance of `live` at once (at most `pull_concurrency` at a time): to read its
+/// counters, or with `boundary`, to apply the boundary of that token. Builds new to the server
+/// have their metadata fetched from their own instances first.
+pub(crate) async fn gather(
+    app: &Arc<App>,
+    live: Vec<InstanceRow>,
+    boundary: Option<&str>,
+) -> Result<Vec<Pulled>, SnapshotError> {
+    let mut by_build: BTreeMap<&str, Vec<Dial>> = BTreeMap::new();
     for i in &live {
-        by_build
-            .entry(&i.build)
-            .or_default()
-            .push(i.address.clone());
+        by_build.entry(&i.build).or_default().push(Dial::of(i));
     }
     let mut builds: BTreeMap<String, Result<Arc<Build>, String>> = BTreeMap::new();
-    for (build, addresses) in by_build {
-        let got = match app.build(build, &addresses).await {
+    for (build, agents) in by_build {
+        let got = match app.build(build, &agents).await {
             Ok(b) => Ok(b),
             Err(BuildError::Store(e)) if e.is_unavailable() => return Err(e.into()),
             // What clients read of a server error: its cause is not theirs to see.
@@ -100,41 +117,85 @@ pub async fn take(
         };
         builds.insert(build.to_string(), got);
     }
-
-    let pulls = futures::stream::iter(live.into_iter().map(|inst| {
+    let pulled = futures::stream::iter(live.into_iter().map(|inst| {
         let build = builds[&inst.build].clone();
         let app = app.clone();
         async move {
             let build = match build {
                 Ok(b) => b,
-                Err(msg) => return (inst, Err((Outcome::Rejected, msg)), 0),
+                Err(msg) => {
+                    return Pulled {
+                        inst,
+                        result: Err((Outcome::Rejected, msg)),
+                        duration_ms: 0,
+                    };
+                }
             };
-            let (r, took) = timed(app.agents.counters(&inst.address, &build, reset)).await;
+            let to = Dial::of(&inst);
+            let (r, took) = match boundary {
+                None => timed(app.agents.counters(&to, &build)).await,
+                Some(token) => timed(app.agents.boundary(&to, &build, token)).await,
+            };
             app.metrics
                 .pulled(r.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok), took);
-            let r = r.map(|c| (build, c)).map_err(|f| (f.outcome, f.message));
-            (inst, r, took.as_millis() as i64)
+            Pulled {
+                inst,
+                result: r.map(|a| (build, a)).map_err(|f| (f.outcome, f.message)),
+                duration_ms: took.as_millis() as i64,
+            }
         }
     }))
     .buffer_unordered(app.config.pull_concurrency.max(1))
     .collect::<Vec<_>>()
     .await;
+    Ok(pulled)
+}
 
-    let mut merged: BTreeMap<String, (Arc<Build>, Vec<u32>, i64)> = BTreeMap::new();
-    let mut outcomes = Vec::with_capacity(pulls.len());
-    for (inst, result, duration_ms) in &pulls {
-        let (inst, duration_ms) = (inst, *duration_ms);
-        let (outcome, message) = match result {
-            Ok((build, counters)) => {
+/// The snapshot of what `pulled` answered: per instance its window (from `since_of`) and
+/// everything since it started, merged per build. `notes` are said of instances in their
+/// outcome. Nothing answered: `NoAnswer`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compose(
+    service: &str,
+    label: Option<String>,
+    window: Window,
+    reset: bool,
+    started: Instant,
+    taken_at: i64,
+    pulled: &[Pulled],
+    since_of: impl Fn(&InstanceRow) -> Since,
+    notes: &BTreeMap<String, String>,
+) -> Result<(NewSnapshot, Vec<Arc<Build>>), SnapshotError> {
+    struct Part {
+        build: Arc<Build>,
+        window: Vec<u32>,
+        deploy: Vec<u32>,
+        instances: i64,
+    }
+    let mut merged: BTreeMap<String, Part> = BTreeMap::new();
+    let mut outcomes = Vec::with_capacity(pulled.len());
+    for p in pulled {
+        let inst = &p.inst;
+        let (outcome, message) = match &p.result {
+            Ok((build, answer)) => {
                 let mode = build.mode();
-                let entry = merged
-                    .entry(build.id.clone())
-                    .or_insert_with(|| (build.clone(), vec![0; build.num_blocks()], 0));
-                for &(i, v) in &counters.nonzero {
-                    report::merge_count(mode, &mut entry.1[i as usize], v);
+                let part = merged.entry(build.id.clone()).or_insert_with(|| Part {
+                    build: build.clone(),
+                    window: vec![0; build.num_blocks()],
+                    deploy: vec![0; build.num_blocks()],
+                    instances: 0,
+                });
+                let since = since_of(inst);
+                let base = since.base(build);
+                for (i, v) in window::window(mode, &answer.counters, &since, base.as_ref()) {
+                    report::merge_count(mode, &mut part.window[i as usize], v);
                 }
-                entry.2 += 1;
-                (Outcome::Ok, None)
+                for (i, v) in window::deploy(mode, &answer.counters) {
+                    report::merge_count(mode, &mut part.deploy[i as usize], v);
+                }
+                part.instances += 1;
+                let note = notes.get(&inst.id).cloned().or_else(|| since.note());
+                (Outcome::Ok, note)
             }
             Err((outcome, message)) => {
                 tracing::warn!(
@@ -148,11 +209,10 @@ pub async fn take(
                 (*outcome, Some(message.clone()))
             }
         };
-        outcomes.push(outcome_row(inst, outcome, message, duration_ms));
+        outcomes.push(outcome_row(inst, outcome, message, p.duration_ms));
     }
     outcomes.sort_by(|a, b| a.instance.cmp(&b.instance));
     if merged.is_empty() {
-        app.metrics.snapshot_failed();
         let why: Vec<String> = outcomes
             .iter()
             .map(|o| {
@@ -170,58 +230,78 @@ pub async fn take(
             why: why.join("; "),
         });
     }
-
-    let (mut blocks, mut blocks_covered, mut stmts, mut stmts_covered) = (0i64, 0i64, 0i64, 0i64);
+    let mut sum = [0i64; 6];
     let mut parts = Vec::with_capacity(merged.len());
     let mut used = Vec::with_capacity(merged.len());
-    for (_, (build, values, instances)) in merged {
-        let part = summarize(&build, &values, instances);
-        blocks += part.blocks;
-        blocks_covered += part.blocks_covered;
-        stmts += part.stmts;
-        stmts_covered += part.stmts_covered;
+    for (_, p) in merged {
+        let part = summarize(&p.build, &p.window, &p.deploy, p.instances);
+        for (s, v) in sum.iter_mut().zip([
+            part.blocks,
+            part.blocks_covered,
+            part.stmts,
+            part.stmts_covered,
+            part.deploy_blocks_covered,
+            part.deploy_stmts_covered,
+        ]) {
+            *s += v;
+        }
         parts.push(part);
-        used.push(build);
+        used.push(p.build);
     }
-    let totals = Totals::new(blocks, blocks_covered, stmts, stmts_covered);
     let snap = NewSnapshot {
         service: service.to_string(),
         label,
         reset,
+        window,
         taken_at,
         duration_ms: started.elapsed().as_millis() as i64,
-        totals,
+        totals: Totals::new(sum[0], sum[1], sum[2], sum[3]),
+        deploy: Totals::new(sum[0], sum[4], sum[2], sum[5]),
         builds: parts,
         instances: outcomes,
     };
+    Ok((snap, used))
+}
+
+/// Stores a snapshot and the builds it refers to.
+pub(crate) async fn store(
+    app: &App,
+    snap: &NewSnapshot,
+    builds: &[Arc<Build>],
+) -> Result<i64, SnapshotError> {
     let stored = async {
-        for b in &used {
+        for b in builds {
             app.store.insert_build(b).await?;
         }
-        app.store.insert_snapshot(&snap).await
+        app.store.insert_snapshot(snap).await
     }
     .await;
-    match stored {
+    stored_or_failed(app, snap, stored).map_err(SnapshotError::from)
+}
+
+/// Logs and counts a snapshot that was stored, or was not.
+pub(crate) fn stored_or_failed<E>(
+    app: &App,
+    snap: &NewSnapshot,
+    stored: Result<i64, E>,
+) -> Result<i64, E> {
+    match &stored {
         Ok(id) => {
-            app.metrics.snapshot_stored(started.elapsed());
+            app.metrics
+                .snapshot_stored(std::time::Duration::from_millis(
+                    snap.duration_ms.max(0) as u64
+                ));
             tracing::info!(
-                service,
+                service = snap.service,
                 snapshot = id,
-                reset,
+                kind = snap.window.kind,
                 instances = snap.instances.len(),
                 "snapshot stored"
             );
-            Ok(id)
         }
-        Err(e) => {
-            app.metrics.snapshot_failed();
-            if reset {
-                app.pending.lock().await.push((snap, used));
-                return Err(SnapshotError::Held { source: e });
-            }
-            Err(e.into())
-        }
+        Err(_) => app.metrics.snapshot_failed(),
     }
+    stored
 }
 
 fn outcome_row(
@@ -240,8 +320,19 @@ fn outcome_row(
     }
 }
 
-/// A build's merged counters with their totals, per file and in all.
-pub fn summarize(build: &Build, values: &[u32], instances: i64) -> SnapshotBuild {
+/// A build's merged counters with their totals, per file and in all: of the window (`values`)
+/// and since the instances started (`deploy`).
+pub fn summarize(build: &Build, values: &[u32], deploy: &[u32], instances: i64) -> SnapshotBuild {
+    let covered = |values: &[u32]| {
+        values
+            .iter()
+            .zip(build.meta.files.iter().flat_map(|f| &f.blocks))
+            .filter(|(c, _)| **c != 0)
+            .fold((0i64, 0i64), |(b, s), (_, block)| {
+                (b + 1, s + i64::from(block.num_stmt))
+            })
+    };
+    let (deploy_blocks_covered, deploy_stmts_covered) = covered(deploy);
     let mut files = Vec::new();
     let (mut blocks_covered, mut stmts_covered) = (0i64, 0i64);
     for (f, file) in build.meta.files.iter().enumerate() {
@@ -268,6 +359,9 @@ pub fn summarize(build: &Build, values: &[u32], instances: i64) -> SnapshotBuild
         blocks_covered,
         stmts_covered,
         counters: lcc::encode(&build.id, build.mode(), &build.shape, values),
+        deploy_blocks_covered,
+        deploy_stmts_covered,
+        deploy_counters: lcc::encode(&build.id, build.mode(), &build.shape, deploy),
         files,
     }
 }
@@ -279,11 +373,15 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         service: s.service.clone(),
         label: s.label.clone(),
         reset: s.reset,
+        kind: s.window.kind.clone(),
+        session: s.window.session.clone(),
+        since: s.window.since.map(report::rfc3339),
         taken_at: report::rfc3339(s.taken_at),
         duration_ms: s.duration_ms,
         instances_ok: s.instances_ok,
         instances_failed: s.instances_failed,
         totals: s.totals.clone(),
+        deploy: s.deploy.clone(),
     }
 }
 
@@ -320,6 +418,12 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, SnapshotError>
                 mode: b.mode.clone(),
                 instances: b.instances,
                 totals: Totals::new(b.blocks, b.blocks_covered, b.stmts, b.stmts_covered),
+                deploy: Totals::new(
+                    b.blocks,
+                    b.deploy_blocks_covered,
+                    b.stmts,
+                    b.deploy_stmts_covered,
+                ),
             })
             .collect(),
         instance_results: instances,
@@ -334,21 +438,48 @@ pub async fn row(app: &App, id: i64) -> Result<SnapshotRow, SnapshotError> {
         .ok_or(SnapshotError::NotFound(id))
 }
 
-/// The merged counters of a stored snapshot, per build, dense, with the build's metadata.
-pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, SnapshotError> {
-    Ok(stored(app, id).await?.1)
+/// Which of a snapshot's two coverages to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    /// The window: the round, or the session.
+    #[default]
+    Window,
+    /// Everything the instances ran since they started.
+    Deploy,
 }
 
-/// A stored snapshot: its row and [`counters`].
+impl std::str::FromStr for View {
+    type Err = String;
+    fn from_str(s: &str) -> Result<View, String> {
+        match s {
+            "window" => Ok(View::Window),
+            "deploy" => Ok(View::Deploy),
+            _ => Err(format!("view {s:?}: want window or deploy")),
+        }
+    }
+}
+
+/// The merged counters of a stored snapshot's window, per build, dense, with the build's
+/// metadata.
+pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, SnapshotError> {
+    Ok(stored(app, id, View::Window).await?.1)
+}
+
+/// A stored snapshot: its row and the merged counters of `view`, per build.
 pub async fn stored(
     app: &App,
     id: i64,
+    view: View,
 ) -> Result<(SnapshotRow, Vec<(Arc<Build>, Vec<u32>)>), SnapshotError> {
     let row = row(app, id).await?;
     let mut out = Vec::new();
     for part in app.store.snapshot_builds(id).await? {
         let build = app.build(&part.build, &[]).await?;
-        let sparse = lcc::decode(&part.counters, &build.id, &build.shape).map_err(|source| {
+        let body = match view {
+            View::Window => &part.counters,
+            View::Deploy => &part.deploy_counters,
+        };
+        let sparse = lcc::decode(body, &build.id, &build.shape).map_err(|source| {
             SnapshotError::Corrupt {
                 id,
                 build: build.id.clone(),

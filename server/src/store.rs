@@ -17,6 +17,9 @@ use sqlx::{AnyPool, FromRow, Row};
 use crate::meta::Build;
 use crate::types::{InstanceResult, Totals};
 
+mod rounds;
+pub use rounds::{BoundaryKind, BoundaryRow, Record, SessionRow};
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -111,6 +114,18 @@ pub struct NewInstance {
     pub start_time: String,
     pub go_version: String,
     pub address: String,
+    /// The agent's per-process secret; None from agents that have none.
+    pub secret: Option<String>,
+}
+
+/// What became of a registration or a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Accepted,
+    /// No live instance has that id (heartbeats only).
+    Unknown,
+    /// The instance is registered with a secret, and this is not it: nothing changed.
+    WrongSecret,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +143,8 @@ pub struct InstanceRow {
     pub last_seen: i64,
     pub live: bool,
     pub gone_at: Option<i64>,
+    /// Presented on pulls; never shown.
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,11 +153,23 @@ pub struct SnapshotRow {
     pub service: String,
     pub label: Option<String>,
     pub reset: bool,
+    pub window: Window,
     pub taken_at: i64,
     pub duration_ms: i64,
     pub instances_ok: i64,
     pub instances_failed: i64,
     pub totals: Totals,
+    pub deploy: Totals,
+}
+
+/// What a snapshot's counters measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// `snapshot`, `reset` or `session`.
+    pub kind: String,
+    pub session: Option<String>,
+    /// When the window began; None: when each instance started.
+    pub since: Option<i64>,
 }
 
 /// One build's part of a snapshot.
@@ -155,8 +184,12 @@ pub struct SnapshotBuild {
     pub instances: i64,
     pub blocks_covered: i64,
     pub stmts_covered: i64,
-    /// Merged counters, LCC1.
+    /// Merged counters of the window, LCC1.
     pub counters: Vec<u8>,
+    pub deploy_blocks_covered: i64,
+    pub deploy_stmts_covered: i64,
+    /// Merged counters since each instance started, LCC1.
+    pub deploy_counters: Vec<u8>,
     /// Per file with at least one covered block: (file index, blocks covered, stmts covered).
     pub files: Vec<(i64, i64, i64)>,
 }
@@ -167,9 +200,11 @@ pub struct NewSnapshot {
     pub service: String,
     pub label: Option<String>,
     pub reset: bool,
+    pub window: Window,
     pub taken_at: i64,
     pub duration_ms: i64,
     pub totals: Totals,
+    pub deploy: Totals,
     pub builds: Vec<SnapshotBuild>,
     pub instances: Vec<InstanceResult>,
 }
@@ -394,8 +429,9 @@ impl Store {
         Ok(row.map(|r| r.try_get("source")).transpose()?)
     }
 
-    /// Records a registration: the service if new, the instance (again) live.
-    pub async fn register(&self, i: &NewInstance, now: i64) -> Result<()> {
+    /// Records a registration: the service if new, the instance (again) live. An instance
+    /// registered with a secret is changed only by a registration with the same secret.
+    pub async fn register(&self, i: &NewInstance, now: i64) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -404,15 +440,30 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // Read after the first write, so that under SQLite the transaction holds the write
+        // lock already (a read that upgrades to a write can fail instead of waiting).
+        let held: Option<Option<String>> =
+            sqlx::query("SELECT secret FROM instances WHERE id = $1")
+                .bind(&i.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("secret"))
+                .transpose()?;
+        if let Some(Some(held)) = &held
+            && !crate::secret::same(i.secret.as_deref(), held)
+        {
+            return Ok(Claim::WrongSecret);
+        }
         sqlx::query(
             "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
-                 go_version, address, registered_at, last_seen, state, gone_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL)
+                 go_version, address, registered_at, last_seen, state, gone_at, secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL, $11)
              ON CONFLICT (id) DO UPDATE SET service = excluded.service, build = excluded.build,
                  mode = excluded.mode, hostname = excluded.hostname, pid = excluded.pid,
                  start_time = excluded.start_time, go_version = excluded.go_version,
                  address = excluded.address, last_seen = excluded.last_seen,
-                 state = 'live', gone_at = NULL",
+                 state = 'live', gone_at = NULL,
+                 secret = COALESCE(instances.secret, excluded.secret)",
         )
         .bind(&i.id)
         .bind(&i.service)
@@ -424,21 +475,38 @@ impl Store {
         .bind(&i.go_version)
         .bind(&i.address)
         .bind(now)
+        .bind(i.secret.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Claim::Accepted)
     }
 
-    /// Records a heartbeat; false if no live instance has that id.
-    pub async fn heartbeat(&self, id: &str, now: i64) -> Result<bool> {
+    /// Records a heartbeat of a live instance that shows the secret it registered with.
+    pub async fn heartbeat(&self, id: &str, secret: Option<&str>, now: i64) -> Result<Claim> {
+        let held = sqlx::query("SELECT secret FROM instances WHERE id = $1 AND state = 'live'")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(held) = held else {
+            return Ok(Claim::Unknown);
+        };
+        if let Some(held) = held.try_get::<Option<String>, _>("secret")?
+            && !crate::secret::same(secret, &held)
+        {
+            return Ok(Claim::WrongSecret);
+        }
         let done =
             sqlx::query("UPDATE instances SET last_seen = $1 WHERE id = $2 AND state = 'live'")
                 .bind(now)
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(if done.rows_affected() > 0 {
+            Claim::Accepted
+        } else {
+            Claim::Unknown
+        })
     }
 
     /// Marks gone every live instance not seen since `cutoff`; returns how many.
@@ -466,7 +534,7 @@ impl Store {
     pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
         let rows = sqlx::query_as::<_, InstanceRow>(
             "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
-                    registered_at, last_seen, state, gone_at
+                    registered_at, last_seen, state, gone_at, secret
              FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
              ORDER BY state DESC, registered_at DESC, id",
         )
@@ -485,9 +553,10 @@ impl Store {
                     (SELECT COUNT(*) FROM instances i
                      WHERE i.service = s.name AND i.state = 'live') AS live_instances,
                     (SELECT COUNT(*) FROM instances i WHERE i.service = s.name) AS instances,
-                    n.id, n.service, n.label, n.reset, n.taken_at, n.duration_ms,
-                    n.instances_ok, n.instances_failed, n.blocks, n.blocks_covered, n.stmts,
-                    n.stmts_covered, b.build
+                    n.id, n.service, n.label, n.reset, n.kind, n.session, n.since, n.taken_at,
+                    n.duration_ms, n.instances_ok, n.instances_failed, n.blocks,
+                    n.blocks_covered, n.stmts, n.stmts_covered, n.deploy_blocks_covered,
+                    n.deploy_stmts_covered, b.build
              FROM services s
              LEFT JOIN snapshots n
                  ON n.id = (SELECT MAX(m.id) FROM snapshots m WHERE m.service = s.name)
@@ -527,75 +596,7 @@ impl Store {
     /// Stores a snapshot whole, in one transaction; returns its id.
     pub async fn insert_snapshot(&self, s: &NewSnapshot) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let ok = s.instances.iter().filter(|i| i.outcome == "ok").count() as i64;
-        let id: i64 = sqlx::query(
-            "INSERT INTO snapshots (service, label, reset, taken_at, duration_ms, instances_ok,
-                 instances_failed, blocks, blocks_covered, stmts, stmts_covered)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        )
-        .bind(&s.service)
-        .bind(s.label.as_deref())
-        .bind(i64::from(s.reset))
-        .bind(s.taken_at)
-        .bind(s.duration_ms)
-        .bind(ok)
-        .bind(s.instances.len() as i64 - ok)
-        .bind(s.totals.blocks)
-        .bind(s.totals.blocks_covered)
-        .bind(s.totals.stmts)
-        .bind(s.totals.stmts_covered)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        for b in &s.builds {
-            let build_id: i64 = sqlx::query("SELECT id FROM builds WHERE build = $1")
-                .bind(&b.build)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
-            sqlx::query(
-                "INSERT INTO snapshot_builds (snapshot_id, build_id, instances, blocks_covered,
-                     stmts_covered, counters) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id)
-            .bind(build_id)
-            .bind(b.instances)
-            .bind(b.blocks_covered)
-            .bind(b.stmts_covered)
-            .bind(b.counters.as_slice())
-            .execute(&mut *tx)
-            .await?;
-            for chunk in b.files.chunks(ROWS_PER_INSERT) {
-                let sql = insert_rows(
-                    "snapshot_files (snapshot_id, build_id, file_index, blocks_covered, stmts_covered)",
-                    2,
-                    3,
-                    chunk.len(),
-                );
-                let mut q = sqlx::query(&sql).bind(id).bind(build_id);
-                for &(file, blocks, stmts) in chunk {
-                    q = q.bind(file).bind(blocks).bind(stmts);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-        for chunk in s.instances.chunks(ROWS_PER_INSERT) {
-            let sql = insert_rows(
-                "snapshot_instances (snapshot_id, instance, outcome, message, duration_ms)",
-                1,
-                4,
-                chunk.len(),
-            );
-            let mut q = sqlx::query(&sql).bind(id);
-            for i in chunk {
-                q = q
-                    .bind(&i.instance)
-                    .bind(&i.outcome)
-                    .bind(i.message.as_deref())
-                    .bind(i.duration_ms);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let id = write_snapshot(&mut tx, s).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -630,7 +631,8 @@ impl Store {
     pub async fn snapshot_builds(&self, id: i64) -> Result<Vec<SnapshotBuild>> {
         let rows = sqlx::query_as::<_, SnapshotBuild>(
             "SELECT b.build, b.mode, b.blocks, b.stmts, sb.instances, sb.blocks_covered,
-                    sb.stmts_covered, sb.counters
+                    sb.stmts_covered, sb.counters, sb.deploy_blocks_covered,
+                    sb.deploy_stmts_covered, sb.deploy_counters
              FROM snapshot_builds sb JOIN builds b ON b.id = sb.build_id
              WHERE sb.snapshot_id = $1 ORDER BY b.build",
         )
@@ -680,6 +682,91 @@ impl Store {
     }
 }
 
+/// Writes a snapshot in `tx`; returns its id.
+async fn write_snapshot(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &NewSnapshot) -> Result<i64> {
+    let ok = s.instances.iter().filter(|i| i.outcome == "ok").count() as i64;
+    let id: i64 = sqlx::query(
+        "INSERT INTO snapshots (service, label, reset, taken_at, duration_ms, instances_ok,
+         instances_failed, blocks, blocks_covered, stmts, stmts_covered, kind, session,
+         since, deploy_blocks_covered, deploy_stmts_covered)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+     RETURNING id",
+    )
+    .bind(&s.service)
+    .bind(s.label.as_deref())
+    .bind(i64::from(s.reset))
+    .bind(s.taken_at)
+    .bind(s.duration_ms)
+    .bind(ok)
+    .bind(s.instances.len() as i64 - ok)
+    .bind(s.totals.blocks)
+    .bind(s.totals.blocks_covered)
+    .bind(s.totals.stmts)
+    .bind(s.totals.stmts_covered)
+    .bind(&s.window.kind)
+    .bind(s.window.session.as_deref())
+    .bind(s.window.since)
+    .bind(s.deploy.blocks_covered)
+    .bind(s.deploy.stmts_covered)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    for b in &s.builds {
+        let build_id: i64 = sqlx::query("SELECT id FROM builds WHERE build = $1")
+            .bind(&b.build)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?;
+        sqlx::query(
+            "INSERT INTO snapshot_builds (snapshot_id, build_id, instances, blocks_covered,
+                 stmts_covered, counters, deploy_blocks_covered, deploy_stmts_covered,
+                 deploy_counters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id)
+        .bind(build_id)
+        .bind(b.instances)
+        .bind(b.blocks_covered)
+        .bind(b.stmts_covered)
+        .bind(b.counters.as_slice())
+        .bind(b.deploy_blocks_covered)
+        .bind(b.deploy_stmts_covered)
+        .bind(b.deploy_counters.as_slice())
+        .execute(&mut **tx)
+        .await?;
+        for chunk in b.files.chunks(ROWS_PER_INSERT) {
+            let sql = insert_rows(
+                "snapshot_files (snapshot_id, build_id, file_index, blocks_covered, stmts_covered)",
+                2,
+                3,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql).bind(id).bind(build_id);
+            for &(file, blocks, stmts) in chunk {
+                q = q.bind(file).bind(blocks).bind(stmts);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    for chunk in s.instances.chunks(ROWS_PER_INSERT) {
+        let sql = insert_rows(
+            "snapshot_instances (snapshot_id, instance, outcome, message, duration_ms)",
+            1,
+            4,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(&sql).bind(id);
+        for i in chunk {
+            q = q
+                .bind(&i.instance)
+                .bind(&i.outcome)
+                .bind(i.message.as_deref())
+                .bind(i.duration_ms);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(id)
+}
+
 /// Rows per multi-row `INSERT`: one round trip for many rows, far below either database's
 /// limit on parameters.
 const ROWS_PER_INSERT: usize = 200;
@@ -700,8 +787,9 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
     sql
 }
 
-const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, taken_at, duration_ms,
-    instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered FROM snapshots";
+const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, kind, session, since, taken_at,
+    duration_ms, instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered,
+    deploy_blocks_covered, deploy_stmts_covered FROM snapshots";
 
 impl FromRow<'_, AnyRow> for SnapshotRow {
     /// The columns of `SNAPSHOT_COLUMNS`, by name.
@@ -711,6 +799,11 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
             service: r.try_get("service")?,
             label: r.try_get("label")?,
             reset: r.try_get::<i64, _>("reset")? != 0,
+            window: Window {
+                kind: r.try_get("kind")?,
+                session: r.try_get("session")?,
+                since: r.try_get("since")?,
+            },
             taken_at: r.try_get("taken_at")?,
             duration_ms: r.try_get("duration_ms")?,
             instances_ok: r.try_get("instances_ok")?,
@@ -720,6 +813,12 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
                 r.try_get("blocks_covered")?,
                 r.try_get("stmts")?,
                 r.try_get("stmts_covered")?,
+            ),
+            deploy: Totals::new(
+                r.try_get("blocks")?,
+                r.try_get("deploy_blocks_covered")?,
+                r.try_get("stmts")?,
+                r.try_get("deploy_stmts_covered")?,
             ),
         })
     }
@@ -741,6 +840,7 @@ impl FromRow<'_, AnyRow> for InstanceRow {
             last_seen: r.try_get("last_seen")?,
             live: r.try_get::<String, _>("state")? == "live",
             gone_at: r.try_get("gone_at")?,
+            secret: r.try_get("secret")?,
         })
     }
 }
@@ -757,6 +857,9 @@ impl FromRow<'_, AnyRow> for SnapshotBuild {
             blocks_covered: r.try_get("blocks_covered")?,
             stmts_covered: r.try_get("stmts_covered")?,
             counters: r.try_get("counters")?,
+            deploy_blocks_covered: r.try_get("deploy_blocks_covered")?,
+            deploy_stmts_covered: r.try_get("deploy_stmts_covered")?,
+            deploy_counters: r.try_get("deploy_counters")?,
             files: Vec::new(),
         })
     }

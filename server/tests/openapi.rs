@@ -334,7 +334,8 @@ fn check_schema(doc: &Value, name: &str, value: &Value) {
 }
 
 /// Sample values of every type of `server::types`, with the schema each is, serialized by
-/// serde; optional fields both ways.
+/// serde; optional fields both ways (those serde skips when absent only present, as a value
+/// has exactly its schema's properties).
 fn samples() -> Vec<(&'static str, Value)> {
     let upload = SourceUpload {
         files: vec![SourceFile {
@@ -343,16 +344,28 @@ fn samples() -> Vec<(&'static str, Value)> {
         }],
     };
     let totals = Totals::new(18, 9, 36, 21);
+    let deploy = Totals::new(18, 12, 36, 27);
     let info = |label: Option<&str>| SnapshotInfo {
         id: 3,
         service: "greeter".into(),
         label: label.map(String::from),
         reset: false,
+        kind: "snapshot".into(),
+        session: None,
+        since: None,
         taken_at: "2026-11-25T20:26:28.698Z".into(),
         duration_ms: 4,
         instances_ok: 2,
         instances_failed: 0,
         totals: totals.clone(),
+        deploy: deploy.clone(),
+    };
+    let ended = |kind: &str, session: Option<&str>| SnapshotInfo {
+        reset: kind == "reset",
+        kind: kind.into(),
+        session: session.map(String::from),
+        since: Some("2026-11-25T20:20:00.125Z".into()),
+        ..info(None)
     };
     let service = |latest: Option<SnapshotInfo>| ServiceInfo {
         name: "greeter".into(),
@@ -381,6 +394,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         mode: "count".into(),
         instances: 2,
         totals: totals.clone(),
+        deploy: deploy.clone(),
     };
     let result = |message: Option<&str>| InstanceResult {
         instance: "i0".into(),
@@ -461,10 +475,31 @@ fn samples() -> Vec<(&'static str, Value)> {
         mode: "set".into(),
         port: 38211,
         go_version: "go1.26.0".into(),
+        secret: Some("5f0c2a9e41d37b86a1e0c4d29b7f3e58".into()),
+    };
+    let session = |snapshot: Option<i64>| SessionInfo {
+        id: 2,
+        service: "greeter".into(),
+        name: "qa run 7".into(),
+        state: if snapshot.is_some() {
+            "stopped"
+        } else {
+            "open"
+        }
+        .into(),
+        started_at: "2026-11-25T20:20:00.125Z".into(),
+        stopped_at: snapshot.map(|_| "2026-11-25T20:26:28.698Z".into()),
+        snapshot,
     };
     vec![
         ("Totals", v(&totals)),
         ("Registration", v(&registration)),
+        (
+            "Heartbeat",
+            v(&Heartbeat {
+                secret: registration.secret.clone(),
+            }),
+        ),
         (
             "Registered",
             v(&Registered {
@@ -498,6 +533,8 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("SnapshotRequest", v(&SnapshotRequest::default())),
         ("SnapshotInfo", v(&info(Some("round 2")))),
         ("SnapshotInfo", v(&info(None))),
+        ("SnapshotInfo", v(&ended("reset", None))),
+        ("SnapshotInfo", v(&ended("session", Some("qa run 7")))),
         (
             "SnapshotList",
             v(&SnapshotList {
@@ -507,6 +544,21 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         ("SnapshotDetail", v(&detail)),
         ("BuildPart", v(&part)),
+        (
+            "SessionRequest",
+            v(&SessionRequest {
+                name: "qa run 7".into(),
+            }),
+        ),
+        ("SessionInfo", v(&session(None))),
+        ("SessionInfo", v(&session(Some(3)))),
+        (
+            "SessionList",
+            v(&SessionList {
+                service: "greeter".into(),
+                sessions: vec![session(None), session(Some(3))],
+            }),
+        ),
         ("InstanceResult", v(&result(None))),
         ("InstanceResult", v(&result(Some("refused")))),
         ("Diff", v(&diff)),
@@ -620,13 +672,23 @@ fn schemas_are_the_types() {
     // Requests: required is what serde requires (fields without `#[serde(default)]`).
     assert_eq!(
         requests,
-        BTreeSet::from(["Registration".to_string(), "SnapshotRequest".to_string()]),
+        BTreeSet::from(
+            [
+                "Heartbeat",
+                "Registration",
+                "SessionRequest",
+                "SnapshotRequest"
+            ]
+            .map(String::from)
+        ),
         "request bodies: tell this test their Rust types"
     );
     for name in &requests {
         let full = &samples.iter().find(|(n, _)| n == name).unwrap().1;
         let by_serde = match name.as_str() {
+            "Heartbeat" => required_by_serde::<Heartbeat>(full),
             "Registration" => required_by_serde::<Registration>(full),
+            "SessionRequest" => required_by_serde::<SessionRequest>(full),
             "SnapshotRequest" => required_by_serde::<SnapshotRequest>(full),
             _ => unreachable!(),
         };
@@ -756,12 +818,9 @@ async fn served_answers_match_the_document() {
     let (admin, agent_token) = (Some("admin-secret"), Some("agent-secret"));
     let body = |v: Value| Some(v.to_string().into_bytes());
 
-    assert_eq!(
-        c.call("get", "/healthz", "/healthz", None, None)
-            .await
-            .status,
-        200
-    );
+    let health = c.call("get", "/healthz", "/healthz", None, None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json["pending_boundaries"], 0);
     assert_eq!(
         c.call("get", "/metrics", "/metrics", None, None)
             .await
@@ -792,14 +851,43 @@ async fn served_answers_match_the_document() {
         c.call("post", reg, reg, huge, agent_token).await.status,
         413
     );
+    let mut short = r.clone();
+    short["secret"] = json!("short");
     assert_eq!(
-        c.call("post", reg, reg, body(r), agent_token).await.status,
+        c.call("post", reg, reg, body(short), agent_token)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        c.call("post", reg, reg, body(r.clone()), agent_token)
+            .await
+            .status,
         200
+    );
+    // The instance id is now the agent's: another process's registration is refused.
+    let mut impostor = r;
+    impostor["secret"] = json!("0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        c.call("post", reg, reg, body(impostor), agent_token)
+            .await
+            .status,
+        403
     );
     let hb = "/api/v1/agents/{instance}/heartbeat";
     let i0 = "/api/v1/agents/i0/heartbeat";
-    assert_eq!(c.call("post", hb, i0, None, None).await.status, 401);
-    assert_eq!(c.call("post", hb, i0, None, agent_token).await.status, 200);
+    let beat = || body(json!({"secret": agent.secret()}));
+    assert_eq!(c.call("post", hb, i0, beat(), None).await.status, 401);
+    assert_eq!(
+        c.call("post", hb, i0, beat(), agent_token).await.status,
+        200
+    );
+    assert_eq!(c.call("post", hb, i0, None, agent_token).await.status, 403);
+    let garbled = Some(b"{".to_vec());
+    assert_eq!(
+        c.call("post", hb, i0, garbled, agent_token).await.status,
+        400
+    );
     let nobody = "/api/v1/agents/nobody/heartbeat";
     assert_eq!(
         c.call("post", hb, nobody, None, agent_token).await.status,
@@ -826,18 +914,23 @@ async fn served_answers_match_the_document() {
     agent.hit(0, 1);
     let first = c.call("post", snaps, svc_snaps, body(label), admin).await;
     assert_eq!(first.status, 201);
+    assert_eq!(first.json["kind"], "snapshot");
     agent.hit(5, 1);
     let reset_q = "/api/v1/services/svc/snapshots?reset=true";
     let second = c.call("post", snaps, reset_q, None, admin).await;
     assert_eq!(second.status, 201);
     assert_eq!(second.json["reset"], true);
+    assert_eq!(second.json["kind"], "reset");
     let reset = "/api/v1/services/{service}/reset";
     let svc_reset = "/api/v1/services/svc/reset";
-    assert_eq!(
-        c.call("post", reset, svc_reset, Some(Vec::new()), admin)
-            .await
-            .status,
-        201
+    let third = c
+        .call("post", reset, svc_reset, Some(Vec::new()), admin)
+        .await;
+    assert_eq!(third.status, 201);
+    assert_eq!(third.json["kind"], "reset");
+    assert!(
+        third.json["since"].is_string(),
+        "the round began at a reset"
     );
     let nope = "/api/v1/services/nope/snapshots";
     assert_eq!(c.call("post", snaps, nope, None, admin).await.status, 404);
@@ -845,6 +938,68 @@ async fn served_answers_match_the_document() {
         first.json["id"].as_i64().unwrap(),
         second.json["id"].as_i64().unwrap(),
     );
+
+    // Sessions.
+    let sessions = "/api/v1/services/{service}/sessions";
+    let svc_sessions = "/api/v1/services/svc/sessions";
+    let qa = || body(json!({"name": "qa run"}));
+    assert_eq!(
+        c.call("post", sessions, svc_sessions, qa(), None)
+            .await
+            .status,
+        401
+    );
+    let unnamed = body(json!({"name": ""}));
+    assert_eq!(
+        c.call("post", sessions, svc_sessions, unnamed, admin)
+            .await
+            .status,
+        400
+    );
+    let nope_sessions = "/api/v1/services/nope/sessions";
+    assert_eq!(
+        c.call("post", sessions, nope_sessions, qa(), admin)
+            .await
+            .status,
+        404
+    );
+    let started = c.call("post", sessions, svc_sessions, qa(), admin).await;
+    assert_eq!(started.status, 201);
+    assert_eq!(started.json["state"], "open");
+    let again = c.call("post", sessions, svc_sessions, qa(), admin).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["id"], started.json["id"]);
+    agent.hit(7, 1);
+    let open = c.call("get", sessions, svc_sessions, None, None).await;
+    assert_eq!(open.status, 200);
+    assert_eq!(open.json["sessions"][0]["name"], "qa run");
+    assert_eq!(
+        c.call("get", sessions, nope_sessions, None, None)
+            .await
+            .status,
+        404
+    );
+    let stop = "/api/v1/services/{service}/sessions/{name}/stop";
+    let svc_stop = "/api/v1/services/svc/sessions/qa%20run/stop";
+    assert_eq!(c.call("post", stop, svc_stop, None, None).await.status, 401);
+    let qa_label = || body(json!({"label": "qa done"}));
+    let stopped = c.call("post", stop, svc_stop, qa_label(), admin).await;
+    assert_eq!(stopped.status, 201);
+    assert_eq!(stopped.json["kind"], "session");
+    assert_eq!(stopped.json["session"], "qa run");
+    assert_eq!(stopped.json["label"], "qa done");
+    // The session holds the one block run while it was open; the deploy, all three.
+    assert_eq!(stopped.json["totals"]["blocks_covered"], 1);
+    assert_eq!(stopped.json["deploy"]["blocks_covered"], 3);
+    assert_eq!(
+        c.call("post", stop, svc_stop, qa_label(), admin)
+            .await
+            .status,
+        404
+    );
+    let listed = c.call("get", sessions, svc_sessions, None, None).await;
+    assert_eq!(listed.json["sessions"][0]["state"], "stopped");
+    assert_eq!(listed.json["sessions"][0]["snapshot"], stopped.json["id"]);
 
     // Services.
     let list = "/api/v1/services";
@@ -905,6 +1060,15 @@ async fn served_answers_match_the_document() {
     assert_eq!(c.call("get", profile, &p, None, None).await.status, 200);
     let pdf = format!("{p}?format=pdf");
     assert_eq!(c.call("get", profile, &pdf, None, None).await.status, 400);
+    for view in ["window", "deploy"] {
+        let q = format!("{p}?view={view}&format=json");
+        assert_eq!(c.call("get", profile, &q, None, None).await.status, 200);
+    }
+    let everything = format!("{p}?view=everything");
+    assert_eq!(
+        c.call("get", profile, &everything, None, None).await.status,
+        400
+    );
     for format in ["go", "lcov", "cobertura", "json", "html"] {
         let q = format!("{p}?format={format}&strip=example.com/&source=src");
         assert_eq!(c.call("get", profile, &q, None, None).await.status, 200);
@@ -1003,15 +1167,33 @@ async fn served_answers_match_the_document() {
         200
     );
     let svc2 = "/api/v1/services/svc2/snapshots";
-    let third = c.call("post", snaps, svc2, None, admin).await;
-    assert_eq!(third.status, 201);
-    let unrelated = format!("/api/v1/snapshots/{a}/diff/{}", third.json["id"]);
+    let fourth = c.call("post", snaps, svc2, None, admin).await;
+    assert_eq!(fourth.status, 201);
+    let unrelated = format!("/api/v1/snapshots/{a}/diff/{}", fourth.json["id"]);
     assert_eq!(
         c.call("get", diff, &unrelated, None, None).await.status,
         409
     );
+    let svc2_sessions = "/api/v1/services/svc2/sessions";
+    let night = body(json!({"name": "night"}));
+    assert_eq!(
+        c.call("post", sessions, svc2_sessions, night, admin)
+            .await
+            .status,
+        201
+    );
     other.set_behavior(Behavior::Status(500));
     assert_eq!(c.call("post", snaps, svc2, None, admin).await.status, 502);
+    // A stop no instance answers changes nothing: the session stays open.
+    let svc2_stop = "/api/v1/services/svc2/sessions/night/stop";
+    assert_eq!(
+        c.call("post", stop, svc2_stop, None, admin).await.status,
+        502
+    );
+    let still = c.call("get", sessions, svc2_sessions, None, None).await;
+    assert_eq!(still.json["sessions"][0]["state"], "open");
+    let health = c.call("get", "/healthz", "/healthz", None, None).await;
+    assert_eq!(health.json["pending_boundaries"], 0);
 
     // Every operation answered with success at least once, as documented.
     assert_eq!(

@@ -19,6 +19,14 @@ async fn every_route_answers() {
     let agents = agents(&server, &build, "svc", 1).await;
     agents[0].hit(0, 1);
     let id = snapshot(&server, "svc", "").await["id"].as_i64().unwrap();
+    // An open session, so that its stop route finds it.
+    let started = post(
+        &server,
+        "/api/v1/services/svc/sessions",
+        serde_json::json!({"name": "svc"}),
+    )
+    .await;
+    assert_eq!(started.status, 201, "{}", started.text);
 
     let routes = server::api::routes();
     assert!(routes.len() >= 20, "{routes:?}");

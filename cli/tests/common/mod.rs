@@ -21,11 +21,26 @@ pub fn free_port() -> u16 {
 
 /// A minimal HTTP/1.0 client: (status, body).
 pub fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_with(method, port, path, &[])
+}
+
+/// [`http`] with more header lines (`Name: value`).
+pub fn http_with(
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[&str],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut extra = String::new();
+    for h in headers {
+        extra.push_str(h);
+        extra.push_str("\r\n");
+    }
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}Content-Length: 0\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -39,9 +54,14 @@ pub fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, Vec<u8
 }
 
 pub fn wait_for(port: u16, path: &str) {
+    wait_for_with(port, path, &[])
+}
+
+/// [`wait_for`] with more header lines, such as an agent's `Authorization`.
+pub fn wait_for_with(port: u16, path: &str, headers: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok((200, _)) = http("GET", port, path) {
+        if let Ok((200, _)) = http_with("GET", port, path, headers) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -81,6 +101,20 @@ pub fn cover_func(profile: &Path) -> String {
 
 /// A replica of the example built at `bin`, serving on a port of its own (answered) and
 /// registering as `greeter` with the server on `server`, with a short heartbeat.
+/// Builds the example with `livecov` (the executable at `livecov`) in `mode` into `out`.
+pub fn build_example(livecov: &str, out: &Path, cache: &Path, mode: &str) {
+    let status = Command::new(livecov)
+        .args(["build", "--mode", mode, "--cache-dir"])
+        .arg(cache)
+        .args(["--", "-o"])
+        .arg(out)
+        .arg(".")
+        .current_dir(EXAMPLE)
+        .status()
+        .unwrap();
+    assert!(status.success(), "livecov build --mode {mode}");
+}
+
 pub fn start_replica(bin: &Path, server: u16) -> (Service, u16) {
     let port = free_port();
     let child = Command::new(bin)

@@ -17,6 +17,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::UnknownInstance(_) | RegistryError::UnknownService(_) => {
                 ApiError::NotFound(e.to_string())
             }
+            RegistryError::WrongSecret(_) => ApiError::Forbidden(e.to_string()),
             RegistryError::Store(e) => e.into(),
         }
     }
@@ -45,7 +46,8 @@ impl From<SnapshotError> for ApiError {
             SnapshotError::Store(e) => e.into(),
             SnapshotError::Build(e) => e.into(),
             SnapshotError::Corrupt { .. } => ApiError::internal(e),
-            SnapshotError::Held { source } => {
+            SnapshotError::NoSession { .. } => ApiError::NotFound(message),
+            SnapshotError::Pending { source, .. } => {
                 let unavailable = source.is_unavailable();
                 let source = Some(Box::new(source) as Cause);
                 if unavailable {
@@ -121,13 +123,23 @@ mod tests {
                 "snapshots 1 and 2 share no build: a diff compares counters of the same build",
             ),
             (
-                SnapshotError::Held {
+                SnapshotError::Pending {
+                    what: "reset",
                     source: StoreError::Unavailable(sqlx::Error::PoolTimedOut),
                 }
                 .into(),
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable; the counters the reset took are held by the server and \
-                 will be stored when the database is back",
+                "database unavailable; no count is lost: the server finishes the reset when the \
+                 database is back",
+            ),
+            (
+                SnapshotError::NoSession {
+                    service: "svc".into(),
+                    name: "qa".into(),
+                }
+                .into(),
+                StatusCode::NOT_FOUND,
+                "service \"svc\" has no open session \"qa\"",
             ),
         ];
         for (e, status, message) in cases {

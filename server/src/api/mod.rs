@@ -1,6 +1,6 @@
 //! The HTTP API: the route table (one list of [`Endpoint`]s per [`Area`], the dashboard's
 //! from `web`; [`router`] is built from it and [`routes`] lists it) and thin handlers over
-//! the registry, snapshot, diff, export, patch and sources modules. Every error is
+//! the registry, snapshot, round, diff, export, patch and sources modules. Every error is
 //! `{"error": "..."}` with a fitting status (`error`).
 
 use std::net::SocketAddr;
@@ -23,8 +23,11 @@ pub use extract::{AdminToken, AgentToken, ApiPath, ApiQuery, JsonBody, OptionalJ
 use crate::error::ApiError;
 use crate::export;
 use crate::registry;
+use crate::round;
 use crate::snapshot;
-use crate::types::{ServiceDetail, ServiceList, SnapshotList, SnapshotRequest};
+use crate::types::{
+    ServiceDetail, ServiceList, SessionList, SessionRequest, SnapshotList, SnapshotRequest,
+};
 use crate::{App, Config};
 use report::Format;
 
@@ -97,6 +100,24 @@ fn snapshots() -> Vec<Endpoint> {
             Method::GET,
             "/api/v1/snapshots/{id}",
             snapshot_detail,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::GET,
+            "/api/v1/services/{service}/sessions",
+            list_sessions,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/sessions",
+            start_session,
+        ),
+        Endpoint::new(
+            Snapshots,
+            Method::POST,
+            "/api/v1/services/{service}/sessions/{name}/stop",
+            stop_session,
         ),
     ]
 }
@@ -190,11 +211,11 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiError> {
-    app.store.ping().await?;
+    let pending = app.store.pending_boundaries(None).await?.len();
     Ok(Json(serde_json::json!({
         "status": "ok",
         "store": "up",
-        "held_snapshots": app.pending_len().await,
+        "pending_boundaries": pending,
     })))
 }
 
@@ -228,8 +249,9 @@ async fn heartbeat(
     State(app): AppState,
     _: AgentToken,
     ApiPath(instance): ApiPath<String>,
+    OptionalJson(beat): OptionalJson<crate::types::Heartbeat>,
 ) -> Result<impl IntoResponse, ApiError> {
-    registry::heartbeat(&app, &instance).await?;
+    registry::heartbeat(&app, &instance, beat.secret.as_deref()).await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -261,7 +283,12 @@ async fn take_snapshot(
     ApiQuery(params): ApiQuery<SnapshotParams>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &service, req, params.reset).await
+    let id = if params.reset {
+        round::reset(&app, &service, req.label).await?
+    } else {
+        round::take(&app, &service, req.label).await?
+    };
+    created(&app, id).await
 }
 
 async fn reset(
@@ -270,19 +297,45 @@ async fn reset(
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    snapshot_taken(&app, &service, req, true).await
+    let id = round::reset(&app, &service, req.label).await?;
+    created(&app, id).await
 }
 
-/// A snapshot of `service` (with a reset when `reset`), answered with its detail: the one
-/// body of `POST …/snapshots` and `POST …/reset`, behind the admin token.
-async fn snapshot_taken(
-    app: &Arc<App>,
-    service: &str,
-    req: SnapshotRequest,
-    reset: bool,
-) -> Result<impl IntoResponse + use<>, ApiError> {
-    let id = snapshot::take(app, service, req.label, reset).await?;
-    Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)))
+/// `201 Created` with the detail of the snapshot just stored.
+async fn created(app: &App, id: i64) -> Result<Response, ApiError> {
+    Ok((StatusCode::CREATED, Json(snapshot::detail(app, id).await?)).into_response())
+}
+
+async fn list_sessions(
+    State(app): AppState,
+    ApiPath(service): ApiPath<String>,
+) -> Result<Json<SessionList>, ApiError> {
+    Ok(Json(round::sessions(&app, &service).await?))
+}
+
+async fn start_session(
+    State(app): AppState,
+    _: AdminToken,
+    ApiPath(service): ApiPath<String>,
+    JsonBody(req): JsonBody<SessionRequest>,
+) -> Result<Response, ApiError> {
+    let (session, new) = round::start_session(&app, &service, &req.name).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(session)).into_response())
+}
+
+async fn stop_session(
+    State(app): AppState,
+    _: AdminToken,
+    ApiPath((service, name)): ApiPath<(String, String)>,
+    OptionalJson(req): OptionalJson<SnapshotRequest>,
+) -> Result<Response, ApiError> {
+    let id = round::stop_session(&app, &service, &name, req.label).await?;
+    created(&app, id).await
 }
 
 #[derive(Deserialize)]
@@ -310,6 +363,7 @@ async fn snapshot_detail(
 #[derive(Deserialize)]
 struct ProfileParams {
     format: Option<String>,
+    view: Option<String>,
     strip: Option<String>,
     source: Option<String>,
 }
@@ -325,7 +379,8 @@ async fn profile(
         strip: params.strip,
         source: params.source,
     };
-    let text = export::export(&app, id, format, &options).await?;
+    let view = view(params.view.as_deref())?;
+    let text = export::export(&app, id, view, format, &options).await?;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
@@ -345,6 +400,14 @@ async fn profile(
 #[derive(Deserialize)]
 struct DiffParams {
     blocks: Option<bool>,
+    view: Option<String>,
+}
+
+/// A `view` query parameter: the snapshot's window unless it says `deploy`.
+fn view(v: Option<&str>) -> Result<snapshot::View, ApiError> {
+    v.map_or(Ok(snapshot::View::Window), |v| {
+        v.parse().map_err(ApiError::BadRequest)
+    })
 }
 
 async fn diff(
@@ -354,5 +417,6 @@ async fn diff(
 ) -> Result<impl IntoResponse, ApiError> {
     let (a, b) = (parse_id(&a)?, parse_id(&b)?);
     let blocks = params.blocks.unwrap_or(true);
-    Ok(Json(crate::diff::diff(&app, a, b, blocks).await?))
+    let view = view(params.view.as_deref())?;
+    Ok(Json(crate::diff::diff(&app, a, b, view, blocks).await?))
 }

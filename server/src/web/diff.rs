@@ -31,7 +31,7 @@ pub async fn page(
     let (a, b) = (parse_id("snapshot", &a)?, parse_id("snapshot", &b)?);
     let row_a = crate::snapshot::row(&app, a).await?;
     let row_b = crate::snapshot::row(&app, b).await?;
-    let diff = crate::diff::diff(&app, a, b, true).await?;
+    let diff = crate::diff::diff(&app, a, b, crate::snapshot::View::Window, true).await?;
 
     let title = format!("Snapshot #{a} → #{b}");
     let mut trail = vec![(row_a.service.as_str(), Some(service_href(&row_a.service)))];

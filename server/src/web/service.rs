@@ -90,6 +90,7 @@ pub async fn page(
     };
     let (service, instances) = registry::service(&app, &name).await?;
     let snapshots = app.store.snapshots(&name, HISTORY, before).await?;
+    let sessions = app.store.sessions(&name).await?;
 
     let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);
     let out = &mut page.out;
@@ -127,6 +128,8 @@ pub async fn page(
         escape(out, &service_href(&name));
         let _ = write!(out, "?before={}\">Older snapshots</a>", last.id);
     }
+
+    self::sessions(out, &name, &sessions);
 
     out.push_str("<h2>Instances</h2>\n");
     out.push_str(
@@ -288,6 +291,58 @@ fn compare(out: &mut String, snapshots: &[SnapshotRow]) {
     out.push_str(" <button type=\"submit\" id=\"compare\">Compare</button></form>\n");
 }
 
+/// The service's sessions, newest first, with a form to start one and a button to stop each
+/// open one (`livecov.js` calls the API with the admin token typed above).
+fn sessions(out: &mut String, service: &str, sessions: &[crate::store::SessionRow]) {
+    out.push_str(
+        "<h2>Sessions</h2>\n<form id=\"sessions\" class=\"actions\" data-api=\"/api/v1/services/",
+    );
+    escape(out, &segment(service));
+    out.push_str(
+        "/sessions\">\n<label>Name <input id=\"session-name\" name=\"name\" maxlength=\"256\" \
+         placeholder=\"e.g. checkout flow\"></label>\n\
+         <button type=\"button\" id=\"start-session\">Start session</button>\n\
+         <output id=\"session-status\" role=\"status\"></output>\n</form>\n",
+    );
+    if sessions.is_empty() {
+        out.push_str(
+            "<p class=\"empty\">No session yet: a session measures what ran while it was \
+             open, beside the round and other sessions.</p>\n",
+        );
+        return;
+    }
+    out.push_str(
+        "<table class=\"sessions\">\n<thead><tr><th class=\"l\">Session</th>\
+         <th class=\"l\">State</th><th class=\"l\">Started</th><th class=\"l\">Stopped</th>\
+         <th class=\"l\">Snapshot</th></tr></thead>\n<tbody>\n",
+    );
+    for s in sessions {
+        out.push_str("<tr><td class=\"l\">");
+        escape(out, &s.name);
+        let state = s.state();
+        let _ = write!(
+            out,
+            "</td><td class=\"l\">{state}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">",
+            time(s.started_at),
+            s.stopped_at.map(time).unwrap_or_default()
+        );
+        match s.snapshot_id {
+            Some(id) => {
+                let _ = write!(out, "<a href=\"/snapshots/{id}\">#{id}</a>");
+            }
+            None if state == "open" => {
+                out.push_str("<button type=\"button\" class=\"stop-session\" data-name=\"");
+                escape(out, &s.name);
+                out.push_str("\">Stop</button>");
+            }
+            None => {}
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
 /// The snapshots, newest first.
 fn history(out: &mut String, snapshots: &[SnapshotRow]) {
     out.push_str(
@@ -295,7 +350,8 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
          <th class=\"l\">Label</th><th class=\"l\">Taken at</th><th class=\"l\">Reset</th>\
          <th data-k=\"n\">Instances</th><th data-k=\"n\">Failed</th>\
          <th data-k=\"n\">Statements</th><th data-k=\"n\">Covered</th>\
-         <th data-k=\"n\">Coverage</th></tr></thead>\n<tbody>\n",
+         <th data-k=\"n\">Coverage</th><th data-k=\"n\">Since start</th></tr></thead>\n\
+         <tbody>\n",
     );
     for s in snapshots {
         let _ = write!(
@@ -303,6 +359,11 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
             "<tr><td data-v=\"{id}\"><a href=\"/snapshots/{id}\">#{id}</a></td><td class=\"l\">",
             id = s.id
         );
+        if let Some(session) = &s.window.session {
+            out.push_str("session ");
+            escape(out, session);
+            out.push_str(if s.label.is_some() { ": " } else { "" });
+        }
         escape(out, s.label.as_deref().unwrap_or(""));
         let _ = write!(
             out,
@@ -315,6 +376,7 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
         num_cell(out, s.totals.stmts);
         num_cell(out, s.totals.stmts_covered);
         coverage_cell(out, s.totals.stmts_covered, s.totals.stmts);
+        coverage_cell(out, s.deploy.stmts_covered, s.deploy.stmts);
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n</table>\n");

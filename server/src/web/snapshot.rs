@@ -15,17 +15,27 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::snapshot::stored;
+use crate::snapshot::{View, stored};
 use report::html::{self, Header, Sources};
 use report::{Coverage, Options};
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    view: Option<String>,
+}
 
 pub async fn page(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
+    Query(params): Query<PageParams>,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
+    let view: View = match params.view.as_deref() {
+        None => View::Window,
+        Some(v) => v.parse().map_err(ApiError::BadRequest)?,
+    };
     let detail = crate::snapshot::detail(&app, id).await?;
-    let (row, parts) = stored(&app, id).await?;
+    let (row, parts) = stored(&app, id, view).await?;
     let cov = Coverage::merge(
         id,
         row.taken_at,
@@ -44,14 +54,19 @@ pub async fn page(
         html::capacity(&cov),
     );
     let out = &mut page.out;
+    window(out, &detail.snapshot, view);
+    let v = match view {
+        View::Window => "",
+        View::Deploy => "&amp;view=deploy",
+    };
     let _ = writeln!(
         out,
         "<p class=\"downloads\">Download: \
-         <a href=\"/api/v1/snapshots/{id}/profile?format=go\">coverprofile</a> · \
-         <a href=\"/api/v1/snapshots/{id}/profile?format=lcov\">LCOV</a> · \
-         <a href=\"/api/v1/snapshots/{id}/profile?format=cobertura\">Cobertura</a> · \
-         <a href=\"/api/v1/snapshots/{id}/profile?format=json\">JSON</a> · \
-         <a href=\"/api/v1/snapshots/{id}/profile?format=html\">HTML report</a></p>"
+         <a href=\"/api/v1/snapshots/{id}/profile?format=go{v}\">coverprofile</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=lcov{v}\">LCOV</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=cobertura{v}\">Cobertura</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=json{v}\">JSON</a> · \
+         <a href=\"/api/v1/snapshots/{id}/profile?format=html{v}\">HTML report</a></p>"
     );
     builds_table(out, &detail);
     let link = |file: &str| {
@@ -71,6 +86,34 @@ pub async fn page(
         Sources::Linked(&link),
     );
     Ok(page.finish())
+}
+
+/// What the snapshot measures, both coverages, and a link to the one not shown.
+fn window(out: &mut String, s: &crate::types::SnapshotInfo, view: View) {
+    let since = s.since.as_deref().unwrap_or("the instances started");
+    let what = match (s.kind.as_str(), &s.session) {
+        ("session", Some(name)) => {
+            let mut n = String::new();
+            escape(&mut n, name);
+            format!("session <b>{n}</b>, open from {since} to {}", s.taken_at)
+        }
+        ("reset", _) => format!("the round from {since} to this reset"),
+        _ => format!("this round, since {since}"),
+    };
+    let (shown, other, href) = match view {
+        View::Window => ("", "since the instances started", "?view=deploy"),
+        View::Deploy => (
+            " (shown below: since the instances started)",
+            "the window",
+            "?",
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "<p class=\"window\">Measures {what}: <b>{:.2}%</b> of statements; since the instances \
+         started: <b>{:.2}%</b>{shown}. <a href=\"{href}\">Show {other}</a></p>",
+        s.totals.coverage, s.deploy.coverage
+    );
 }
 
 /// The builds the snapshot merged and what each instance answered.
@@ -129,7 +172,7 @@ pub async fn source(
     Query(params): Query<SourceParams>,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
-    let (row, parts) = stored(&app, id).await?;
+    let (row, parts) = stored(&app, id, View::Window).await?;
     let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
     let Some(text) = crate::sources::text(&app, &builds, &params.file).await? else {
         return Err(ApiError::NotFound(format!(
