@@ -29,6 +29,7 @@ on_every_db!(
     metrics_and_health,
     scheduled_snapshots,
     services_list_their_live_builds,
+    cross_site_requests_are_refused,
 );
 
 mod cases {
@@ -940,6 +941,69 @@ mod cases {
                 .all(|s| s["label"] == "scheduled" && s["reset"] == false)
         );
         assert_eq!(snaps[0]["totals"]["blocks_covered"], 1);
+        server.stop().await.unwrap();
+    }
+
+    /// A page of another site makes the visitor's browser post to the server (no admin token
+    /// is configured, the default): refused, and nothing changes.
+    pub async fn cross_site_requests_are_refused(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("csrf");
+        let a = agents(&server, &b, "svc", 1).await;
+        a[0].hit(1, 1);
+        let send = |path: &str, headers: Vec<(&'static str, String)>| {
+            let url = format!("http://{}{path}", server.addr);
+            async move {
+                let mut req = client()
+                    .post(url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body("label=x");
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                req.send().await.unwrap().status().as_u16()
+            }
+        };
+        let evil = || vec![("Origin", "http://evil.example".to_string())];
+        for path in [
+            "/api/v1/services/svc/snapshots",
+            "/api/v1/services/svc/snapshots?reset=true",
+            "/api/v1/services/svc/reset",
+            "/api/v1/services/svc/sessions",
+            "/api/v1/agents/register",
+        ] {
+            assert_eq!(send(path, evil()).await, 403, "{path}");
+            let fetch = vec![("Sec-Fetch-Site", "cross-site".to_string())];
+            assert_eq!(send(path, fetch).await, 403, "{path}");
+        }
+        let list = get(&server, "/api/v1/services/svc/snapshots").await;
+        assert_eq!(
+            list.json["snapshots"],
+            serde_json::json!([]),
+            "nothing was taken"
+        );
+        let sessions = get(&server, "/api/v1/services/svc/sessions").await;
+        assert_eq!(sessions.json["sessions"], serde_json::json!([]));
+        // The dashboard's own requests come from the same origin: they pass.
+        let url = format!("http://{}/api/v1/services/svc/snapshots", server.addr);
+        let same = client()
+            .post(url)
+            .header("Origin", format!("http://{}", server.addr))
+            .header("Sec-Fetch-Site", "same-origin")
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(same.status().as_u16(), 201);
+        // Reading is not changed by it.
+        let read = client()
+            .get(format!("http://{}/api/v1/services", server.addr))
+            .header("Origin", "http://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status().as_u16(), 200);
         server.stop().await.unwrap();
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+mod cross_site;
 mod errors;
 mod extract;
 mod patch;
@@ -191,6 +192,7 @@ pub fn router(app: Arc<App>) -> Router {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(cross_site::refuse))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
