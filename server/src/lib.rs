@@ -119,6 +119,8 @@ pub struct App {
     fetching: Mutex<HashSet<String>>,
     /// One lock per service: its snapshots, resets and sessions run one at a time.
     services: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Agents' requests refused lately, for the dashboard.
+    pub refusals: registry::Refusals,
 }
 
 impl App {
@@ -133,6 +135,7 @@ impl App {
             builds: Mutex::default(),
             fetching: Mutex::default(),
             services: Mutex::default(),
+            refusals: registry::Refusals::default(),
         }))
     }
 

@@ -53,7 +53,13 @@ pub struct Metrics {
     registrations: AtomicU64,
     heartbeats_ok: AtomicU64,
     heartbeats_unknown: AtomicU64,
+    /// Agents' requests refused, by [`REFUSALS`].
+    refusals: [AtomicU64; REFUSALS.len()],
 }
+
+/// Why an agent's request was refused: a missing or wrong agent token, a registration that
+/// does not pass its checks, an instance's registration or heartbeat without its secret.
+pub const REFUSALS: [&str; 3] = ["token", "invalid", "secret"];
 
 impl Metrics {
     pub fn pulled(&self, outcome: Outcome, took: Duration) {
@@ -69,6 +75,11 @@ impl Metrics {
 
     pub fn snapshot_failed(&self) {
         self.snapshots_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn agent_refused(&self, reason: &str) {
+        let i = REFUSALS.iter().position(|&r| r == reason).unwrap_or(0);
+        self.refusals[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn registered(&self) {
@@ -128,6 +139,17 @@ impl Metrics {
             "# HELP livecov_registrations_total Agent registrations.\n# TYPE livecov_registrations_total counter\nlivecov_registrations_total {}",
             load(&self.registrations)
         );
+        let _ = writeln!(
+            out,
+            "# HELP livecov_agent_refusals_total Agents' registrations and heartbeats refused, by reason: token (missing or wrong agent token), invalid (a field that does not pass its check), secret (an instance id registered by another process).\n# TYPE livecov_agent_refusals_total counter"
+        );
+        for (i, reason) in REFUSALS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "livecov_agent_refusals_total{{reason=\"{reason}\"}} {}",
+                load(&self.refusals[i])
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP livecov_heartbeats_total Agent heartbeats, by whether the instance was known live.\n# TYPE livecov_heartbeats_total counter\nlivecov_heartbeats_total{{result=\"ok\"}} {}\nlivecov_heartbeats_total{{result=\"unknown\"}} {}",

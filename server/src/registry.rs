@@ -7,8 +7,10 @@
 //! registration or heartbeat that shows it again changes the instance: knowing an instance's
 //! id (the dashboard shows them) is not enough to point the server elsewhere.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::App;
 use crate::meta::is_build_id;
@@ -38,8 +40,111 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
-/// Checks a registration and records it; starts fetching the build's metadata if new.
+/// A request of an agent that the server refused: shown on the dashboard, counted in the
+/// metrics and logged, so that a misconfigured agent (a wrong token, a bad field) does not
+/// fail unseen.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub at: i64,
+    /// The peer the request came from.
+    pub peer: Option<IpAddr>,
+    /// The request: `register` or `heartbeat`, and the service or instance it named if known.
+    pub what: String,
+    pub why: String,
+}
+
+/// The last refusals, and when each peer was last logged.
+#[derive(Default)]
+pub struct Refusals {
+    inner: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    /// Newest last.
+    recent: VecDeque<Refusal>,
+    logged: HashMap<Option<IpAddr>, Instant>,
+}
+
+/// Refusals kept for the dashboard.
+const KEPT_REFUSALS: usize = 50;
+/// A peer's refusals are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    /// Records a refusal; logs it unless its peer was logged within [`LOG_EVERY`].
+    pub fn add(&self, r: Refusal) {
+        let mut inner = self.inner.lock().unwrap();
+        let Kept { recent, logged } = &mut *inner;
+        let now = Instant::now();
+        if logged
+            .get(&r.peer)
+            .is_none_or(|t| now.duration_since(*t) >= LOG_EVERY)
+        {
+            logged.insert(r.peer, now);
+            if logged.len() > 4 * KEPT_REFUSALS {
+                logged.retain(|_, t| now.duration_since(*t) < LOG_EVERY);
+            }
+            tracing::warn!(
+                peer = r.peer.map(|p| p.to_string()),
+                what = r.what,
+                why = r.why,
+                "agent refused (logged once a minute per peer)"
+            );
+        }
+        if recent.len() == KEPT_REFUSALS {
+            recent.pop_front();
+        }
+        recent.push_back(r);
+    }
+
+    /// The kept refusals, newest first.
+    pub fn recent(&self) -> Vec<Refusal> {
+        self.inner
+            .lock()
+            .unwrap()
+            .recent
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Records that the server refused an agent's `what` from `peer`, and why.
+pub fn refused(app: &App, peer: Option<IpAddr>, what: String, why: String, reason: &'static str) {
+    app.metrics.agent_refused(reason);
+    app.refusals.add(Refusal {
+        at: now_ms(),
+        peer,
+        what,
+        why,
+    });
+}
+
+/// Checks a registration and records it; starts fetching the build's metadata if new. A
+/// refusal is recorded (see [`Refusal`]).
 pub async fn register(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    forwarded_for: Option<&str>,
+    r: Registration,
+) -> Result<Registered, RegistryError> {
+    let what = format!("register {:?} as {:?}", r.instance, r.service);
+    let result = register_checked(app, peer, forwarded_for, r).await;
+    match &result {
+        Err(e @ RegistryError::Invalid(_)) => {
+            refused(app, Some(peer.ip()), what, e.to_string(), "invalid")
+        }
+        Err(e @ RegistryError::WrongSecret(_)) => {
+            refused(app, Some(peer.ip()), what, e.to_string(), "secret")
+        }
+        _ => {}
+    }
+    result
+}
+
+async fn register_checked(
     app: &Arc<App>,
     peer: SocketAddr,
     forwarded_for: Option<&str>,
@@ -139,6 +244,7 @@ pub async fn register(
 /// hold live is a 404, which tells the agent to register again.
 pub async fn heartbeat(
     app: &App,
+    peer: SocketAddr,
     instance: &str,
     secret: Option<&str>,
 ) -> Result<(), RegistryError> {
@@ -147,7 +253,12 @@ pub async fn heartbeat(
     match claim {
         Claim::Accepted => Ok(()),
         Claim::Unknown => Err(RegistryError::UnknownInstance(instance.to_string())),
-        Claim::WrongSecret => Err(RegistryError::WrongSecret(instance.to_string())),
+        Claim::WrongSecret => {
+            let e = RegistryError::WrongSecret(instance.to_string());
+            let what = format!("heartbeat of {instance:?}");
+            refused(app, Some(peer.ip()), what, e.to_string(), "secret");
+            Err(e)
+        }
     }
 }
 

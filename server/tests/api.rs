@@ -30,6 +30,7 @@ on_every_db!(
     scheduled_snapshots,
     services_list_their_live_builds,
     cross_site_requests_are_refused,
+    refused_agents_are_seen,
 );
 
 mod cases {
@@ -1004,6 +1005,62 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(read.status().as_u16(), 200);
+        server.stop().await.unwrap();
+    }
+
+    /// An agent with the wrong token: refused, and the server says so in its metrics and on
+    /// its dashboard, where before nothing did.
+    pub async fn refused_agents_are_seen(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.agent_token = Some("right".into());
+        let server = start(cfg).await;
+        let b = set_build("refused");
+        let agent = SimAgent::start(b.clone(), None).await;
+        let body = agent.registration("svc", "i0").to_string().into_bytes();
+        let url = format!("http://{}/api/v1/agents/register", server.addr);
+        for _ in 0..3 {
+            let a = call("POST", url.clone(), Some(body.clone()), Some("wrong")).await;
+            assert_eq!(a.status, 401, "{}", a.text);
+        }
+        let mut bad = agent.registration("svc", "i1");
+        bad["port"] = 0.into();
+        let a = call(
+            "POST",
+            url,
+            Some(bad.to_string().into_bytes()),
+            Some("right"),
+        )
+        .await;
+        assert_eq!(a.status, 400, "{}", a.text);
+        let metrics = get(&server, "/metrics").await.text;
+        assert!(
+            metrics.contains("livecov_agent_refusals_total{reason=\"token\"} 3\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("livecov_agent_refusals_total{reason=\"invalid\"} 1\n"),
+            "{metrics}"
+        );
+        let page = get(&server, "/").await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text.contains("No service has registered yet"),
+            "{}",
+            page.text
+        );
+        assert!(
+            page.text.contains("<h2>Refused agents</h2>"),
+            "{}",
+            page.text
+        );
+        assert!(
+            page.text.contains("POST /api/v1/agents/register"),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains("needs the agent token"), "{}", page.text);
+        assert!(page.text.contains("port: want 1 to 65535"), "{}", page.text);
+        assert!(page.text.contains("127.0.0.1"), "{}", page.text);
         server.stop().await.unwrap();
     }
 }

@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -53,7 +55,19 @@ impl<R: Role> FromRequestParts<Arc<App>> for Token<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        auth::check(&parts.headers, R::token(&app.config), R::NAME)?;
+        let checked = auth::check(&parts.headers, R::token(&app.config), R::NAME);
+        if let Err(e) = &checked
+            && R::NAME == Agent::NAME
+        {
+            // An agent with the wrong LIVECOV_TOKEN would otherwise fail unseen.
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let what = format!("{} {}", parts.method, parts.uri.path());
+            crate::registry::refused(app, peer, what, e.to_string(), "token");
+        }
+        checked?;
         Ok(Token(PhantomData))
     }
 }

@@ -250,10 +250,11 @@ async fn register(
 async fn heartbeat(
     State(app): AppState,
     _: AgentToken,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(instance): ApiPath<String>,
     OptionalJson(beat): OptionalJson<crate::types::Heartbeat>,
 ) -> Result<impl IntoResponse, ApiError> {
-    registry::heartbeat(&app, &instance, beat.secret.as_deref()).await?;
+    registry::heartbeat(&app, peer, &instance, beat.secret.as_deref()).await?;
     Ok(Json(serde_json::json!({})))
 }
 

@@ -29,6 +29,7 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
              <code>livecov build</code> and run it with <code>LIVECOV_SERVER</code> pointing \
              here; it shows up as soon as it starts.</p>\n",
         );
+        refusals(&mut page.out, &app.refusals.recent());
         return Ok(page.finish());
     }
     page.raw(
@@ -70,7 +71,40 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
         out.push_str("</tr>\n");
     }
     page.raw("</tbody>\n</table>\n");
+    refusals(&mut page.out, &app.refusals.recent());
     Ok(page.finish())
+}
+
+/// The agents' requests this server refused lately (since it started), newest first: a wrong
+/// token or a bad registration shows here rather than nowhere.
+fn refusals(out: &mut String, refusals: &[registry::Refusal]) {
+    if refusals.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h2>Refused agents</h2>\n<p>Requests of agents this server refused since it started \
+         (the last 50): check the agents' <code>LIVECOV_TOKEN</code> against the server's \
+         <code>--agent-token</code>.</p>\n<table class=\"refusals\">\n<thead><tr>\
+         <th class=\"l\">When</th><th class=\"l\">From</th><th class=\"l\">Request</th>\
+         <th class=\"l\">Why</th></tr></thead>\n<tbody>\n",
+    );
+    for r in refusals {
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">",
+            time(r.at)
+        );
+        escape(
+            out,
+            &r.peer.map_or_else(|| "?".to_string(), |p| p.to_string()),
+        );
+        out.push_str("</td><td class=\"l\">");
+        escape(out, &r.what);
+        out.push_str("</td><td class=\"l\">");
+        escape(out, &r.why);
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 #[derive(Deserialize)]
