@@ -30,8 +30,9 @@ pub struct Args {
     #[arg(long)]
     service: Option<String>,
 
-    /// Server the binary registers with (LIVECOV_SERVER overrides it at run time).
-    #[arg(long, value_name = "URL")]
+    /// Server the binary registers with (LIVECOV_SERVER overrides it at run time;
+    /// `host:port` means `http://host:port`).
+    #[arg(long, value_name = "URL", value_parser = crate::client::server_url)]
     server: Option<String>,
 
     /// After a successful build, send its block metadata and the sources of its instrumented
@@ -56,7 +57,12 @@ pub struct Args {
 
     /// Where instrumented files are cached [default: $XDG_CACHE_HOME/livecov or
     /// ~/.cache/livecov].
-    #[arg(long, env = "LIVECOV_CACHE", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "LIVECOV_CACHE",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     cache_dir: Option<PathBuf>,
 
     #[command(flatten)]

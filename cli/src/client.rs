@@ -15,16 +15,19 @@ use serde::de::DeserializeOwned;
 /// How to reach the server; shared by every client command.
 #[derive(clap::Args, Clone)]
 pub struct Endpoint {
-    /// The livecov server.
+    /// The livecov server (`host:port` means `http://host:port`).
     #[arg(
         long,
+        value_parser = server_url,
         env = "LIVECOV_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:7777",
         value_name = "URL"
     )]
     server: String,
 
-    /// Admin token, for snapshot, reset and session on a server that requires one.
+    /// Admin token: needed by snapshot, reset and session on a server that has one; reading
+    /// needs none.
     #[arg(
         long,
         env = "LIVECOV_ADMIN_TOKEN",
@@ -55,6 +58,7 @@ pub struct ServicesArgs {
 /// List the stored snapshots of a service, newest first.
 #[derive(clap::Args)]
 pub struct SnapshotsArgs {
+    /// The service, as `livecov services` lists it.
     service: String,
     /// At most this many.
     #[arg(long, default_value_t = 20)]
@@ -67,6 +71,7 @@ pub struct SnapshotsArgs {
 /// coverage of the current round (since the last reset), and since the instances started.
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
+    /// The service, as `livecov services` lists it.
     service: String,
     /// A label for the snapshot, such as the test round.
     #[arg(long)]
@@ -85,6 +90,7 @@ pub struct SnapshotArgs {
 /// ran since the instances started stays in every snapshot's deploy view.
 #[derive(clap::Args)]
 pub struct ResetArgs {
+    /// The service, as `livecov services` lists it.
     service: String,
     /// A label for the snapshot of the round that ended.
     #[arg(long)]
@@ -143,7 +149,9 @@ enum SessionAction {
 /// Show what snapshot B covers that snapshot A does not, and the reverse.
 #[derive(clap::Args)]
 pub struct DiffArgs {
+    /// The earlier snapshot's id (`livecov snapshots` lists them).
     a: u64,
+    /// The later snapshot's id.
     b: u64,
     /// Compare the snapshots' `window` (their rounds or sessions) or their `deploy` view
     /// (all the instances ran since they started: start-up code a reset left behind does not
@@ -166,6 +174,7 @@ pub struct DiffArgs {
     after_help = "Examples:\n  livecov report 3 --format lcov -o round-2.info\n  livecov report 3 --diff-base origin/main\n  livecov report 3 --diff-base origin/main --format cobertura -o patch.xml"
 )]
 pub struct ReportArgs {
+    /// The snapshot's id (`livecov snapshots` lists them).
     snapshot: u64,
     /// The format: `go` for `go tool cover`, `lcov` for genhtml, `cobertura` for CI systems,
     /// `json` for scripts, `html` a self-contained page for people (with each file's source
@@ -321,6 +330,25 @@ impl Endpoint {
             Ok(text)
         })
     }
+}
+
+/// A server URL as given: `http://` or `https://` and a host, or a bare `host:port`, which
+/// means `http://host:port` (the server speaks plain HTTP unless a proxy in front says
+/// otherwise).
+pub fn server_url(s: &str) -> Result<String, String> {
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{s:?}: want http://HOST[:PORT] (or https://, or HOST:PORT)"))?;
+    if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!("{s:?}: no host; want http://HOST[:PORT]"));
+    }
+    Ok(url)
 }
 
 fn path_segment(s: &str) -> String {
@@ -805,4 +833,22 @@ pub fn upload(
     endpoint.put_gzip(&path, report::gzip::gzip(meta.as_bytes()))?;
     let answer = endpoint.put_gzip(&format!("{path}/sources"), report::gzip::gzip(&body))?;
     serde_json::from_str(&answer).with_context(|| format!("the server's answer: {answer}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_url;
+
+    #[test]
+    fn server_urls_without_a_scheme_are_http() {
+        assert_eq!(
+            server_url("127.0.0.1:7777").unwrap(),
+            "http://127.0.0.1:7777"
+        );
+        assert_eq!(server_url("http://lc:7777/").unwrap(), "http://lc:7777/");
+        assert_eq!(server_url("https://lc").unwrap(), "https://lc");
+        for bad in ["ftp://lc", "http://", "https:///", "lc :7777"] {
+            assert!(server_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -19,13 +19,19 @@ use tracing_subscriber::EnvFilter;
 #[command(after_help = "Example: livecov server --database-url postgres://livecov@db/livecov")]
 pub struct Args {
     /// Address to listen on.
-    #[arg(long, env = "LIVECOV_LISTEN", default_value = "127.0.0.1:7777")]
+    #[arg(
+        long,
+        env = "LIVECOV_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:7777"
+    )]
     listen: SocketAddr,
 
     /// Where snapshots are stored: sqlite://PATH (or a plain PATH) or postgres://….
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://livecov.db",
         value_name = "URL"
     )]
@@ -52,15 +58,15 @@ pub struct Args {
 
     /// An instance without a heartbeat for this long is marked gone (agents send one every
     /// 10s by default).
-    #[arg(long, env = "LIVECOV_INSTANCE_TTL", default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIVECOV_INSTANCE_TTL", hide_env_values = true, default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     instance_ttl: Duration,
 
     /// Bound on each pull from an instance.
-    #[arg(long, env = "LIVECOV_PULL_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIVECOV_PULL_TIMEOUT", hide_env_values = true, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pull_timeout: Duration,
 
     /// How many instances a snapshot pulls at once.
-    #[arg(long, env = "LIVECOV_PULL_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LIVECOV_PULL_CONCURRENCY", hide_env_values = true, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pull_concurrency: u32,
 
     /// Load balancers or proxies in front of the server (addresses or networks such as
@@ -69,6 +75,7 @@ pub struct Args {
     #[arg(
         long,
         env = "LIVECOV_TRUSTED_PROXIES",
+        hide_env_values = true,
         value_name = "NETWORKS",
         value_delimiter = ','
     )]
@@ -77,11 +84,11 @@ pub struct Args {
     /// Also take a snapshot of every service with live instances this often (label
     /// "scheduled"), so that an instance that stops loses at most this much [default: only
     /// on request].
-    #[arg(long, env = "LIVECOV_SNAPSHOT_EVERY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIVECOV_SNAPSHOT_EVERY", hide_env_values = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     snapshot_every: Option<Duration>,
 
     /// Log format.
-    #[arg(long, env = "LIVECOV_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, env = "LIVECOV_LOG_FORMAT", hide_env_values = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 }
 

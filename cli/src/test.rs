@@ -27,7 +27,12 @@ pub struct Args {
 
     /// Where instrumented files are cached [default: $XDG_CACHE_HOME/livecov or
     /// ~/.cache/livecov].
-    #[arg(long, env = "LIVECOV_CACHE", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "LIVECOV_CACHE",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     cache_dir: Option<PathBuf>,
 
     #[command(flatten)]

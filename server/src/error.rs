@@ -2,7 +2,7 @@
 //! become one here, at the edge; a server error's cause (a database's message, a stored
 //! record that does not decode) is logged with its whole chain and never sent.
 
-use axum::Json;
+use crate::json::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

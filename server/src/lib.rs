@@ -16,6 +16,7 @@ mod auth;
 pub mod diff;
 pub mod error;
 pub mod export;
+mod json;
 pub mod lcc;
 pub mod meta;
 pub mod metrics;

@@ -675,7 +675,11 @@ mod cases {
             let a = call(method, format!("http://{}{path}", server.addr), None, None).await;
             assert_eq!(a.status, status, "{method} {path}: {}", a.text);
             assert!(a.json["error"].is_string(), "{method} {path}: {}", a.text);
+            // One line, ended: `curl` leaves the prompt on a line of its own.
+            assert!(a.text.ends_with("}\n"), "{method} {path}: {:?}", a.text);
         }
+        let ok = get(&server, "/api/v1/services").await;
+        assert_eq!(ok.text, "{\"services\":[]}\n");
         let bad = post(
             &server,
             "/api/v1/services/x/snapshots",

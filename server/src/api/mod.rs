@@ -6,10 +6,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+
+use crate::json::Json;
 use serde::Deserialize;
 
 mod cross_site;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
@@ -15,6 +14,7 @@ use super::{ApiPath, ApiQuery, parse_id};
 use crate::App;
 use crate::error::ApiError;
 use crate::export;
+use crate::json::Json;
 use report::patch::{answer_format, parse};
 
 /// Patches are often larger than other request bodies: this route takes up to this much (or

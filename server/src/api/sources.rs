@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -12,6 +11,7 @@ use axum::response::IntoResponse;
 use super::{ApiPath, UploadToken};
 use crate::App;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::meta::is_build_id;
 use crate::sources::{self, MAX_UPLOAD, Uploaded};
 
