@@ -370,12 +370,15 @@ impl Store {
     /// Stores the sources (gzip) of files of `build`, by file index, except those stored
     /// already; answers how many were new. The build must be stored.
     pub async fn insert_sources(&self, build: &str, files: &[(usize, Vec<u8>)]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        // Read before the transaction (a build's id never changes), which then starts with a
+        // write: under SQLite a transaction that reads and then writes can fail instead of
+        // waiting for another writer.
         let row = sqlx::query("SELECT id FROM builds WHERE build = $1")
             .bind(build)
-            .fetch_one(&mut *tx)
+            .fetch_one(&self.pool)
             .await?;
         let id: i64 = row.try_get("id")?;
+        let mut tx = self.pool.begin().await?;
         let mut stored = 0;
         // Sources are large: a few per statement keeps statements small.
         for (index, gz) in files {

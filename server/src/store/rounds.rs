@@ -131,9 +131,9 @@ impl Store {
         now: i64,
     ) -> Result<std::result::Result<(SessionRow, BoundaryRow), SessionRow>> {
         let mut tx = self.pool.begin().await?;
-        if let Some(open) = open_session_in(&mut tx, service, name).await? {
-            return Ok(Err(open));
-        }
+        // Written first, so that under SQLite the transaction holds the write lock from its
+        // start (a read that upgrades to a write can fail instead of waiting); dropped with the
+        // transaction if a session of that name is open.
         let b = insert_boundary(
             &mut tx,
             service,
@@ -144,6 +144,9 @@ impl Store {
             now,
         )
         .await?;
+        if let Some(open) = open_session_in(&mut tx, service, name).await? {
+            return Ok(Err(open));
+        }
         let session: i64 = sqlx::query(
             "INSERT INTO sessions (service, name, start_boundary) VALUES ($1, $2, $3)
              RETURNING id",
