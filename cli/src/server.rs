@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_SNAPSHOT_EVERY", hide_env_values = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     snapshot_every: Option<Duration>,
 
+    /// Largest build metadata accepted, decompressed, in MiB (from an agent or an upload):
+    /// what a decompression bomb can cost. A build of 1,000,000 blocks has about 30 MiB.
+    #[arg(long, env = "LIVECOV_MAX_METADATA_MB", hide_env_values = true, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_metadata_mb: u64,
+
     /// Log format.
     #[arg(long, env = "LIVECOV_LOG_FORMAT", hide_env_values = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -113,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
         pull_concurrency: args.pull_concurrency as usize,
         snapshot_every: args.snapshot_every.filter(|d| !d.is_zero()),
         trusted_proxies: args.trusted_proxies,
+        max_meta_bytes: args.max_metadata_mb << 20,
         ..server::Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

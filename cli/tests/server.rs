@@ -679,3 +679,74 @@ fn sources_uploaded_by_the_build_and_read_from_the_checkout() {
     );
     assert!(!html.contains("<pre class=\"src\">"), "{html}");
 }
+
+/// A decompression bomb: build metadata of about 600 KB of gzip that inflates to 300 MB of
+/// valid JSON, uploaded to a server whose metadata limit is 16 MiB, with no token (as by
+/// default). Refused after reading 16 MiB, fast, with the server's memory bounded and its
+/// health answering meanwhile.
+#[test]
+fn a_decompression_bomb_costs_what_the_limit_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = tmp.path().join("bomb.gz");
+    let id = "b".repeat(64);
+    let script = format!(
+        "{{ printf '{{\"build\":\"{id}\",\"mode\":\"set\",\"files\":[{{\"name\":\"a.go\",\
+         \"funcs\":[],\"blocks\":['; yes '[1,1,1,1,1,0],' | head -c 300000000; \
+         printf '[1,1,1,1,1,0]]}}]}}'; }} | gzip -9 > {}",
+        bomb.display()
+    );
+    run_ok(Command::new("sh").args(["-c", &script]));
+    let gz = std::fs::read(&bomb).unwrap();
+    assert!(gz.len() < 2 << 20, "the bomb is small: {} bytes", gz.len());
+
+    let url = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let args = ["--database-url", url.as_str(), "--max-metadata-mb", "16"];
+    let server =
+        LiveServer::start(Path::new(LIVECOV), &args, &[], &tmp.path().join("log")).unwrap();
+    let port = server.port();
+    let health = std::thread::spawn(move || {
+        // The server answers its health check while it reads the bomb.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let start = Instant::now();
+            let (status, _) = http("GET", port, "/healthz").unwrap();
+            assert_eq!(status, 200);
+            slowest = slowest.max(start.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        slowest
+    });
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "--data-binary"])
+        .arg(format!("@{}", bomb.display()))
+        .args(["-H", "Content-Type: application/gzip"])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/builds/{id}"))
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.ends_with("\n400"), "{text}");
+    assert!(
+        text.contains("more than 16777216 bytes uncompressed"),
+        "{text}"
+    );
+    assert!(took < Duration::from_secs(20), "refused after {took:?}");
+    let slowest = health.join().unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "/healthz took {slowest:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!(
+        "bomb of {} bytes refused in {took:?}; server peak RSS {peak_kb} kB",
+        gz.len()
+    );
+    assert!(peak_kb < 200 << 10, "server peak RSS {peak_kb} kB");
+    server.kill();
+}

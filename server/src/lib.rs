@@ -65,6 +65,8 @@ pub struct Config {
     pub pull_concurrency: usize,
     /// Bound on request bodies sent to the server.
     pub max_body: usize,
+    /// Bound on a build's metadata, decompressed: what a decompression bomb can cost.
+    pub max_meta_bytes: u64,
     /// Peers whose `X-Forwarded-For` is believed when an agent registers: load balancers and
     /// proxies in front of the server. From any other peer the header is ignored.
     pub trusted_proxies: Vec<registry::Cidr>,
@@ -84,6 +86,7 @@ impl Default for Config {
             pull_timeout: Duration::from_secs(10),
             pull_concurrency: 32,
             max_body: 64 << 10,
+            max_meta_bytes: 256 << 20,
             snapshot_every: None,
             trusted_proxies: Vec::new(),
         }
@@ -158,15 +161,29 @@ impl App {
 
     async fn load_build(&self, build: &str, agents: &[Dial]) -> Result<Arc<Build>, BuildError> {
         if let Some(gz) = self.store.build_meta(build).await? {
-            let b = Build::from_stored_gzip(gz, build).map_err(|source| BuildError::Stored {
-                build: build.to_string(),
-                source,
-            })?;
+            let limit = self.config.max_meta_bytes;
+            let b = Build::parse(gz, build, meta::Source::Stored, limit)
+                .await
+                .map_err(|source| BuildError::Stored {
+                    build: build.to_string(),
+                    source,
+                })?;
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
         for agent in agents {
-            match self.agents.meta(agent, build).await {
+            let fetched = match self.agents.meta(agent, build).await {
+                Ok(gz) => {
+                    Build::parse(gz, build, meta::Source::Outside, self.config.max_meta_bytes)
+                        .await
+                        .map_err(|e| Failure {
+                            outcome: pull::Outcome::Rejected,
+                            message: e.to_string(),
+                        })
+                }
+                Err(f) => Err(f),
+            };
+            match fetched {
                 Ok(b) => {
                     self.store.insert_build(&b).await?;
                     return Ok(Arc::new(b));

@@ -8,8 +8,9 @@
 use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
 use serde::Deserialize;
 
-/// Metadata larger than this when decompressed is refused (a 1M-block build is about 30 MB).
-const MAX_JSON: u64 = 512 << 20;
+/// Metadata parsed at once: each parse holds a build's whole metadata in memory, so two
+/// large (or hostile) ones at a time would double the server's peak.
+static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// A build's metadata with what the server derives from it.
 #[derive(Debug)]
@@ -56,28 +57,56 @@ struct RawFunc {
     hash: String,
 }
 
+/// Whether metadata comes from outside (an agent, an upload: its build id is recomputed) or
+/// from the store (it was checked before it was stored: hashing a large build's metadata
+/// again costs more than parsing it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Outside,
+    Stored,
+}
+
 impl Build {
-    /// Parses metadata served gzip-compressed and checks that it is the metadata of build
-    /// `expect`: that it hashes to that id.
-    pub fn from_gzip(gz: Vec<u8>, expect: &str) -> Result<Build, MetaError> {
-        Build::parse(gz, expect, true)
+    /// Parses gzip-compressed metadata and checks that it is the metadata of build `expect`
+    /// (for metadata from outside: that it hashes to that id), off the async threads and one
+    /// at a time. Metadata of more than `limit` bytes uncompressed is refused as soon as the
+    /// decompression passes that size, so a small gzip that inflates to gigabytes (a
+    /// decompression bomb) costs at most `limit` bytes of reading.
+    pub async fn parse(
+        gz: Vec<u8>,
+        expect: &str,
+        source: Source,
+        limit: u64,
+    ) -> Result<Build, MetaError> {
+        let _one = PARSING
+            .acquire()
+            .await
+            .map_err(|e| MetaError::Encoding(e.to_string()))?;
+        let expect = expect.to_string();
+        tokio::task::spawn_blocking(move || Build::parse_now(gz, &expect, source, limit))
+            .await
+            .map_err(|e| MetaError::Invalid(format!("parsing stopped: {e}")))?
     }
 
-    /// Parses metadata that was checked with [`Build::from_gzip`] before it was stored:
-    /// hashing a large build's metadata again costs more than parsing it.
-    pub fn from_stored_gzip(gz: Vec<u8>, id: &str) -> Result<Build, MetaError> {
-        Build::parse(gz, id, false)
-    }
-
-    fn parse(gz: Vec<u8>, expect: &str, verify: bool) -> Result<Build, MetaError> {
-        let json =
-            report::gzip::gunzip(&gz, MAX_JSON).map_err(|e| MetaError::Encoding(e.to_string()))?;
-        if json.len() as u64 > MAX_JSON {
-            return Err(MetaError::Invalid(format!(
-                "more than {MAX_JSON} bytes uncompressed"
-            )));
-        }
-        let raw: RawMeta = serde_json::from_slice(&json)?;
+    /// [`Build::parse`] on the calling thread.
+    pub fn parse_now(
+        gz: Vec<u8>,
+        expect: &str,
+        source: Source,
+        limit: u64,
+    ) -> Result<Build, MetaError> {
+        let verify = source == Source::Outside;
+        let json = std::io::BufReader::new(Limited {
+            inner: flate2::read::GzDecoder::new(gz.as_slice()),
+            left: limit,
+        });
+        let raw: RawMeta = serde_json::from_reader(json).map_err(|e| match e.io_error_kind() {
+            Some(std::io::ErrorKind::FileTooLarge) => MetaError::Invalid(format!(
+                "more than {limit} bytes uncompressed (the server's --max-metadata-mb)"
+            )),
+            Some(_) => MetaError::Encoding(e.to_string()),
+            None => MetaError::Json(e),
+        })?;
         let meta = convert(raw.mode.as_str(), raw.files)?;
         let id = if verify {
             meta.build_id()
@@ -191,4 +220,24 @@ fn parse_hash(s: &str) -> Option<[u8; 32]> {
 /// Whether `s` looks like a build id: 64 lower-case hex digits.
 pub fn is_build_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A reader that fails with `FileTooLarge` once more than `left` bytes were asked of it.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "over the limit",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }

@@ -196,12 +196,13 @@ impl AgentClient {
         }
     }
 
-    /// Fetches and checks the metadata of `build` from an instance of it.
-    pub async fn meta(&self, to: &Dial, build: &str) -> Result<Build, Failure> {
+    /// Fetches the metadata of `build` (gzip JSON, as served) from an instance of it; the
+    /// caller parses and checks it ([`Build::parse`]).
+    pub async fn meta(&self, to: &Dial, build: &str) -> Result<Vec<u8>, Failure> {
         let (gz, _) = self
             .get_body(to, "/livecov/v1/meta", false, MAX_META, build)
             .await?;
-        Build::from_gzip(gz, build).map_err(|e| Failure::new(Outcome::Rejected, e.to_string()))
+        Ok(gz)
     }
 
     /// Reads the counters of an instance of `build`.

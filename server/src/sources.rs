@@ -9,7 +9,7 @@
 use report::gzip::{gunzip, gzip};
 
 use crate::App;
-use crate::meta::{Build, MetaError};
+use crate::meta::{Build, MetaError, Source};
 use crate::store::StoreError;
 pub use report::types::{SourceFile, SourceUpload, Uploaded};
 
@@ -50,9 +50,8 @@ pub async fn put_build(
     build: String,
     gz: Vec<u8>,
 ) -> Result<(Uploaded, bool), SourcesError> {
-    let id = build.clone();
-    let parsed = tokio::task::spawn_blocking(move || Build::from_gzip(gz, &id))
-        .await?
+    let parsed = Build::parse(gz, &build, Source::Outside, app.config.max_meta_bytes)
+        .await
         .map_err(|e| SourcesError::Invalid(format!("metadata of build {build}: {e}")))?;
     let existed = app.store.build_meta(&build).await?.is_some();
     app.store.insert_build(&parsed).await?;
@@ -80,12 +79,13 @@ pub async fn put_sources(
     let Some(gz) = app.store.build_meta(&build).await? else {
         return Err(SourcesError::UnknownBuild(build));
     };
-    let id = build.clone();
-    let (total, files) = tokio::task::spawn_blocking(move || -> Result<_, SourcesError> {
-        let meta = Build::from_stored_gzip(gz, &id).map_err(|source| SourcesError::StoredMeta {
-            build: id.clone(),
+    let meta = Build::parse(gz, &build, Source::Stored, app.config.max_meta_bytes)
+        .await
+        .map_err(|source| SourcesError::StoredMeta {
+            build: build.clone(),
             source,
         })?;
+    let (total, files) = tokio::task::spawn_blocking(move || -> Result<_, SourcesError> {
         let upload = decode(&body)?;
         let files = check(&meta, upload)?;
         Ok((meta.meta.files.len(), files))
