@@ -147,6 +147,17 @@ impl App {
     /// `agents` (instances of that build) that serves it, and then stored. Concurrent calls
     /// for one build share one load.
     pub async fn build(&self, build: &str, agents: &[Dial]) -> Result<Arc<Build>, BuildError> {
+        self.build_within(build, agents, None).await
+    }
+
+    /// [`App::build`], asking `agents` for at most `within` in all: the store is waited for
+    /// as always, agents that answer later are given up.
+    pub async fn build_within(
+        &self,
+        build: &str,
+        agents: &[Dial],
+        within: Option<Duration>,
+    ) -> Result<Arc<Build>, BuildError> {
         let cell = self
             .builds
             .lock()
@@ -154,12 +165,17 @@ impl App {
             .entry(build.to_string())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.load_build(build, agents))
+        cell.get_or_try_init(|| self.load_build(build, agents, within))
             .await
             .cloned()
     }
 
-    async fn load_build(&self, build: &str, agents: &[Dial]) -> Result<Arc<Build>, BuildError> {
+    async fn load_build(
+        &self,
+        build: &str,
+        agents: &[Dial],
+        within: Option<Duration>,
+    ) -> Result<Arc<Build>, BuildError> {
         if let Some(gz) = self.store.build_meta(build).await? {
             let limit = self.config.max_meta_bytes;
             let b = Build::parse(gz, build, meta::Source::Stored, limit)
@@ -171,8 +187,20 @@ impl App {
             return Ok(Arc::new(b));
         }
         let mut failures = Vec::new();
+        let deadline = within.map(|w| tokio::time::Instant::now() + w);
         for agent in agents {
-            let fetched = match self.agents.meta(agent, build).await {
+            let asked = match deadline {
+                None => self.agents.meta(agent, build).await,
+                Some(d) => tokio::time::timeout_at(d, self.agents.meta(agent, build))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure {
+                            outcome: pull::Outcome::Timeout,
+                            message: "no metadata within the pull timeout".into(),
+                        })
+                    }),
+            };
+            let fetched = match asked {
                 Ok(gz) => {
                     Build::parse(gz, build, meta::Source::Outside, self.config.max_meta_bytes)
                         .await

@@ -105,7 +105,7 @@ pub enum Behavior {
     Status(u16),
     /// Answers counters for a build with one block fewer in its first file.
     WrongLength,
-    /// Answers normally after this long.
+    /// Answers normally after this long (the metadata too).
     Delay(std::time::Duration),
 }
 
@@ -271,6 +271,13 @@ fn authorized(inner: &Inner, headers: &axum::http::HeaderMap) -> bool {
 async fn meta(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
     if !authorized(&inner, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let delay = match *inner.behavior.lock().unwrap() {
+        Behavior::Delay(d) => Some(d),
+        _ => None,
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
     }
     (
         [

@@ -15,7 +15,7 @@ use crate::App;
 use crate::BuildError;
 use crate::lcc;
 use crate::meta::Build;
-use crate::pull::{Answer, Dial, Outcome, timed};
+use crate::pull::{Answer, Dial, Failure, Outcome, timed};
 use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Window};
 use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
 use crate::window::{self, Since};
@@ -99,13 +99,31 @@ pub(crate) async fn gather(
     live: Vec<InstanceRow>,
     boundary: Option<&str>,
 ) -> Result<Vec<Pulled>, SnapshotError> {
-    let mut by_build: BTreeMap<&str, Vec<Dial>> = BTreeMap::new();
+    // Two phases, each given one pull timeout: the metadata of new builds (all at once, each
+    // build's instances asked for at most that long in all), then the pulls (ending at a
+    // deadline, however many wait their turn). A snapshot takes at most twice
+    // `--pull-timeout` (and the database's time) however many builds and instances are slow.
+    let timeout = app.config.pull_timeout;
+    let mut by_build: BTreeMap<String, Vec<Dial>> = BTreeMap::new();
     for i in &live {
-        by_build.entry(&i.build).or_default().push(Dial::of(i));
+        by_build
+            .entry(i.build.clone())
+            .or_default()
+            .push(Dial::of(i));
     }
+    let fetched = futures::stream::iter(by_build.into_iter().map(|(build, agents)| {
+        let app = app.clone();
+        async move {
+            let got = app.build_within(&build, &agents, Some(timeout)).await;
+            (build, got)
+        }
+    }))
+    .buffer_unordered(app.config.pull_concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
     let mut builds: BTreeMap<String, Result<Arc<Build>, String>> = BTreeMap::new();
-    for (build, agents) in by_build {
-        let got = match app.build(build, &agents).await {
+    for (build, got) in fetched {
+        let got = match got {
             Ok(b) => Ok(b),
             Err(BuildError::Store(e)) if e.is_unavailable() => return Err(e.into()),
             // What clients read of a server error: its cause is not theirs to see.
@@ -115,8 +133,9 @@ pub(crate) async fn gather(
             }
             Err(e) => Err(e.to_string()),
         };
-        builds.insert(build.to_string(), got);
+        builds.insert(build, got);
     }
+    let deadline = tokio::time::Instant::now() + timeout;
     let pulled = futures::stream::iter(live.into_iter().map(|inst| {
         let build = builds[&inst.build].clone();
         let app = app.clone();
@@ -132,10 +151,26 @@ pub(crate) async fn gather(
                 }
             };
             let to = Dial::of(&inst);
-            let (r, took) = match boundary {
-                None => timed(app.agents.counters(&to, &build)).await,
-                Some(token) => timed(app.agents.boundary(&to, &build, token)).await,
+            let ask = async {
+                match boundary {
+                    None => app.agents.counters(&to, &build).await,
+                    Some(token) => app.agents.boundary(&to, &build, token).await,
+                }
             };
+            let (r, took) = timed(async {
+                tokio::time::timeout_at(deadline, ask)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure {
+                            outcome: Outcome::Timeout,
+                            message: format!(
+                                "not asked in time: the snapshot's pulls end one pull timeout \
+                                 ({timeout:?}) after they start"
+                            ),
+                        })
+                    })
+            })
+            .await;
             app.metrics
                 .pulled(r.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok), took);
             Pulled {

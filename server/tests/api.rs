@@ -31,6 +31,7 @@ on_every_db!(
     services_list_their_live_builds,
     cross_site_requests_are_refused,
     refused_agents_are_seen,
+    a_snapshot_takes_at_most_two_pull_timeouts,
 );
 
 mod cases {
@@ -1065,6 +1066,42 @@ mod cases {
         assert!(page.text.contains("needs the agent token"), "{}", page.text);
         assert!(page.text.contains("port: want 1 to 65535"), "{}", page.text);
         assert!(page.text.contains("127.0.0.1"), "{}", page.text);
+        server.stop().await.unwrap();
+    }
+
+    /// Six new builds whose instances answer slowly, and more slow instances than are pulled
+    /// at once: the snapshot still ends within twice the pull timeout (one for the builds'
+    /// metadata, fetched at once, one for the pulls).
+    pub async fn a_snapshot_takes_at_most_two_pull_timeouts(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.pull_timeout = Duration::from_millis(700);
+        cfg.pull_concurrency = 2;
+        let server = start(cfg).await;
+        let mut agents = Vec::new();
+        for i in 0..6 {
+            let b = Arc::new(SimBuild::synthetic(Mode::Set, 1, 4, &format!("slow{i}")));
+            let a = SimAgent::start(b, None).await;
+            a.set_behavior(Behavior::Delay(Duration::from_millis(500)));
+            a.hit(0, 1);
+            register(&server, &a, "svc", &format!("i{i}")).await;
+            agents.push(a);
+        }
+        let start = std::time::Instant::now();
+        let s = snapshot(&server, "svc", "").await;
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(2 * 700 + 400), "took {took:?}");
+        // Two at a time, half a second each: the first two answer, the rest are cut at the
+        // deadline and say why.
+        let ok = s["instances_ok"].as_i64().unwrap();
+        assert!((2..6).contains(&ok), "{s}");
+        let detail = get(&server, &format!("/api/v1/snapshots/{}", s["id"])).await;
+        let late = detail.json["instance_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["outcome"] == "timeout")
+            .count();
+        assert_eq!(late as i64, 6 - ok, "{}", detail.text);
         server.stop().await.unwrap();
     }
 }
