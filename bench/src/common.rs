@@ -176,6 +176,12 @@ impl LiveServer {
                 &concurrency,
                 "--instance-ttl",
                 "1h",
+                // The benchmarks register thousands of instances from one address: what they
+                // measure is the registry, not its quotas.
+                "--max-instances",
+                "1000000",
+                "--registrations-per-minute",
+                "100000000",
             ];
             livecov_testkit::LiveServer::start(&livecov, &args, &[("RUST_LOG", "info")], &log)
         })

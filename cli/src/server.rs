@@ -92,6 +92,19 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_MAX_METADATA_MB", hide_env_values = true, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
     max_metadata_mb: u64,
 
+    /// Services the server keeps at most: registering a new service past it is refused (429).
+    #[arg(long, env = "LIVECOV_MAX_SERVICES", hide_env_values = true, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_services: u64,
+
+    /// Live instances of one service at most: registering a new instance past it is refused
+    /// (429).
+    #[arg(long, env = "LIVECOV_MAX_INSTANCES", hide_env_values = true, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_instances: u64,
+
+    /// Registrations accepted from one IP address per minute; more are refused (429).
+    #[arg(long, env = "LIVECOV_REGISTRATIONS_PER_MINUTE", hide_env_values = true, default_value_t = 600, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    registrations_per_minute: u32,
+
     /// Log format.
     #[arg(long, env = "LIVECOV_LOG_FORMAT", hide_env_values = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -119,6 +132,9 @@ pub fn run(args: Args) -> Result<()> {
         snapshot_every: args.snapshot_every.filter(|d| !d.is_zero()),
         trusted_proxies: args.trusted_proxies,
         max_meta_bytes: args.max_metadata_mb << 20,
+        max_services: args.max_services,
+        max_instances: args.max_instances,
+        registrations_per_minute: args.registrations_per_minute,
         ..server::Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -67,6 +67,12 @@ pub struct Config {
     pub max_body: usize,
     /// Bound on a build's metadata, decompressed: what a decompression bomb can cost.
     pub max_meta_bytes: u64,
+    /// Services the server keeps at most: a registration of a new one past it is refused.
+    pub max_services: u64,
+    /// Live instances of one service at most: a registration of a new one past it is refused.
+    pub max_instances: u64,
+    /// Registrations accepted from one IP address per minute.
+    pub registrations_per_minute: u32,
     /// Peers whose `X-Forwarded-For` is believed when an agent registers: load balancers and
     /// proxies in front of the server. From any other peer the header is ignored.
     pub trusted_proxies: Vec<registry::Cidr>,
@@ -87,6 +93,9 @@ impl Default for Config {
             pull_concurrency: 32,
             max_body: 64 << 10,
             max_meta_bytes: 256 << 20,
+            max_services: 1000,
+            max_instances: 1000,
+            registrations_per_minute: 600,
             snapshot_every: None,
             trusted_proxies: Vec::new(),
         }
@@ -125,6 +134,8 @@ pub struct App {
     services: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Agents' requests refused lately, for the dashboard.
     pub refusals: registry::Refusals,
+    /// Registrations per peer this minute.
+    registrations: registry::Rate,
 }
 
 impl App {
@@ -140,6 +151,7 @@ impl App {
             fetching: Mutex::default(),
             services: Mutex::default(),
             refusals: registry::Refusals::default(),
+            registrations: registry::Rate::default(),
         }))
     }
 

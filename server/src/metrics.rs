@@ -59,7 +59,7 @@ pub struct Metrics {
 
 /// Why an agent's request was refused: a missing or wrong agent token, a registration that
 /// does not pass its checks, an instance's registration or heartbeat without its secret.
-pub const REFUSALS: [&str; 3] = ["token", "invalid", "secret"];
+pub const REFUSALS: [&str; 4] = ["token", "invalid", "secret", "quota"];
 
 impl Metrics {
     pub fn pulled(&self, outcome: Outcome, took: Duration) {
@@ -141,7 +141,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP livecov_agent_refusals_total Agents' registrations and heartbeats refused, by reason: token (missing or wrong agent token), invalid (a field that does not pass its check), secret (an instance id registered by another process).\n# TYPE livecov_agent_refusals_total counter"
+            "# HELP livecov_agent_refusals_total Agents' registrations and heartbeats refused, by reason: token (missing or wrong agent token), invalid (a field that does not pass its check), secret (an instance id registered by another process), quota (too many services, live instances of a service, or registrations from one address in a minute).\n# TYPE livecov_agent_refusals_total counter"
         );
         for (i, reason) in REFUSALS.iter().enumerate() {
             let _ = writeln!(

@@ -16,7 +16,7 @@ use crate::App;
 use crate::meta::is_build_id;
 use crate::pull::Dial;
 use crate::snapshot::info as info_of_snapshot;
-use crate::store::{Claim, InstanceRow, NewInstance, ServiceRow, StoreError, now_ms};
+use crate::store::{Claim, InstanceRow, NewInstance, Registering, ServiceRow, StoreError, now_ms};
 use crate::types::{InstanceInfo, Registered, Registration, ServiceDetail, ServiceInfo};
 
 /// Why the registry refused or could not answer.
@@ -30,6 +30,9 @@ pub enum RegistryError {
     UnknownInstance(String),
     #[error("no service {0:?}")]
     UnknownService(String),
+    /// A quota or the registration rate of a peer is exceeded, and which.
+    #[error("{0}")]
+    TooMany(String),
     /// The instance is registered with a secret that this request does not show.
     #[error(
         "instance {0} is registered by another process: its registration and heartbeats need \
@@ -111,6 +114,29 @@ impl Refusals {
     }
 }
 
+/// Registrations per peer in the current minute: a fixed window, reset each minute.
+#[derive(Default)]
+pub struct Rate {
+    inner: Mutex<(Option<Instant>, HashMap<IpAddr, u32>)>,
+}
+
+impl Rate {
+    /// Counts a registration from `ip`; false if it is over `per_minute` in this minute.
+    pub fn allow(&self, ip: IpAddr, per_minute: u32) -> bool {
+        let mut inner = self.inner.lock().unwrap();
+        let now = Instant::now();
+        if inner
+            .0
+            .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(60))
+        {
+            *inner = (Some(now), HashMap::new());
+        }
+        let n = inner.1.entry(ip).or_default();
+        *n = n.saturating_add(1);
+        *n <= per_minute
+    }
+}
+
 /// Records that the server refused an agent's `what` from `peer`, and why.
 pub fn refused(app: &App, peer: Option<IpAddr>, what: String, why: String, reason: &'static str) {
     app.metrics.agent_refused(reason);
@@ -138,6 +164,9 @@ pub async fn register(
         }
         Err(e @ RegistryError::WrongSecret(_)) => {
             refused(app, Some(peer.ip()), what, e.to_string(), "secret")
+        }
+        Err(e @ RegistryError::TooMany(_)) => {
+            refused(app, Some(peer.ip()), what, e.to_string(), "quota")
         }
         _ => {}
     }
@@ -197,6 +226,16 @@ async fn register_checked(
         ));
     }
     let ip = client_ip(peer.ip(), forwarded_for, &app.config.trusted_proxies)?;
+    if !app
+        .registrations
+        .allow(ip, app.config.registrations_per_minute)
+    {
+        return Err(RegistryError::TooMany(format!(
+            "more than {} registrations from {ip} in a minute (the server's \
+             --registrations-per-minute): try again in a minute",
+            app.config.registrations_per_minute
+        )));
+    }
     let address = SocketAddr::new(ip, r.port).to_string();
     let instance = NewInstance {
         id: r.instance.clone(),
@@ -210,13 +249,27 @@ async fn register_checked(
         address: address.clone(),
         secret: r.secret,
     };
-    if app.store.register(&instance, now_ms()).await? == Claim::WrongSecret {
-        tracing::warn!(
-            instance = instance.id,
-            address,
-            "registration of a live instance id without its secret refused"
-        );
-        return Err(RegistryError::WrongSecret(instance.id));
+    let quota = crate::store::Quota {
+        services: app.config.max_services,
+        instances: app.config.max_instances,
+    };
+    match app.store.register(&instance, quota, now_ms()).await? {
+        Registering::Accepted => {}
+        Registering::WrongSecret => return Err(RegistryError::WrongSecret(instance.id)),
+        Registering::TooManyServices => {
+            return Err(RegistryError::TooMany(format!(
+                "the server keeps {} services at most (its --max-services): service {:?} is \
+                 not registered",
+                quota.services, instance.service
+            )));
+        }
+        Registering::TooManyInstances => {
+            return Err(RegistryError::TooMany(format!(
+                "service {:?} has {} live instances, the most the server keeps (its \
+                 --max-instances)",
+                instance.service, quota.instances
+            )));
+        }
     }
     app.metrics.registered();
     tracing::info!(

@@ -128,6 +128,25 @@ pub enum Claim {
     WrongSecret,
 }
 
+/// What became of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registering {
+    Accepted,
+    /// The instance is registered with a secret, and this is not it: nothing changed.
+    WrongSecret,
+    /// A new service past the quota of services: nothing changed.
+    TooManyServices,
+    /// A new instance past the quota of live instances of its service: nothing changed.
+    TooManyInstances,
+}
+
+/// How many services, and live instances per service, a registration may bring about.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub services: u64,
+    pub instances: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct InstanceRow {
     pub id: String,
@@ -434,15 +453,26 @@ impl Store {
 
     /// Records a registration: the service if new, the instance (again) live. An instance
     /// registered with a secret is changed only by a registration with the same secret.
-    pub async fn register(&self, i: &NewInstance, now: i64) -> Result<Claim> {
+    pub async fn register(&self, i: &NewInstance, quota: Quota, now: i64) -> Result<Registering> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let new_service = sqlx::query(
             "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&i.service)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
+        if new_service {
+            let services: i64 = sqlx::query("SELECT COUNT(*) AS n FROM services")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if services as u64 > quota.services {
+                return Ok(Registering::TooManyServices);
+            }
+        }
         // Read after the first write, so that under SQLite the transaction holds the write
         // lock already (a read that upgrades to a write can fail instead of waiting).
         let held: Option<Option<String>> =
@@ -455,7 +485,19 @@ impl Store {
         if let Some(Some(held)) = &held
             && !crate::secret::same(i.secret.as_deref(), held)
         {
-            return Ok(Claim::WrongSecret);
+            return Ok(Registering::WrongSecret);
+        }
+        if held.is_none() {
+            let live: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM instances WHERE service = $1 AND state = 'live'",
+            )
+            .bind(&i.service)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if live as u64 >= quota.instances {
+                return Ok(Registering::TooManyInstances);
+            }
         }
         sqlx::query(
             "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
@@ -482,7 +524,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Claim::Accepted)
+        Ok(Registering::Accepted)
     }
 
     /// Records a heartbeat of a live instance that shows the secret it registered with.

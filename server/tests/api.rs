@@ -32,6 +32,7 @@ on_every_db!(
     cross_site_requests_are_refused,
     refused_agents_are_seen,
     a_snapshot_takes_at_most_two_pull_timeouts,
+    quotas_bound_what_registrations_keep,
 );
 
 mod cases {
@@ -1102,6 +1103,64 @@ mod cases {
             .filter(|i| i["outcome"] == "timeout")
             .count();
         assert_eq!(late as i64, 6 - ok, "{}", detail.text);
+        server.stop().await.unwrap();
+    }
+
+    /// A flood of registrations of new services or instances, or from one address: refused
+    /// past the quotas (429), counted, and nothing of it kept.
+    pub async fn quotas_bound_what_registrations_keep(db: &Db) {
+        let mut cfg = config(&db.url);
+        cfg.max_services = 3;
+        cfg.max_instances = 2;
+        cfg.registrations_per_minute = 9;
+        let server = start(cfg).await;
+        let b = set_build("quota");
+        let agent = SimAgent::start(b.clone(), None).await;
+        let reg = |service: &str, instance: &str| agent.registration(service, instance);
+        for s in ["s0", "s1", "s2"] {
+            let a = post(
+                &server,
+                "/api/v1/agents/register",
+                reg(s, &format!("{s}-i0")),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+        }
+        let a = post(&server, "/api/v1/agents/register", reg("s3", "s3-i0")).await;
+        assert_eq!(a.status, 429, "{}", a.text);
+        assert!(a.text.contains("--max-services"), "{}", a.text);
+        let a = post(&server, "/api/v1/agents/register", reg("s0", "s0-i1")).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let a = post(&server, "/api/v1/agents/register", reg("s0", "s0-i2")).await;
+        assert_eq!(a.status, 429, "{}", a.text);
+        assert!(a.text.contains("--max-instances"), "{}", a.text);
+        // An instance registering again is not a new one.
+        let a = post(&server, "/api/v1/agents/register", reg("s0", "s0-i1")).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        // That was the 7th registration from this address this minute (refused ones count
+        // too): the 8th and 9th pass, the 10th is refused.
+        for _ in 0..2 {
+            let a = post(&server, "/api/v1/agents/register", reg("s1", "s1-i0")).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+        }
+        let a = post(&server, "/api/v1/agents/register", reg("s1", "s1-i0")).await;
+        assert_eq!(a.status, 429, "{}", a.text);
+        assert!(a.text.contains("--registrations-per-minute"), "{}", a.text);
+        let list = get(&server, "/api/v1/services").await;
+        let names: Vec<_> = list.json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["s0", "s1", "s2"]);
+        let s0 = get(&server, "/api/v1/services/s0").await;
+        assert_eq!(s0.json["live_instances"], 2);
+        let metrics = get(&server, "/metrics").await.text;
+        assert!(
+            metrics.contains("livecov_agent_refusals_total{reason=\"quota\"} 3\n"),
+            "{metrics}"
+        );
         server.stop().await.unwrap();
     }
 }

@@ -18,6 +18,7 @@ impl From<RegistryError> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             RegistryError::WrongSecret(_) => ApiError::Forbidden(e.to_string()),
+            RegistryError::TooMany(_) => ApiError::TooMany(e.to_string()),
             RegistryError::Store(e) => e.into(),
         }
     }
