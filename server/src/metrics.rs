@@ -158,7 +158,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP livecov_store_up Whether the database answered this scrape.\n# TYPE livecov_store_up gauge\nlivecov_store_up {}",
+            "# HELP livecov_store_up Whether the database answered this scrape and took a write.\n# TYPE livecov_store_up gauge\nlivecov_store_up {}",
             u8::from(store_up)
         );
         let _ = writeln!(
@@ -203,9 +203,14 @@ fn escape(s: &str) -> String {
 /// The server's metrics as `GET /metrics` answers them: the counters of [`Metrics`], and per
 /// service its live instances and the coverage of its latest snapshot
 /// ([`registry::coverage`](crate::registry::coverage)). A database that
-/// does not answer is `livecov_store_up 0`, not an error.
+/// does not answer, or does not take a write, is `livecov_store_up 0`, not an error.
 pub async fn exposition(app: &App) -> String {
-    let (services, up) = match crate::registry::services(app).await {
+    let (services, up) = match async {
+        app.store.ping().await?;
+        crate::registry::services(app).await
+    }
+    .await
+    {
         Ok(list) => (
             list.iter()
                 .map(|s| {

@@ -8,6 +8,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::AnyRow;
@@ -33,7 +35,15 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When a write last failed because the database could not take it (milliseconds since
+    /// the epoch; 0: never, or a write succeeded since). A database can answer a small write
+    /// and still refuse the ones that need room (a full disk reuses the space it has for a
+    /// while), so the health check asks this too.
+    write_failed: Arc<AtomicI64>,
 }
+
+/// How long after a write failed the store is reported down, unless a write succeeds.
+const FAILED_WRITE_MEMORY_MS: i64 = 30_000;
 
 /// Why the store did not do what it was asked. The database's own error is kept as the
 /// source: logged by the server, never sent to clients.
@@ -53,12 +63,27 @@ pub enum StoreError {
     Directory(std::path::PathBuf, #[source] std::io::Error),
     #[error("migrating the database")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database answers, but writes failed lately (a full disk) and none succeeded since.
+    #[error("database unavailable: writes are failing (a full disk?)")]
+    WritesFailing,
 }
 
 impl StoreError {
     /// Whether the database is away (worth retrying) rather than refusing.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::WritesFailing)
+    }
+
+    /// Whether the database could not store a write for want of room or for an I/O error:
+    /// SQLite's full disk and I/O errors, PostgreSQL's disk full. Unlike a busy or locked
+    /// database, such a database may still take the health check's one-row write.
+    fn lacks_room(&self) -> bool {
+        let StoreError::Unavailable(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        db.code().is_some_and(|code| {
+            code == "13" || code == "53100" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 10)
+        })
     }
 }
 
@@ -73,12 +98,12 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(db) => match db.code() {
                 // PostgreSQL: connection exceptions (08), operator intervention such as a
-                // shutdown (57), insufficient resources (53). SQLite: busy, locked, I/O errors.
+                // shutdown (57), insufficient resources (53). SQLite: busy, locked, I/O errors, a full disk.
                 Some(code) => {
                     code.starts_with("08")
                         || code.starts_with("57")
                         || code.starts_with("53")
-                        || matches!(code.as_ref(), "5" | "6" | "10" | "261" | "517")
+                        || matches!(code.as_ref(), "5" | "6" | "10" | "13" | "261" | "517")
                         || code.parse::<u32>().is_ok_and(|c| c & 0xff == 10)
                 }
                 None => false,
@@ -311,6 +336,19 @@ impl Store {
                     Ok(())
                 })
             })
+            .after_release(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // A COMMIT that fails (disk full, an I/O error) leaves SQLite's
+                        // transaction open; back in the pool, such a connection would read a
+                        // stale snapshot and hold the write lock for good. Ending whatever is
+                        // open on release (an error here means none was) keeps every
+                        // connection in the pool fresh.
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts)
             .await?;
         let migrator = match backend {
@@ -318,7 +356,11 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            write_failed: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -329,10 +371,31 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database answers and takes writes: a database that reads but cannot
+    /// write (a full disk, a lock held for good) fails here, and nothing is asked of agents.
+    /// A write that failed for want of room, with none succeeding since, counts for
+    /// [`FAILED_WRITE_MEMORY_MS`].
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("UPDATE health SET checked_at = $1 WHERE id = 1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        let failed = self.write_failed.load(Ordering::Relaxed);
+        if failed != 0 && now_ms() - failed < FAILED_WRITE_MEMORY_MS {
+            return Err(StoreError::WritesFailing);
+        }
         Ok(())
+    }
+
+    /// Notes what became of a write: one that failed for want of room marks the store down
+    /// for [`ping`](Store::ping), a success clears that.
+    fn wrote<T>(&self, r: Result<T>) -> Result<T> {
+        match &r {
+            Ok(_) => self.write_failed.store(0, Ordering::Relaxed),
+            Err(e) if e.lacks_room() => self.write_failed.store(now_ms(), Ordering::Relaxed),
+            Err(_) => {}
+        }
+        r
     }
 
     /// The stored metadata (gzip JSON) of `build`.
@@ -346,6 +409,11 @@ impl Store {
 
     /// Stores a build's metadata unless it is stored already.
     pub async fn insert_build(&self, b: &Build) -> Result<()> {
+        let r = self.insert_build_now(b).await;
+        self.wrote(r)
+    }
+
+    async fn insert_build_now(&self, b: &Build) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO builds (build, mode, files, blocks, stmts, meta, created_at)
@@ -454,6 +522,11 @@ impl Store {
     /// Records a registration: the service if new, the instance (again) live. An instance
     /// registered with a secret is changed only by a registration with the same secret.
     pub async fn register(&self, i: &NewInstance, quota: Quota, now: i64) -> Result<Registering> {
+        let r = self.register_now(i, quota, now).await;
+        self.wrote(r)
+    }
+
+    async fn register_now(&self, i: &NewInstance, quota: Quota, now: i64) -> Result<Registering> {
         let mut tx = self.pool.begin().await?;
         let new_service = sqlx::query(
             "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -529,6 +602,11 @@ impl Store {
 
     /// Records a heartbeat of a live instance that shows the secret it registered with.
     pub async fn heartbeat(&self, id: &str, secret: Option<&str>, now: i64) -> Result<Claim> {
+        let r = self.heartbeat_now(id, secret, now).await;
+        self.wrote(r)
+    }
+
+    async fn heartbeat_now(&self, id: &str, secret: Option<&str>, now: i64) -> Result<Claim> {
         let held = sqlx::query("SELECT secret FROM instances WHERE id = $1 AND state = 'live'")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -640,6 +718,11 @@ impl Store {
 
     /// Stores a snapshot whole, in one transaction; returns its id.
     pub async fn insert_snapshot(&self, s: &NewSnapshot) -> Result<i64> {
+        let r = self.insert_snapshot_now(s).await;
+        self.wrote(r)
+    }
+
+    async fn insert_snapshot_now(&self, s: &NewSnapshot) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let id = write_snapshot(&mut tx, s).await?;
         tx.commit().await?;

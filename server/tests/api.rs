@@ -1164,3 +1164,89 @@ mod cases {
         server.stop().await.unwrap();
     }
 }
+
+/// SQLite on a full disk (a 4 MiB tmpfs this test mounts; root is needed): writes are refused
+/// with 503 and the health check and the metrics say the store is down; once space is freed,
+/// writes are stored, every read sees them, and nothing refused was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_told_and_recovered_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("tmpfs");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        // SAFETY: geteuid has no preconditions.
+        assert_ne!(
+            unsafe { libc_geteuid() },
+            0,
+            "root, and yet tmpfs did not mount"
+        );
+        eprintln!("not root: no tmpfs, the full-disk test does not run here");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let url = format!("sqlite://{}", mount.join("livecov.db").display());
+    let server = start(config(&url)).await;
+    let b = Arc::new(SimBuild::synthetic(Mode::Set, 1, 4, "full"));
+    let agent = SimAgent::start(b.clone(), None).await;
+    let reg = |instance: &str| agent.registration("svc", instance);
+    assert_eq!(
+        post(&server, "/api/v1/agents/register", reg("i1"))
+            .await
+            .status,
+        200
+    );
+
+    let fill = mount.join("fill");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    for i in ["i2", "i3"] {
+        let a = post(&server, "/api/v1/agents/register", reg(i)).await;
+        assert_eq!(a.status, 503, "{}", a.text);
+    }
+    let h = get(&server, "/healthz").await;
+    assert_eq!(h.status, 503, "{}", h.text);
+    let m = get(&server, "/metrics").await;
+    assert!(m.text.contains("livecov_store_up 0\n"), "{}", m.text);
+
+    std::fs::remove_file(&fill).unwrap();
+    // The store is told up again as soon as a write succeeds (the agents' next heartbeat or
+    // registration).
+    for i in ["i4", "i5", "i6"] {
+        let a = post(&server, "/api/v1/agents/register", reg(i)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    // Every read, whichever pooled connection serves it, sees the same instances.
+    for _ in 0..8 {
+        let s = get(&server, "/api/v1/services/svc").await;
+        let mut ids: Vec<String> = s.json["instance_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["i1", "i4", "i5", "i6"], "{}", s.text);
+        assert_eq!(s.json["instances"], 4, "{}", s.text);
+    }
+    assert_eq!(get(&server, "/healthz").await.status, 200);
+    server.stop().await.unwrap();
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

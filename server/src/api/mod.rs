@@ -215,6 +215,7 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn healthz(State(app): AppState) -> Result<Json<serde_json::Value>, ApiError> {
+    app.store.ping().await?;
     let pending = app.store.pending_boundaries(None).await?.len();
     Ok(Json(serde_json::json!({
         "status": "ok",
