@@ -399,16 +399,30 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 pub fn services(args: ServicesArgs) -> Result<()> {
-    let (list, raw): (ServiceList, _) =
-        args.conn
-            .call(reqwest::Method::GET, "/api/v1/services", None)?;
+    // Every page of them.
+    let mut list = ServiceList {
+        services: Vec::new(),
+        next: None,
+    };
+    let mut after = String::new();
+    loop {
+        let path = format!("/api/v1/services?after={}", path_segment(&after));
+        let (page, _): (ServiceList, _) = args.conn.call(reqwest::Method::GET, &path, None)?;
+        list.services.extend(page.services);
+        match page.next {
+            Some(next) if next > after => after = next,
+            _ => break,
+        }
+    }
     if args.conn.json {
-        println!("{raw}");
+        println!("{}", serde_json::to_string(&list)?);
         return Ok(());
     }
     if list.services.is_empty() {
         println!(
-            "no services yet: start a binary built with `livecov build` and LIVECOV_SERVER set"
+            "no services yet: start a binary built with `livecov build` and LIVECOV_SERVER set \
+             (agents the server refused, a wrong LIVECOV_TOKEN say, are listed on its \
+             dashboard)"
         );
         return Ok(());
     }

@@ -78,6 +78,9 @@ pub struct Registered {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceList {
     pub services: Vec<ServiceInfo>,
+    /// More services follow: ask again with `after` set to this name. Null on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

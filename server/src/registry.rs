@@ -341,12 +341,31 @@ pub async fn services(app: &App) -> Result<Vec<ServiceRow>, RegistryError> {
     Ok(app.store.services().await?)
 }
 
+/// A page of the services, by name: at most `limit` (1,000 if not given, 1 to 1,000) of those
+/// whose names sort after `after`, and the name to ask the next page after, if there is one.
+pub async fn services_page(
+    app: &App,
+    after: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Vec<ServiceRow>, Option<String>), RegistryError> {
+    let limit = limit.unwrap_or(1000).clamp(1, 1000);
+    let mut page = app
+        .store
+        .services_page(after.unwrap_or(""), limit + 1)
+        .await?;
+    let next = (page.len() as i64 > limit).then(|| {
+        page.truncate(limit as usize);
+        page.last().map(|s| s.name.clone()).unwrap_or_default()
+    });
+    Ok((page, next))
+}
+
 /// The service `name` and all its instances, live ones first.
 pub async fn service(
     app: &App,
     name: &str,
 ) -> Result<(ServiceRow, Vec<InstanceRow>), RegistryError> {
-    let Some(service) = services(app).await?.into_iter().find(|s| s.name == name) else {
+    let Some(service) = app.store.service(name).await? else {
         return Err(RegistryError::UnknownService(name.to_string()));
     };
     let instances = app.store.instances(name, false).await?;

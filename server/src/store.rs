@@ -671,6 +671,25 @@ impl Store {
     /// Every service by name, in one query: a row per (service, build of a live instance),
     /// with the service's counts and latest snapshot on each.
     pub async fn services(&self) -> Result<Vec<ServiceRow>> {
+        self.services_where("", i64::MAX, None).await
+    }
+
+    /// At most `limit` services whose names sort after `after`, by name.
+    pub async fn services_page(&self, after: &str, limit: i64) -> Result<Vec<ServiceRow>> {
+        self.services_where(after, limit, None).await
+    }
+
+    /// The service `name`, if there is one.
+    pub async fn service(&self, name: &str) -> Result<Option<ServiceRow>> {
+        Ok(self.services_where("", 1, Some(name)).await?.pop())
+    }
+
+    async fn services_where(
+        &self,
+        after: &str,
+        limit: i64,
+        name: Option<&str>,
+    ) -> Result<Vec<ServiceRow>> {
         let rows = sqlx::query(
             "SELECT s.name, s.created_at,
                     (SELECT COUNT(*) FROM instances i
@@ -680,13 +699,18 @@ impl Store {
                     n.duration_ms, n.instances_ok, n.instances_failed, n.blocks,
                     n.blocks_covered, n.stmts, n.stmts_covered, n.deploy_blocks_covered,
                     n.deploy_stmts_covered, b.build
-             FROM services s
+             FROM (SELECT name, created_at FROM services
+                   WHERE name > $1 AND ($3 = 0 OR name = $4) ORDER BY name LIMIT $2) s
              LEFT JOIN snapshots n
                  ON n.id = (SELECT MAX(m.id) FROM snapshots m WHERE m.service = s.name)
              LEFT JOIN (SELECT DISTINCT service, build FROM instances WHERE state = 'live') b
                  ON b.service = s.name
              ORDER BY s.name",
         )
+        .bind(after)
+        .bind(limit)
+        .bind(i64::from(name.is_some()))
+        .bind(name.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         let mut out: Vec<ServiceRow> = Vec::new();

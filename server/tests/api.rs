@@ -33,6 +33,7 @@ on_every_db!(
     refused_agents_are_seen,
     a_snapshot_takes_at_most_two_pull_timeouts,
     quotas_bound_what_registrations_keep,
+    services_come_a_page_at_a_time,
 );
 
 mod cases {
@@ -1160,6 +1161,51 @@ mod cases {
         assert!(
             metrics.contains("livecov_agent_refusals_total{reason=\"quota\"} 3\n"),
             "{metrics}"
+        );
+        server.stop().await.unwrap();
+    }
+
+    pub async fn services_come_a_page_at_a_time(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("pages");
+        let agent = SimAgent::start(b.clone(), None).await;
+        for s in ["e", "a", "d", "c", "b"] {
+            let r = post(&server, "/api/v1/agents/register", agent.registration(s, s)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = get(&server, &format!("/api/v1/services?limit=2&after={after}")).await;
+            assert_eq!(page.status, 200, "{}", page.text);
+            let names = page.json["services"].as_array().unwrap();
+            assert!(names.len() <= 2, "{}", page.text);
+            seen.extend(
+                names
+                    .iter()
+                    .map(|s| s["name"].as_str().unwrap().to_string()),
+            );
+            match page.json["next"].as_str() {
+                Some(next) => after = next.to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        let all = get(&server, "/api/v1/services").await;
+        assert_eq!(all.json["services"].as_array().unwrap().len(), 5);
+        assert!(all.json["next"].is_null());
+        assert_eq!(get(&server, "/api/v1/services?limit=x").await.status, 400);
+        // The dashboard's front page follows the same pages.
+        let front = get(&server, "/?after=c").await;
+        assert!(
+            front.text.contains("href=\"/services/d\""),
+            "{}",
+            front.text
+        );
+        assert!(
+            !front.text.contains("href=\"/services/a\""),
+            "{}",
+            front.text
         );
         server.stop().await.unwrap();
     }

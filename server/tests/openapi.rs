@@ -512,6 +512,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             "ServiceList",
             v(&ServiceList {
                 services: vec![service(Some(info(None))), service(None)],
+                next: Some("svc".into()),
             }),
         ),
         ("ServiceInfo", v(&service(Some(info(Some("x")))))),

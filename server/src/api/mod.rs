@@ -261,10 +261,21 @@ async fn heartbeat(
     Ok(Json(serde_json::json!({})))
 }
 
-async fn services(State(app): AppState) -> Result<Json<ServiceList>, ApiError> {
-    let services = registry::services(&app).await?;
+#[derive(Deserialize)]
+struct ServicesParams {
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+async fn services(
+    State(app): AppState,
+    ApiQuery(params): ApiQuery<ServicesParams>,
+) -> Result<Json<ServiceList>, ApiError> {
+    let (services, next) =
+        registry::services_page(&app, params.after.as_deref(), params.limit).await?;
     Ok(Json(ServiceList {
         services: services.iter().map(registry::info).collect(),
+        next,
     }))
 }
 

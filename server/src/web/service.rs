@@ -10,7 +10,8 @@ use axum::response::Html;
 use serde::Deserialize;
 
 use super::page::{
-    Page, WebError, coverage_cell, escape, num_cell, parse_id, percent, segment, service_href, time,
+    Page, WebError, coverage_cell, escape, num_cell, parse_id, percent, query_value, segment,
+    service_href, time,
 };
 use crate::App;
 use crate::registry;
@@ -20,9 +21,26 @@ use report::rfc3339;
 /// How many snapshots a service page lists and charts.
 const HISTORY: i64 = 200;
 
-pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError> {
-    let services = registry::services(&app).await?;
+/// How many services the front page lists at once.
+const SERVICES_PER_PAGE: i64 = 200;
+
+#[derive(Deserialize)]
+pub struct IndexParams {
+    /// List the services whose names sort after this one (the next page).
+    after: Option<String>,
+}
+
+pub async fn index(
+    State(app): State<Arc<App>>,
+    Query(params): Query<IndexParams>,
+) -> Result<Html<String>, WebError> {
+    let (services, next) =
+        registry::services_page(&app, params.after.as_deref(), Some(SERVICES_PER_PAGE)).await?;
     let mut page = Page::new("Services", &[], services.len() * 400);
+    if services.is_empty() && params.after.is_some() {
+        page.raw("<p class=\"empty\">No more services. <a href=\"/\">First services</a></p>\n");
+        return Ok(page.finish());
+    }
     if services.is_empty() {
         page.raw(
             "<p class=\"empty\">No service has registered yet. Build a service with \
@@ -71,6 +89,15 @@ pub async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, WebError
         out.push_str("</tr>\n");
     }
     page.raw("</tbody>\n</table>\n");
+    if params.after.is_some() {
+        page.raw("<a class=\"newer\" href=\"/\">First services</a> ");
+    }
+    if let Some(next) = next {
+        let out = &mut page.out;
+        out.push_str("<a class=\"older\" href=\"/?after=");
+        escape(out, &query_value(&next));
+        out.push_str("\">More services</a>\n");
+    }
     refusals(&mut page.out, &app.refusals.recent());
     Ok(page.finish())
 }
