@@ -504,3 +504,50 @@ fn the_help_parser_reads_both_layouts() {
         BTreeSet::from(["LIVECOV_A_B".to_string()])
     );
 }
+
+/// Every command's `--help` explains each of its arguments, and names each variable without a
+/// value (clap shows `[env: NAME=]` for an unset one unless told to hide values).
+#[test]
+fn every_argument_and_variable_is_explained() {
+    let top = help(&["help"]);
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for name in subcommand_names(&top) {
+        let own = help(&[&name, "--help"]);
+        let nested = subcommand_names(&own);
+        if nested.is_empty() {
+            commands.push(vec![name]);
+        } else {
+            commands.extend(nested.into_iter().map(|n| vec![name.clone(), n]));
+        }
+    }
+    let mut problems = Vec::new();
+    for command in &commands {
+        let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+        args.push("--help");
+        let text = help(&args);
+        // Short help, one line per argument: `  <NAME>  what it is`.
+        let short = help(&[&args[..args.len() - 1], &["-h"]].concat());
+        for line in section(&short, "Arguments:") {
+            let line = line.trim();
+            if line.starts_with('<') || line.starts_with('[') {
+                let what = line.split_once("  ").map_or("", |(_, w)| w.trim());
+                if what.is_empty() {
+                    problems.push(format!("livecov {}: {line} has no help", command.join(" ")));
+                }
+            }
+        }
+        if let Some(at) = text.find("[env: ")
+            && text[at..]
+                .split(']')
+                .next()
+                .is_some_and(|m| m.ends_with('='))
+        {
+            problems.push(format!(
+                "livecov {}: a dangling [env: NAME=]",
+                command.join(" ")
+            ));
+        }
+    }
+    assert!(commands.len() >= 12, "{commands:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -110,7 +110,8 @@ pub const MAX_UPLOAD: usize = 64 << 20;
 /// The most an upload of sources may be, uncompressed.
 pub(crate) const MAX_SOURCES_JSON: u64 = 512 << 20;
 
-pub(crate) fn decode(body: &[u8]) -> Result<SourceUpload, SourcesError> {
+/// A body of `PUT /api/v1/builds/{build}/sources`: gzip JSON, bounded when inflated.
+pub fn decode(body: &[u8]) -> Result<SourceUpload, SourcesError> {
     let json = gunzip(body, MAX_SOURCES_JSON)
         .map_err(|e| SourcesError::Invalid(format!("sources: not gzip-compressed JSON: {e}")))?;
     if json.len() as u64 > MAX_SOURCES_JSON {

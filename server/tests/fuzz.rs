@@ -1,5 +1,6 @@
 //! The decoders of outside input, fuzzed: the LCC1 counters an agent sends, a build's metadata
-//! (gzip JSON), a unified diff for patch coverage, and a registration. Each target takes the
+//! (gzip JSON), a unified diff for patch coverage, a registration, and an upload of sources
+//! (whose Go the instrumenter cuts into blocks). Each target takes the
 //! inputs of its corpus (`tests/fuzz/TARGET/`), mutates them at random (bits flipped, bytes
 //! changed, inserted, deleted or repeated, the end cut, two inputs spliced) and must answer a
 //! value or an error for every one: a panic fails the test, naming the seed and the input.
@@ -181,6 +182,27 @@ fn registrations() {
         if let Ok(r) = serde_json::from_slice::<report::types::Registration>(json) {
             let _ = r.mode.parse::<Mode>();
             let _ = report::types::check_text("service", &r.service, 256);
+        }
+    });
+}
+
+#[test]
+fn source_uploads() {
+    // A build with the file the corpus uploads; the check cuts each uploaded source into
+    // blocks with the instrumenter, so mangled Go meets the parser here.
+    let meta = r#"{"build":"abababababababababababababababababababababababababababababababab",
+        "mode":"set","files":[{"name":"example.com/m/a.go","funcs":[{"name":"main","hash":"0000000000000000000000000000000000000000000000000000000000000000"}],"blocks":[[5,13,7,3,1,0]]}]}"#;
+    let build = Build::parse_now(
+        report::gzip::gzip(meta.as_bytes()),
+        BUILD,
+        Source::Stored,
+        1 << 20,
+    )
+    .expect("the fuzz build parses");
+    fuzz("upload", |json| {
+        let body = report::gzip::gzip(json);
+        if let Ok(upload) = server::sources::decode(&body) {
+            let _ = server::sources::check(&build, upload);
         }
     });
 }
