@@ -536,16 +536,15 @@ fn every_argument_and_variable_is_explained() {
                 }
             }
         }
-        if let Some(at) = text.find("[env: ")
-            && text[at..]
+        for (at, _) in text.match_indices("[env: ") {
+            if text[at..]
                 .split(']')
                 .next()
                 .is_some_and(|m| m.ends_with('='))
-        {
-            problems.push(format!(
-                "livecov {}: a dangling [env: NAME=]",
-                command.join(" ")
-            ));
+            {
+                let command = command.join(" ");
+                problems.push(format!("livecov {command}: a dangling [env: NAME=]"));
+            }
         }
     }
     assert!(commands.len() >= 12, "{commands:?}");
