@@ -750,3 +750,69 @@ fn a_decompression_bomb_costs_what_the_limit_allows() {
     assert!(peak_kb < 200 << 10, "server peak RSS {peak_kb} kB");
     server.kill();
 }
+
+/// A flood of registrations of new service names from one address, with no token (the
+/// default): the quotas keep what the server stores, lists and serves small, and its memory
+/// bounded.
+#[test]
+fn a_flood_of_registrations_is_bounded() {
+    use std::io::{Read as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let args = ["--database-url", url.as_str()];
+    let server =
+        LiveServer::start(Path::new(LIVECOV), &args, &[], &tmp.path().join("log")).unwrap();
+    let port = server.port();
+    let build = "c".repeat(64);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let start = Instant::now();
+    for i in 0..2000 {
+        let body = format!(
+            "{{\"service\":\"flood-{i}\",\"instance\":\"i{i}\",\"build\":\"{build}\",\
+             \"mode\":\"set\",\"port\":9}}"
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /api/v1/agents/register HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let status: u16 = answer.split(' ').nth(1).unwrap().parse().unwrap();
+        *statuses.entry(status).or_default() += 1;
+    }
+    eprintln!("2000 registrations in {:?}: {statuses:?}", start.elapsed());
+    // 600 a minute from one address, by default.
+    assert_eq!(statuses.get(&200), Some(&600), "{statuses:?}");
+    assert_eq!(statuses.get(&429), Some(&1400), "{statuses:?}");
+
+    for (path, most) in [
+        ("/api/v1/services", Duration::from_secs(1)),
+        ("/", Duration::from_secs(1)),
+        ("/metrics", Duration::from_secs(1)),
+    ] {
+        let start = Instant::now();
+        let (status, body) = http("GET", port, path).unwrap();
+        let took = start.elapsed();
+        assert_eq!(status, 200, "{path}");
+        assert!(took < most, "{path} took {took:?}");
+        assert!(body.len() < 2 << 20, "{path}: {} bytes", body.len());
+    }
+    let metrics = String::from_utf8(http("GET", port, "/metrics").unwrap().1).unwrap();
+    assert!(
+        metrics.contains("livecov_agent_refusals_total{reason=\"quota\"} 1400\n"),
+        "{metrics}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("server peak RSS {peak_kb} kB");
+    assert!(peak_kb < 200 << 10, "server peak RSS {peak_kb} kB");
+    server.kill();
+}
