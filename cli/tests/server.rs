@@ -737,12 +737,7 @@ fn a_decompression_bomb_costs_what_the_limit_allows() {
         slowest < Duration::from_secs(1),
         "/healthz took {slowest:?}"
     );
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let peak_kb = peak_rss_kb(server.pid());
     eprintln!(
         "bomb of {} bytes refused in {took:?}; server peak RSS {peak_kb} kB",
         gz.len()
@@ -806,13 +801,18 @@ fn a_flood_of_registrations_is_bounded() {
         metrics.contains("livecov_agent_refusals_total{reason=\"quota\"} 1400\n"),
         "{metrics}"
     );
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let peak_kb = peak_rss_kb(server.pid());
     eprintln!("server peak RSS {peak_kb} kB");
     assert!(peak_kb < 200 << 10, "server peak RSS {peak_kb} kB");
     server.kill();
+}
+
+/// The most memory process `pid` has held (its peak resident set), in kB.
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
 }
