@@ -682,7 +682,7 @@ mod cases {
             assert!(a.text.ends_with("}\n"), "{method} {path}: {:?}", a.text);
         }
         let ok = get(&server, "/api/v1/services").await;
-        assert_eq!(ok.text, "{\"services\":[]}\n");
+        assert_eq!(ok.text, "{\"services\":[],\"next\":null}\n");
         let bad = post(
             &server,
             "/api/v1/services/x/snapshots",
