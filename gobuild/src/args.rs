@@ -65,15 +65,28 @@ pub struct GoArgs {
     pub conflicting: Option<String>,
     /// Whether dependencies come from `vendor/` (set by the caller, which can look at disk).
     pub vendor: bool,
+    /// Whether `-race` is given.
+    pub race: bool,
+    /// The index of the first argument that is not a `go` flag (a package pattern, `--`,
+    /// `-args`), or the number of arguments: where flags livecov adds go, after the user's.
+    pub flags_end: usize,
 }
 
 /// Parses `go build` arguments.
 pub fn parse(args: &[String]) -> GoArgs {
-    let mut out = GoArgs::default();
+    let mut out = GoArgs {
+        flags_end: args.len(),
+        ..GoArgs::default()
+    };
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         i += 1;
+        let first_other = out.patterns.is_empty() && out.flags_end == args.len();
+        let is_flag = arg != "--" && arg != "-args" && arg != "--args" && arg.starts_with('-');
+        if first_other && !is_flag {
+            out.flags_end = i - 1;
+        }
         if arg == "--" {
             out.patterns.extend(args[i..].iter().cloned());
             break;
@@ -100,6 +113,9 @@ pub fn parse(args: &[String]) -> GoArgs {
             "overlay" | "cover" | "covermode" | "coverpkg" | "coverprofile"
         ) {
             out.conflicting.get_or_insert_with(|| format!("-{name}"));
+        }
+        if name == "race" {
+            out.race = value.as_deref().is_none_or(|v| v == "true");
         }
         if LIST_FLAGS.contains(&name) {
             out.list_flags.push(match value {
@@ -137,6 +153,8 @@ mod tests {
         assert_eq!(got.list_flags, ["-tags=prod,linux", "-race"]);
         assert_eq!(got.patterns, ["./cmd/app"]);
         assert_eq!(got.conflicting, None);
+        assert!(got.race);
+        assert_eq!(got.flags_end, 7);
     }
 
     #[test]
@@ -145,6 +163,11 @@ mod tests {
             "-run", "TestX", "-count=1", "-v", "./...", "-args", "-custom", "value",
         ]));
         assert_eq!(got.patterns, ["./..."]);
+        assert_eq!(got.flags_end, 4);
+        assert!(!got.race);
+        assert_eq!(parse(&strings(&["-v", "--", "x"])).flags_end, 1);
+        assert_eq!(parse(&strings(&["-v"])).flags_end, 1);
+        assert!(!parse(&strings(&["-race=false"])).race);
         assert_eq!(
             parse(&strings(&["-coverprofile", "c.out"]))
                 .conflicting

@@ -23,21 +23,36 @@ pub struct Entry {
     pub reused: bool,
 }
 
-/// Returns the instrumented form of `path` (named `profile_name` in profiles) in `mode`. With
+/// What every file of a build is instrumented with.
+#[derive(Debug, Clone, Copy)]
+pub struct Counting<'a> {
+    pub mode: Mode,
+    /// The build runs under the race detector (`instrumenter::Options::race`).
+    pub race: bool,
+    pub rules: Rules,
+    /// The agent's import path, for `main`'s prologue.
+    pub agent_import: &'a str,
+}
+
+/// Returns the instrumented form of `path` (named `profile_name` in profiles). With
 /// `source_path` (the path `go` names the file by), positions in the rewritten file are the
 /// user's (`instrumenter::Options::source_path`).
 pub fn instrument(
     cache: &Path,
     path: &Path,
     profile_name: &str,
-    mode: Mode,
-    rules: Rules,
-    agent_import: &str,
+    how: Counting,
     source_path: Option<&str>,
 ) -> Result<Entry, Error> {
+    let Counting {
+        mode,
+        race,
+        rules,
+        agent_import,
+    } = how;
     let src = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let prologue = main_prologue(agent_import);
-    let key = key(profile_name, mode, rules, &prologue, source_path, &src);
+    let key = key(profile_name, how, &prologue, source_path, &src);
     let dir = cache.join("files");
     let source = dir.join(format!("{key}.go"));
     let meta_path = dir.join(format!("{key}.meta"));
@@ -59,6 +74,7 @@ pub fn instrument(
         main_prologue: Some(prologue),
         rules,
         source_path: source_path.map(str::to_string),
+        race,
     };
     let out = instrumenter::instrument(profile_name, &src, &opts).map_err(|e| Error::Syntax {
         path: path.to_path_buf(),
@@ -87,18 +103,23 @@ fn main_prologue(agent_import: &str) -> Prologue {
 /// A hash of everything the instrumented file depends on.
 fn key(
     profile_name: &str,
-    mode: Mode,
-    rules: Rules,
+    how: Counting,
     prologue: &Prologue,
     source_path: Option<&str>,
     src: &[u8],
 ) -> String {
     let mut h = Sha256::new();
     h.update(concat!("livecov ", env!("CARGO_PKG_VERSION"), "\n"));
-    h.update(format!("{rules:?}\n").as_bytes());
+    // The shape of the counter statements, whenever it changes within a version.
+    h.update(b"counters 2\n");
+    h.update(format!("{:?}\n", how.rules).as_bytes());
     h.update(format!("{prologue:?}\n").as_bytes());
-    h.update(mode.as_str());
-    h.update(b"\n");
+    h.update(how.mode.as_str());
+    h.update(if how.race {
+        &b" race\n"[..]
+    } else {
+        &b"\n"[..]
+    });
     h.update(profile_name.as_bytes());
     h.update(b"\n");
     // The line directives name the file: its path is part of the output.
@@ -193,7 +214,13 @@ mod tests {
         std::fs::write(&file, "package p\n\nfunc F() {}\n").unwrap();
         let cache = dir.path().join("cache");
         let at = |mode, rules, path: Option<&str>| {
-            instrument(&cache, &file, "p/f.go", mode, rules, "a", path)
+            let how = Counting {
+                mode,
+                race: false,
+                rules,
+                agent_import: "a",
+            };
+            instrument(&cache, &file, "p/f.go", how, path)
         };
         let go120 = Rules::Go120;
         let first = at(Mode::Set, go120, None).unwrap();
@@ -203,6 +230,14 @@ mod tests {
         assert_eq!(first.source, second.source);
         let count = at(Mode::Count, go120, None).unwrap();
         assert!(!count.reused, "the mode is part of the key");
+        let how = Counting {
+            mode: Mode::Set,
+            race: true,
+            rules: go120,
+            agent_import: "a",
+        };
+        let race = instrument(&cache, &file, "p/f.go", how, None).unwrap();
+        assert!(!race.reused, "the race detector is part of the key");
         let go127 = at(Mode::Set, Rules::Go127, None).unwrap();
         assert!(!go127.reused, "the rules are part of the key");
         assert_ne!(

@@ -16,6 +16,9 @@ pub struct Package {
     pub name: String,
     #[serde(default)]
     pub standard: bool,
+    /// Listed only as a dependency of the packages the patterns name.
+    #[serde(default)]
+    pub dep_only: bool,
     #[serde(default)]
     pub go_files: Vec<String>,
     #[serde(default)]
@@ -60,7 +63,7 @@ pub fn list(
     let out = Command::new("go")
         .arg("list")
         .args(mode)
-        .arg("-json=Dir,ImportPath,Name,Standard,GoFiles,CgoFiles,TestGoFiles,XTestGoFiles,ForTest,Module,Error")
+        .arg("-json=Dir,ImportPath,Name,Standard,DepOnly,GoFiles,CgoFiles,TestGoFiles,XTestGoFiles,ForTest,Module,Error")
         .args(flags)
         .args(patterns)
         .current_dir(dir)

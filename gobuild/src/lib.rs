@@ -26,6 +26,7 @@ let status = prepared.command("build", &args).status().unwrap();
 
 mod args;
 mod cache;
+mod gcflags;
 mod golist;
 mod module;
 mod testmain;
@@ -140,18 +141,26 @@ pub struct Prepared {
     pub rules: Rules,
     /// The Go release that builds, as `go env GOVERSION` says.
     pub go_version: String,
+    /// The `-gcflags` that tell the compiler which variables are counters (`gcflags.rs`), one
+    /// per instrumented package, to go after the user's flags.
+    pub gcflags: Vec<String>,
     dir: PathBuf,
     setup: module::Setup,
 }
 
 impl Prepared {
     /// `go SUBCOMMAND -overlay=… ARGS`, to run in the directory the build was prepared in.
+    /// `args` are the ones the build was prepared with; livecov's `-gcflags` go after their
+    /// flags, so that they win where `go` picks one `-gcflags` per package.
     pub fn command(&self, subcommand: &str, args: &[String]) -> Command {
+        let at = args::parse(args).flags_end;
         let mut cmd = Command::new("go");
         cmd.arg(subcommand)
             .arg(format!("-overlay={}", self.overlay.display()))
             .args(&self.setup.args)
-            .args(args)
+            .args(&args[..at])
+            .args(&self.gcflags)
+            .args(&args[at..])
             .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.dir);
         cmd
@@ -167,6 +176,7 @@ pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepare
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
     plan.rules = rules;
+    plan.compiler(&parsed, go_args, &packages);
     if parsed.vendor {
         plan.vendor_agent()?;
     }
@@ -225,6 +235,7 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
     plan.rules = rules;
+    plan.compiler(&parsed, go_args, &packages);
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
@@ -405,6 +416,14 @@ struct Plan<'a> {
     env: module::GoEnv,
     /// The block rules of that Go (or the ones asked for).
     rules: Rules,
+    /// Whether the build runs under the race detector.
+    race: bool,
+    /// The user's `-gcflags`, if livecov can read them as `go` does; without them, the
+    /// compiler is not told which variables are counters (correct, only slower).
+    user_gcflags: Option<gcflags::UserFlags>,
+    /// Whether the build links Go's own `runtime/coverage`, which defines the hook the
+    /// compiler calls from a `main` package given `-coveragecfg`.
+    links_go_coverage: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -443,9 +462,48 @@ impl<'a> Plan<'a> {
             vendor_agent_dir: None,
             env: module::GoEnv::default(),
             rules: Rules::default(),
+            race: false,
+            user_gcflags: None,
+            links_go_coverage: false,
             packages,
             jobs,
         })
+    }
+
+    /// Reads what the compiler will be told: `-race` and the user's `-gcflags`, from the
+    /// command line and `GOFLAGS`, and whether `all` (every package the build compiles) holds
+    /// Go's own `runtime/coverage`.
+    fn compiler(&mut self, parsed: &args::GoArgs, go_args: &[String], all: &[golist::Package]) {
+        let goflags = std::env::var("GOFLAGS").unwrap_or_default();
+        let from_env = args::parse(
+            &goflags
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
+        self.race = parsed.race || from_env.race;
+        self.user_gcflags = gcflags::UserFlags::parse(&goflags, go_args, &self.dir);
+        self.links_go_coverage = all.iter().any(|p| p.import_path == "runtime/coverage");
+    }
+
+    /// The `-gcflags` of every instrumented package, and whether a `main` package is among
+    /// them (then the agent defines the hook the compiler calls from it).
+    fn gcflags(&self, config: &Path) -> (Vec<String>, bool) {
+        let Some(user) = &self.user_gcflags else {
+            return (Vec::new(), false);
+        };
+        let mut main = false;
+        let mut out = Vec::new();
+        for pkg in &self.packages {
+            if pkg.name == "main" {
+                if self.links_go_coverage {
+                    continue;
+                }
+                main = true;
+            }
+            out.extend(gcflags::for_package(user, pkg, config));
+        }
+        (out, main)
     }
 
     /// Puts the agent inside the main module, as `<module>/_livecov_agent` (the underscore keeps
@@ -550,9 +608,12 @@ impl<'a> Plan<'a> {
             &opts.cache_dir,
             &self.jobs,
             &paths,
-            opts.mode,
-            self.rules,
-            &self.agent_import,
+            cache::Counting {
+                mode: opts.mode,
+                race: self.race,
+                rules: self.rules,
+                agent_import: &self.agent_import,
+            },
         )
         .map_err(|e| match e {
             Error::Syntax { path, error } => Error::Syntax {
@@ -581,10 +642,12 @@ impl<'a> Plan<'a> {
             replace.push((to.to_path_buf(), file));
             Ok(())
         };
-        // One registration file per package: hands the agent each file's counter array.
+        // One registration file per package: hands the agent each file's counter array. It
+        // is a variable's initializer, not an `init` function, because the compiler wants
+        // the package to have initialization code when told about counters (`gcflags.rs`).
         for (p, pkg) in self.packages.iter().enumerate() {
             let mut text = format!(
-                "package {}\n\nimport _livecov_agent {:?}\n\nfunc init() {{\n",
+                "package {}\n\nimport _livecov_agent {:?}\n\nvar _livecov_registered = _livecov_register()\n\nfunc _livecov_register() bool {{\n",
                 pkg.name, self.agent_import
             );
             for (i, ((pi, _, _), entry)) in self.jobs.iter().zip(&entries).enumerate() {
@@ -595,7 +658,7 @@ impl<'a> Plan<'a> {
                     ));
                 }
             }
-            text.push_str("}\n");
+            text.push_str("\treturn true\n}\n");
             add(
                 format!("register_{p}.go"),
                 &relocate(&pkg.dir.join("livecov_register.go")),
@@ -611,6 +674,16 @@ impl<'a> Plan<'a> {
             .collect();
         agent_files.push(("go.mod", format!("module {AGENT_MODULE}\n\ngo 1.13\n")));
         agent_files.push(("zz_build.go", build_info_go(opts, &meta, &build_id)));
+        let config = opts.cache_dir.join(gcflags::CONFIG_NAME);
+        let (gcflags, main) = self.gcflags(&config);
+        if !gcflags.is_empty()
+            && std::fs::read(&config).ok().as_deref() != Some(gcflags::CONFIG.as_bytes())
+        {
+            cache::write_atomic(&config, gcflags::CONFIG.as_bytes())?;
+        }
+        if main {
+            agent_files.push(("zz_covhook.go", COVERAGE_HOOK.to_string()));
+        }
         for (name, text) in &agent_files {
             cache::write_atomic(&agent_dir.join(name), text.as_bytes())?;
         }
@@ -649,6 +722,7 @@ impl<'a> Plan<'a> {
             sources: self.jobs.iter().map(|(_, path, _)| path.clone()).collect(),
             rules: self.rules,
             go_version: self.env.goversion.clone(),
+            gcflags,
             dir: self.dir.clone(),
             setup,
         })
@@ -661,9 +735,7 @@ fn instrument_all(
     cache: &Path,
     jobs: &[(usize, PathBuf, String)],
     paths: &[Option<&str>],
-    mode: Mode,
-    rules: Rules,
-    agent_import: &str,
+    how: cache::Counting,
 ) -> Result<Vec<cache::Entry>, Error> {
     let results: Vec<Mutex<Option<Result<cache::Entry, Error>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
@@ -677,8 +749,7 @@ fn instrument_all(
                     let Some((_, path, name)) = jobs.get(i) else {
                         break;
                     };
-                    let r =
-                        cache::instrument(cache, path, name, mode, rules, agent_import, paths[i]);
+                    let r = cache::instrument(cache, path, name, how, paths[i]);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
@@ -689,6 +760,11 @@ fn instrument_all(
         .map(|m| m.into_inner().unwrap().expect("every job ran"))
         .collect()
 }
+
+/// The agent's definition of the function the compiler calls from the initializer of a `main`
+/// package compiled with `-coveragecfg` (Go's coverage runtime's, which livecov's builds do not
+/// link): it does nothing, so the program does not print Go's "not built with -cover".
+const COVERAGE_HOOK: &str = "package agent\n\nimport _ \"unsafe\" // for go:linkname\n\n// coverageInitHook is what a main package compiled with -coveragecfg calls first.\n//\n//go:linkname coverageInitHook runtime/coverage.initHook\nfunc coverageInitHook(istest bool) {}\n";
 
 /// The generated `zz_build.go` of the agent package: this build's identity and metadata.
 fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str) -> String {

@@ -147,6 +147,10 @@ pub struct Options {
     /// file, line and column; the user's own `//line` directives keep working as in a plain
     /// build. `None`: no directives.
     pub source_path: Option<String>,
+    /// The build runs under the race detector (`go build -race`): set-mode counters are then
+    /// read and written with `sync/atomic`, so that the detector sees no race between the
+    /// instrumented code and the agent.
+    pub race: bool,
 }
 
 /// A statement put at the very start of `func main()`, with the import it needs: livecov uses
@@ -207,8 +211,11 @@ pub fn instrument(profile_name: &str, src: &[u8], opts: &Options) -> Result<Inst
     let source = rewrite::rewrite(
         src,
         &analysis.cut,
-        opts.mode,
-        &var,
+        rewrite::Counters {
+            mode: opts.mode,
+            race: opts.race,
+            var: &var,
+        },
         analysis.package.clone(),
         prologue,
         directives.as_ref(),

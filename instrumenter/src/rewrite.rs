@@ -58,25 +58,34 @@ impl Directives<'_> {
     }
 }
 
-/// Rewrites `src`: counters of `cut` go into the array `var`, declared at the end of the file.
+/// How a rewritten file counts: its mode, whether under the race detector, and the name of its
+/// counter array.
+pub(crate) struct Counters<'a> {
+    pub mode: Mode,
+    pub race: bool,
+    pub var: &'a str,
+}
+
+/// Rewrites `src`: counters of `cut` go into the array `counters.var`, declared at the end of
+/// the file.
 /// With `directives`, a line directive follows every insertion, and one naming the file
 /// comes right before the `package` keyword (not above it: a comment line there would end the
 /// header in which `go` reads `//go:build`, and a byte order mark must stay first).
 pub(crate) fn rewrite(
     src: &[u8],
     cut: &Cut,
-    mode: Mode,
-    var: &str,
+    counters: Counters,
     package: std::ops::Range<usize>,
     prologue: Option<(usize, &Prologue)>,
     directives: Option<&Directives>,
 ) -> Vec<u8> {
     // Every insertion as (offset, text), in order; at the same offset, in walk order (an
     // `else if`'s `{` comes before its counter), the prologue first in main's body.
+    let Counters { mode, race, var } = counters;
     let mut inserts: Vec<(usize, String)> = Vec::with_capacity(cut.inserts.len() + 2);
     let n = cut.blocks.len();
     let mut imports = String::new();
-    if n > 0 && mode != Mode::Count {
+    if n > 0 && (mode == Mode::Atomic || (mode == Mode::Set && race)) {
         imports.push_str(&format!("; import {ATOMIC_ALIAS} \"sync/atomic\""));
     }
     if let Some((_, p)) = prologue {
@@ -91,7 +100,7 @@ pub(crate) fn rewrite(
     for insert in &cut.inserts {
         let text = match *insert {
             Insert::Text { text, .. } => text.to_string(),
-            Insert::Counter { index, .. } => format!("{};", counter_stmt(mode, var, index)),
+            Insert::Counter { index, .. } => format!("{};", counter_stmt(mode, race, var, index)),
         };
         inserts.push((insert.offset(), text));
     }
@@ -184,15 +193,23 @@ fn token_starts(text: &[u8]) -> Vec<usize> {
 
 /// The statement that records one execution of block `index`.
 ///
-/// In set mode the counter is written only while it is still zero, with atomic loads and
-/// stores: a hot block costs one load and a compare, no cache line is dirtied after the first
-/// hit, and the race detector sees no race from instrumentation.
-fn counter_stmt(mode: Mode, var: &str, index: usize) -> String {
+/// Each is a form the Go compiler recognizes as a coverage counter update once the package is
+/// compiled with `-coveragecfg` naming the counter arrays (gobuild does): an assignment to an
+/// element of the array, or `sync/atomic`'s `AddUint32`/`StoreUint32` of one. The inliner
+/// then counts the statement as free, as it does Go's own counters, so instrumented code is
+/// inlined exactly where the plain build's is. That is why count mode writes `c[i] = c[i] + 1`
+/// and not `c[i]++` (an increment is a different node, which the inliner charges for), and
+/// why set mode stores unconditionally: a `Load`-and-compare before the store would cost
+/// inlining budget in every block. Under the race detector (`race`), set mode loads and
+/// stores with `sync/atomic` (the agent swaps counters at boundaries, and the detector must
+/// see no race of livecov's making), and stores only while the counter is zero.
+fn counter_stmt(mode: Mode, race: bool, var: &str, index: usize) -> String {
     match mode {
-        Mode::Set => format!(
+        Mode::Set if race => format!(
             "if {ATOMIC_ALIAS}.LoadUint32(&{var}[{index}]) == 0 {{ {ATOMIC_ALIAS}.StoreUint32(&{var}[{index}], 1) }}"
         ),
-        Mode::Count => format!("{var}[{index}]++"),
+        Mode::Set => format!("{var}[{index}] = 1"),
+        Mode::Count => format!("{var}[{index}] = {var}[{index}] + 1"),
         Mode::Atomic => format!("{ATOMIC_ALIAS}.AddUint32(&{var}[{index}], 1)"),
     }
 }

@@ -152,7 +152,7 @@ fn main_prologue_runs_first_in_main_and_only_there() {
         "{text}"
     );
     assert!(
-        text.contains("func main() {defer _hook.Flush();C[1]++;\n"),
+        text.contains("func main() {defer _hook.Flush();C[1] = C[1] + 1;\n"),
         "{text}"
     );
     assert_eq!(text.matches("Flush").count(), 1);

@@ -52,6 +52,7 @@ fn run(mode: Mode, race: bool, arg: &str) -> Run {
         mode,
         rules: rules(),
         source_path: Some(format!("{PROGRAM}/main.go")),
+        race,
         ..Options::default()
     };
     let inst = instrumenter::instrument("example.com/run/main.go", &src, &opts).unwrap();
@@ -164,6 +165,13 @@ fn set_mode_is_race_free_and_marks_reached_blocks() {
     let stderr = String::from_utf8_lossy(&run.output.stderr);
     assert!(run.output.status.success(), "stderr:\n{stderr}");
     assert!(!stderr.contains("DATA RACE"), "{stderr}");
+    assert_counts(&run, CONCURRENT, true);
+}
+
+#[test]
+fn set_mode_marks_reached_blocks_with_plain_stores() {
+    let run = run(Mode::Set, false, "concurrent");
+    assert!(run.output.status.success());
     assert_counts(&run, CONCURRENT, true);
 }
 
