@@ -171,8 +171,16 @@ impl Prepared {
 /// writes the overlay that makes `go` use them.
 pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepared, Error> {
     let (parsed, env, rules) = parse_args(opts, dir, go_args)?;
-    let packages = golist::list(dir, &["-deps"], &parsed.list_flags, &parsed.patterns)?;
-    let extra = coverpkg(opts, dir, &parsed.list_flags)?;
+    let cache = &opts.cache_dir;
+    let packages = golist::list_cached(
+        cache,
+        &env,
+        dir,
+        &["-deps"],
+        &parsed.list_flags,
+        &parsed.patterns,
+    )?;
+    let extra = coverpkg(opts, &env, dir, &parsed.list_flags)?;
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
     plan.rules = rules;
@@ -187,13 +195,14 @@ pub fn prepare(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Prepare
 /// itself is built from it.
 fn coverpkg(
     opts: &Options,
+    env: &module::GoEnv,
     dir: &Path,
     flags: &[String],
 ) -> Result<std::collections::HashSet<String>, Error> {
     if opts.coverpkg.is_empty() {
         return Ok(Default::default());
     }
-    let listed = golist::list(dir, &[], flags, &opts.coverpkg)?;
+    let listed = golist::list_cached(&opts.cache_dir, env, dir, &[], flags, &opts.coverpkg)?;
     if let Some(std) = listed.iter().find(|p| p.standard) {
         return Err(Error::Usage(format!(
             "--coverpkg matches {}, a standard library package: livecov instruments module code only",
@@ -224,14 +233,17 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
             "livecov test does not support vendored modules yet: run it with -- -mod=mod".into(),
         ));
     }
-    let packages = golist::list(
+    let cache = &opts.cache_dir;
+    let packages = golist::list_cached(
+        cache,
+        &env,
         dir,
         &["-deps", "-test"],
         &parsed.list_flags,
         &parsed.patterns,
     )?;
-    let tested = golist::list(dir, &[], &parsed.list_flags, &parsed.patterns)?;
-    let extra = coverpkg(opts, dir, &parsed.list_flags)?;
+    let tested = golist::list_cached(cache, &env, dir, &[], &parsed.list_flags, &parsed.patterns)?;
+    let extra = coverpkg(opts, &env, dir, &parsed.list_flags)?;
     let mut plan = Plan::new(opts, dir, &packages, &parsed.patterns, &extra)?;
     plan.env = env;
     plan.rules = rules;

@@ -189,6 +189,42 @@ fn quote_path(p: &Path) -> String {
 }
 
 /// The `go env` settings livecov needs, read with one `go env -json` run.
+/// The settings livecov reads from `go env`: the four it uses, and every other one that can
+/// change which packages and files `go list` reports. Not all of `go env`: some of it
+/// (`GOGCCFLAGS`) runs the C compiler and names a new temporary directory on every call.
+const SETTINGS: &[&str] = &[
+    "GOVERSION",
+    "GOWORK",
+    "GOMOD",
+    "GOMODCACHE",
+    "GOROOT",
+    "GOPATH",
+    "GOOS",
+    "GOARCH",
+    "GOFLAGS",
+    "CGO_ENABLED",
+    "GOEXPERIMENT",
+    "GOTOOLCHAIN",
+    "GO111MODULE",
+    "GODEBUG",
+    "GOAMD64",
+    "GOARM",
+    "GOARM64",
+    "GO386",
+    "GOMIPS",
+    "GOMIPS64",
+    "GOPPC64",
+    "GORISCV64",
+    "GOWASM",
+    "GOFIPS140",
+    "CC",
+    "CXX",
+    "GOPROXY",
+    "GONOSUMDB",
+    "GOPRIVATE",
+    "GOINSECURE",
+];
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub struct GoEnv {
@@ -200,12 +236,16 @@ pub struct GoEnv {
     pub gomod: String,
     #[serde(default)]
     pub gomodcache: String,
+    /// `go env -json` of [`SETTINGS`]: what `go list` answers by, for its cache key.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
 }
 
 impl GoEnv {
     pub fn read(dir: &Path) -> Result<GoEnv, Error> {
         let out = Command::new("go")
-            .args(["env", "-json", "GOVERSION", "GOWORK", "GOMOD", "GOMODCACHE"])
+            .args(["env", "-json"])
+            .args(SETTINGS)
             .current_dir(dir)
             .output()
             .map_err(|e| Error::Go(format!("cannot run go ({e}): is Go installed and on PATH?")))?;
@@ -215,7 +255,9 @@ impl GoEnv {
                 String::from_utf8_lossy(&out.stderr).trim_end()
             )));
         }
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::Go(format!("unexpected go env -json output: {e}")))
+        let mut env: GoEnv = serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::Go(format!("unexpected go env -json output: {e}")))?;
+        env.raw = out.stdout;
+        Ok(env)
     }
 }
