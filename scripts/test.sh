@@ -64,7 +64,7 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "gofmt, go vet"
-go_dirs=(agent-go examples/greeter instrumenter/testdata/run scripts/check-docker)
+go_dirs=(agent-go examples/greeter instrumenter/testdata/run scripts/check-docker bench/service)
 unformatted=$(gofmt -l "${go_dirs[@]}")
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./... && on_go127 go vet ./...); done

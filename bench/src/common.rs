@@ -106,6 +106,11 @@ pub fn text_of(program: &str, args: &[&str]) -> Result<String> {
 /// command that produced the report.
 /// `tool` names the executable measured besides Go: (what it is, its path).
 pub fn print_machine(bench: &str, tool: (&str, &Path)) -> Result<()> {
+    print_machine_with_go(bench, tool, &text_of("go", &["version"])?)
+}
+
+/// [`print_machine`] with the `go version` of the Go that the benchmark ran.
+pub fn print_machine_with_go(bench: &str, tool: (&str, &Path), go_version: &str) -> Result<()> {
     println!("\n## Machine\n");
     let cpus = text_of("nproc", &[])?;
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -115,7 +120,7 @@ pub fn print_machine(bench: &str, tool: (&str, &Path)) -> Result<()> {
         .and_then(|l| l.split_once(':'))
         .map_or("unknown", |(_, m)| m.trim());
     println!("- CPU: {model}, {cpus} CPUs (`nproc`)");
-    println!("- {}", text_of("go", &["version"])?);
+    println!("- {go_version}");
     println!("- {}", text_of("rustc", &["--version"])?);
     println!("- {}: `{}`", tool.0, tool.1.display());
     println!("- date: {}", text_of("date", &["-u", "+%F"])?);

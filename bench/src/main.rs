@@ -17,13 +17,19 @@
 //! livecov-bench dashboard [--requests N]      the dashboard's pages for a snapshot of a
 //!                                             generated 100,000-block Go module, against the
 //!                                             exports and `go tool cover -html`
+//! livecov-bench service [--rounds N] [--duration S] [--warmup S] [--go-toolchain T]
+//!                                             requests per second of a real HTTP service
+//!                                             (goldmark, instrumented) built plain, with
+//!                                             `go build -cover` and with `livecov build`,
+//!                                             pinned and unpinned, in paired rounds
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov. `build`, `runtime`, `agent`, `server` and `dashboard` drive the
-//! livecov executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build --release
-//! -p livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names a server
-//! where it may create databases (`scripts/postgres.sh` prints such a URL).
+//! say nothing about livecov. `build`, `runtime`, `agent`, `server`, `dashboard` and `service`
+//! drive the livecov executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build
+//! --release -p livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names
+//! a server where it may create databases (`scripts/postgres.sh` prints such a URL). `service`
+//! builds the Go module `bench/service/` with the `go` on PATH, or GOTOOLCHAIN's.
 
 mod agent;
 mod build;
@@ -32,6 +38,7 @@ mod dashboard;
 mod instrument;
 mod runtime;
 mod server;
+mod service;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -58,6 +65,9 @@ enum Bench {
     Server(server::Options),
     /// The dashboard's pages against the exports and `go tool cover -html`.
     Dashboard(dashboard::Args),
+    /// Requests per second of a real HTTP service built plain, with Go's coverage and
+    /// with livecov's.
+    Service(service::Args),
 }
 
 fn main() {
@@ -75,5 +85,6 @@ fn run(cli: Cli) -> Result<()> {
         Bench::Agent(args) => agent::run(args),
         Bench::Server(args) => server::run(args),
         Bench::Dashboard(args) => dashboard::run(args),
+        Bench::Service(args) => service::run(args),
     }
 }
