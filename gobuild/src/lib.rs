@@ -248,6 +248,10 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
     plan.env = env;
     plan.rules = rules;
     plan.compiler(&parsed, go_args, &packages);
+    // `go test` gives a package's compiler flags to its test main and its external test
+    // package as well, neither of which the compiler can take `-coveragecfg` for (no package
+    // initializer, no coverage runtime): tests are compiled without it.
+    plan.user_gcflags = None;
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
