@@ -3,5 +3,6 @@
 -- JSON parse. Derived from meta, which stays the reference: rows stored before this column get
 -- it on their first load, and a value that fails its check is read from meta and written anew.
 ALTER TABLE builds ADD COLUMN meta_bin BYTEA;
--- Kept out of line but not compressed: decompressing it would cost more than reading it.
+-- Kept out of line uncompressed, so that a load reads it as it is, with no pglz pass over
+-- several MB.
 ALTER TABLE builds ALTER COLUMN meta_bin SET STORAGE EXTERNAL;

@@ -3,8 +3,8 @@
 //! block instead of a gunzip and a JSON parse.
 //!
 //! Why: the gzip JSON is what agents serve and what the build id is checked against, but
-//! reading it back is slow (a 1,000,000-block build inflates to about 20 MB of JSON, and
-//! inflating and parsing it took 139 ms, most of a cold diff). `LCM1` holds exactly the
+//! reading it back is slow (inflating and parsing a 1,000,000-block build's took 139 ms, most
+//! of a cold diff; `docs/BENCHMARKS.md`). `LCM1` holds exactly the
 //! parsed [`BuildMeta`], no more: it is written once, when the build is stored, from
 //! metadata that was checked against its build id, and read on every load of the build after
 //! a start. The gzip JSON stays the reference; `LCM1` is derived from it and can always be
@@ -34,10 +34,11 @@
 //! ```
 //!
 //! Positions are deltas so that a typical block takes 6 bytes (a 1,000,000-block build about
-//! 6 MB, plus 32 bytes per function for its hash, stored uncompressed: compressing it would
-//! cost more to read than it saves). The check catches a row damaged behind the server's
-//! back (a CRC, not a hash: whoever can write the row can write the gzip JSON too, and a
-//! SHA-256 would cost more than the rest of the decoding); [`decode`] checks it first, then
+//! 6 MB, plus 32 bytes per function for its hash), stored uncompressed: inflating it would
+//! take about as long as reading the bytes it saves. The check catches a row damaged behind
+//! the server's back (a CRC, not a hash: whoever can write the row can write the gzip JSON
+//! too, and a SHA-256 of it cost a third as much again as the whole decoding, a CRC next to
+//! nothing); [`decode`] checks it first, then
 //! every length against the bytes left before it allocates (a count of files, functions or
 //! blocks cannot exceed the bytes left divided by the fewest bytes each takes), every value
 //! against 32 bits, every function index against the file's functions, and refuses trailing
