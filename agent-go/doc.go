@@ -73,6 +73,17 @@ counters and boundary endpoints also carry Livecov-Epoch, the current epoch afte
 and Cache-Control: no-store. Errors are JSON objects {"error": "..."}; a build whose metadata
 does not check out answers 500 on every endpoint but meta.
 
+The counters, boundary and profile answers are gzip-compressed, with "Content-Encoding: gzip",
+when the request's Accept-Encoding allows gzip (RFC 9110: "gzip" or "x-gzip" listed with a
+weight above 0, or "*" with a weight above 0 and gzip not listed; a weight of 0 refuses it)
+and compressing makes the answer smaller; otherwise, and for every other coding, they are sent
+as they are. They carry "Vary: Accept-Encoding" either way. Compression changes only the bytes
+on the wire: a boundary asked again with the same token decompresses to the same bytes,
+whatever either request accepted. A coverprofile shrinks to about a seventh; the counters
+are compact already, and the livecov server does not ask for gzip (see docs/BENCHMARKS.md).
+The meta answer is gzip JSON whatever the request accepts, the same bytes for the life of the
+process.
+
 # Epochs and boundaries
 
 No operation of the agent destroys counts. A server that is killed halfway through pulling

@@ -116,6 +116,9 @@ func crossSite(r *http.Request) bool {
 	return false
 }
 
+// serveMeta answers the metadata gzip-compressed whatever the request's Accept-Encoding says,
+// as it always has (docs/COUNTERS.md): it is compressed once and the same bytes are served
+// for the life of the process.
 func (h *handler) serveMeta(w http.ResponseWriter, r *http.Request) {
 	body := h.reg.metaGzip()
 	hdr := w.Header()
@@ -132,7 +135,7 @@ func (h *handler) serveCounters(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.writeCounters(w, values, epoch)
+	h.writeCounters(w, r, values, epoch)
 }
 
 // maxBoundaryToken is the longest boundary token accepted, in bytes.
@@ -159,7 +162,7 @@ func (h *handler) serveBoundary(w http.ResponseWriter, r *http.Request) {
 	} else {
 		logf(h.log, "boundary %s: already applied, answering it again", tok[0])
 	}
-	h.writeCounters(w, state, epoch)
+	h.writeCounters(w, r, state, epoch)
 }
 
 func validBoundaryToken(s string) bool {
@@ -176,7 +179,9 @@ func validBoundaryToken(s string) bool {
 	return true
 }
 
-func (h *handler) writeCounters(w http.ResponseWriter, values [][]uint32, epoch uint32) {
+// writeCounters answers values in the counters format, gzip-compressed if r accepts it: the
+// same values give the same uncompressed bytes.
+func (h *handler) writeCounters(w http.ResponseWriter, r *http.Request, values [][]uint32, epoch uint32) {
 	body, err := encodeCounters(nil, counterSet{Build: h.reg.build.ID, Mode: h.reg.build.Mode, Files: values})
 	if err != nil {
 		h.fail(w, err)
@@ -187,8 +192,7 @@ func (h *handler) writeCounters(w http.ResponseWriter, values [][]uint32, epoch 
 	hdr.Set("Livecov-Build", h.reg.build.ID)
 	hdr.Set("Livecov-Epoch", strconv.FormatUint(uint64(epoch), 10))
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body)
+	writeBody(w, r, body)
 }
 
 func (h *handler) serveProfile(w http.ResponseWriter, r *http.Request) {
@@ -202,8 +206,7 @@ func (h *handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Livecov-Build", h.reg.build.ID)
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body)
+	writeBody(w, r, body)
 }
 
 func (h *handler) fail(w http.ResponseWriter, err error) {

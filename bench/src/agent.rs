@@ -1,15 +1,17 @@
 //! The agent's answers for a large build: bytes and latency of `GET /livecov/v1/counters`
 //! (the compact encoding a server pulls) against `GET /livecov/v1/profile` (the text
-//! coverprofile), with `GET /livecov/v1/meta` (what a server fetches once per build) for
-//! reference.
+//! coverprofile), each as it is and gzip-compressed (`Accept-Encoding: gzip`), with
+//! `GET /livecov/v1/meta` (what a server fetches once per build, always gzip) for reference.
 //!
 //! The Go program is generated here: 10 packages of 20 files of 167 small functions, each
 //! function three blocks (an `if` with a `return` on either side), about 100,000 blocks in
-//! all. It is built with `livecov build --mode count`; at start-up it calls one function in a
-//! hundred 1,000 times with varying arguments, so that about 1% of the counters are non-zero,
-//! with values up to 1,000, then says `ready` and idles. Each request is a fresh HTTP/1.1
-//! connection over loopback (`Connection: close`), timed from connect to the end of the
-//! answer; a few untimed requests of each kind go first.
+//! all. It is built with `livecov build --mode count`; at start-up it calls one function in
+//! `--call-every` (default 100) 1,000 times with varying arguments, so that about 1% of the
+//! counters are non-zero (10% with `--call-every 10`), with values up to 1,000, then says
+//! `ready` and idles. The agent is given a token (`LIVECOV_TOKEN`) that every request shows.
+//! Each request is a fresh HTTP/1.1 connection over loopback (`Connection: close`), timed from
+//! connect to the end of the answer; a few untimed requests of each kind go first. A gzip
+//! answer is checked to decompress to the uncompressed one.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,15 +27,18 @@ use crate::common::{self, median, percentile, secs};
 const PACKAGES: usize = 10;
 const FILES_PER_PACKAGE: usize = 20;
 const FUNCS_PER_FILE: usize = 167;
-/// One function in this many is called.
-const CALL_EVERY: usize = 100;
 const CALLS: usize = 1000;
 const WARM_UP: usize = 5;
-const ENDPOINTS: [&str; 3] = [
-    "/livecov/v1/counters",
-    "/livecov/v1/profile",
-    "/livecov/v1/meta",
+/// What is measured: a path, and whether the request accepts gzip.
+const ENDPOINTS: [(&str, bool); 5] = [
+    ("/livecov/v1/counters", false),
+    ("/livecov/v1/counters", true),
+    ("/livecov/v1/profile", false),
+    ("/livecov/v1/profile", true),
+    ("/livecov/v1/meta", true),
 ];
+/// The token the agent is started with and every request shows.
+const TOKEN: &str = "livecov-bench-agent";
 
 /// The running program, killed when dropped.
 struct Running(Child);
@@ -51,13 +56,22 @@ pub struct Args {
     /// Requests per payload measured.
     #[arg(long, default_value_t = 50, value_parser = common::positive)]
     requests: usize,
+    /// The program calls one function in this many (100: about 1% of the counters non-zero;
+    /// 10: about 10%).
+    #[arg(long, default_value_t = 100, value_parser = common::positive)]
+    call_every: usize,
 }
 
-pub fn run(Args { requests }: Args) -> Result<()> {
+pub fn run(
+    Args {
+        requests,
+        call_every,
+    }: Args,
+) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
     let module = scratch.join("big");
-    let (files, funcs) = generate(&module)?;
+    let (files, funcs) = generate(&module, call_every)?;
 
     let app = scratch.join("app");
     let build_time = common::timed_ok(
@@ -78,7 +92,7 @@ pub fn run(Args { requests }: Args) -> Result<()> {
     let mut child = Command::new(&app)
         .env("LIVECOV_AGENT_ADDR", format!("127.0.0.1:{port}"))
         .env_remove("LIVECOV_SERVER")
-        .env_remove("LIVECOV_TOKEN")
+        .env("LIVECOV_TOKEN", TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -95,12 +109,12 @@ pub fn run(Args { requests }: Args) -> Result<()> {
 
     // endpoint → (body bytes, latency in ms of each request)
     let mut measured: Vec<(usize, Vec<f64>)> = Vec::new();
-    for path in ENDPOINTS {
+    for (path, gzip) in ENDPOINTS {
         let mut bytes = 0;
         let mut times = Vec::new();
         for i in 0..WARM_UP + requests {
             let start = Instant::now();
-            let body = get(port, path)?;
+            let body = get(port, path, gzip)?;
             let took = start.elapsed();
             if i >= WARM_UP {
                 times.push(secs(took) * 1e3);
@@ -110,15 +124,24 @@ pub fn run(Args { requests }: Args) -> Result<()> {
         measured.push((bytes, times));
     }
 
-    // What the answers hold, to be sure both describe the same counters.
-    let profile = String::from_utf8(get(port, ENDPOINTS[1])?)?;
+    // What the answers hold, to be sure all describe the same counters, compressed or not.
+    let profile = String::from_utf8(get(port, "/livecov/v1/profile", false)?)?;
+    let profile_gz = report::gzip::gunzip(&get(port, "/livecov/v1/profile", true)?, 1 << 30)?;
+    if profile_gz != profile.as_bytes() {
+        bail!("the gzip profile does not decompress to the profile");
+    }
     let blocks = profile.lines().skip(1).count();
     let nonzero = profile
         .lines()
         .skip(1)
         .filter(|l| !l.ends_with(" 0"))
         .count();
-    let counters = decode_counters(&get(port, ENDPOINTS[0])?)?;
+    let counters = get(port, "/livecov/v1/counters", false)?;
+    let counters_gz = report::gzip::gunzip(&get(port, "/livecov/v1/counters", true)?, 1 << 30)?;
+    if counters_gz != counters {
+        bail!("the gzip counters do not decompress to the counters");
+    }
+    let counters = decode_counters(&counters)?;
     if counters.0 != blocks || counters.1 != nonzero {
         bail!(
             "counters hold {} counters, {} non-zero; the profile {blocks} blocks, {nonzero} non-zero",
@@ -136,26 +159,38 @@ pub fn run(Args { requests }: Args) -> Result<()> {
         100.0 * nonzero as f64 / blocks as f64,
     );
     println!("\n## Results ({requests} requests each; p99 by nearest rank)\n");
-    println!("| endpoint | body bytes | median ms | p99 ms |");
-    println!("|---|---:|---:|---:|");
-    for (path, (bytes, times)) in ENDPOINTS.iter().zip(&measured) {
+    println!("| endpoint | `Accept-Encoding` | body bytes | median ms | p99 ms |");
+    println!("|---|---|---:|---:|---:|");
+    for ((path, gzip), (bytes, times)) in ENDPOINTS.iter().zip(&measured) {
         println!(
-            "| `GET {path}` | {bytes} | {:.2} | {:.2} |",
+            "| `GET {path}` | {} | {bytes} | {:.2} | {:.2} |",
+            if *gzip { "gzip" } else { "none" },
             median(times),
             percentile(times, 99.0)
         );
     }
-    let (counters, profile) = (&measured[0], &measured[1]);
+    let (counters, counters_gz, profile, profile_gz) =
+        (&measured[0], &measured[1], &measured[2], &measured[3]);
     println!(
         "\nprofile / counters: {:.0}× the bytes, {:.0}× the median time",
         profile.0 as f64 / counters.0 as f64,
         median(&profile.1) / median(&counters.1)
     );
+    for (what, plain, gz) in [
+        ("profile", profile, profile_gz),
+        ("counters", counters, counters_gz),
+    ] {
+        println!(
+            "{what} gzip / none: {:.2}× the bytes, {:.2}× the median time",
+            gz.0 as f64 / plain.0 as f64,
+            median(&gz.1) / median(&plain.1)
+        );
+    }
     common::print_machine("agent", ("livecov", &livecov))
 }
 
 /// Writes the Go module; returns how many files and functions it has.
-fn generate(module: &Path) -> Result<(usize, usize)> {
+fn generate(module: &Path, call_every: usize) -> Result<(usize, usize)> {
     std::fs::create_dir_all(module)?;
     std::fs::write(
         module.join("go.mod"),
@@ -167,7 +202,7 @@ fn generate(module: &Path) -> Result<(usize, usize)> {
         let dir = module.join(format!("p{p:02}"));
         std::fs::create_dir_all(&dir)?;
         let mut hit = format!(
-            "package p{p:02}\n\n// Hit calls one function in {CALL_EVERY}.\nfunc Hit(x int) int {{\n\ts := 0\n"
+            "package p{p:02}\n\n// Hit calls one function in {call_every}.\nfunc Hit(x int) int {{\n\ts := 0\n"
         );
         for f in 0..FILES_PER_PACKAGE {
             let mut src = format!("package p{p:02}\n");
@@ -179,7 +214,7 @@ fn generate(module: &Path) -> Result<(usize, usize)> {
                     "\nfunc {name}(x int) int {{\n\tif x > {} {{\n\t\treturn x - {k}\n\t}}\n\treturn x + {i}\n}}\n",
                     k % CALLS
                 )?;
-                if k.is_multiple_of(CALL_EVERY) {
+                if k.is_multiple_of(call_every) {
                     writeln!(hit, "\ts += {name}(x)")?;
                 }
             }
@@ -207,7 +242,7 @@ fn free_port() -> Result<u16> {
 fn wait_for_agent(port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match get(port, ENDPOINTS[0]) {
+        match get(port, ENDPOINTS[0].0, false) {
             Ok(_) => return Ok(()),
             Err(err) if Instant::now() > deadline => {
                 return Err(err.context("the agent did not answer within 30 s"));
@@ -217,12 +252,19 @@ fn wait_for_agent(port: u16) -> Result<()> {
     }
 }
 
-/// `GET path` on a fresh connection; the body of a 200 answer.
-fn get(port: u16, path: &str) -> Result<Vec<u8>> {
+/// `GET path` on a fresh connection, accepting gzip if `gzip`; the body of a 200 answer, as
+/// sent (compressed if it says so).
+fn get(port: u16, path: &str, gzip: bool) -> Result<Vec<u8>> {
     let mut conn = TcpStream::connect(("127.0.0.1", port))?;
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         {accept}Connection: close\r\n\r\n"
     )?;
     let mut answer = Vec::new();
     conn.read_to_end(&mut answer)?;
@@ -245,6 +287,14 @@ fn get(port: u16, path: &str) -> Result<Vec<u8>> {
         .context("no Content-Length")?;
     if length != body.len() {
         bail!("GET {path}: {} bytes, Content-Length {length}", body.len());
+    }
+    let gzipped = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("content-encoding") && v.trim().eq_ignore_ascii_case("gzip")
+        })
+    });
+    if gzipped != gzip && !path.ends_with("/meta") {
+        bail!("GET {path}: gzip asked {gzip}, answered {gzipped}");
     }
     Ok(body)
 }

@@ -8,8 +8,10 @@
 //! livecov-bench runtime [--runs N] [--benchtime D]
 //!                                             cost of the counters at run time: livecov's
 //!                                             modes against `go test -covermode`
-//! livecov-bench agent [--requests N]          the agent's counters against its text profile,
-//!                                             bytes and latency, for ~100,000 blocks
+//! livecov-bench agent [--requests N] [--call-every N]
+//!                                             the agent's counters against its text profile,
+//!                                             with and without gzip, bytes and latency, for
+//!                                             ~100,000 blocks
 //! livecov-bench server [--snapshots N] [--diff-calls N] [--heartbeat-rounds N]
 //!                                             the server: snapshots of 200 sparse instances,
 //!                                             a 1,000,000-block diff, registration and
@@ -59,7 +61,8 @@ enum Bench {
     Build(build::Args),
     /// Cost of the counters at run time: livecov's modes against `go test -covermode`.
     Runtime(runtime::Args),
-    /// The agent's counters against its text profile, bytes and latency.
+    /// The agent's counters against its text profile, with and without gzip, bytes and
+    /// latency.
     Agent(agent::Args),
     /// The server: snapshots, a 1,000,000-block diff, registration and heartbeat load.
     Server(server::Options),

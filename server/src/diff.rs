@@ -18,8 +18,9 @@ pub enum DiffError {
 /// Compares snapshots `a` and `b`; with `blocks` false, files carry their totals only, not
 /// the lists of blocks (a small answer for large builds).
 pub async fn diff(app: &App, a: i64, b: i64, view: View, blocks: bool) -> Result<Diff, DiffError> {
-    let left = stored(app, a, view).await?.1;
-    let right = stored(app, b, view).await?.1;
+    // Both at once: the second's reads overlap the first's load of a build they share.
+    let (left, right) = tokio::try_join!(stored(app, a, view), stored(app, b, view))?;
+    let (left, right) = (left.1, right.1);
     let mut total = DiffTotals::default();
     let mut builds = Vec::new();
     for (build, va) in &left {

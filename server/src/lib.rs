@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 mod json;
 pub mod lcc;
+pub mod lcm;
 pub mod meta;
 pub mod metrics;
 pub mod pull;
@@ -177,9 +178,21 @@ impl App {
             .entry(build.to_string())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.load_build(build, agents, within))
+        let loaded = cell
+            .get_or_try_init(|| self.load_build(build, agents, within))
             .await
-            .cloned()
+            .cloned();
+        if loaded.is_err() {
+            // No empty cell stays behind for a build that could not be had (an unknown id).
+            let mut builds = self.builds.lock().unwrap();
+            if builds
+                .get(build)
+                .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
+            {
+                builds.remove(build);
+            }
+        }
+        loaded
     }
 
     async fn load_build(
@@ -188,15 +201,18 @@ impl App {
         agents: &[Dial],
         within: Option<Duration>,
     ) -> Result<Arc<Build>, BuildError> {
-        if let Some(gz) = self.store.build_meta(build).await? {
-            let limit = self.config.max_meta_bytes;
-            let b = Build::parse(gz, build, meta::Source::Stored, limit)
-                .await
-                .map_err(|source| BuildError::Stored {
-                    build: build.to_string(),
-                    source,
-                })?;
-            return Ok(Arc::new(b));
+        if let Some(bin) = self.store.build_bin(build).await? {
+            if let Some(bin) = bin {
+                match Build::decode(bin, build, self.config.max_meta_bytes).await {
+                    Ok(b) => return Ok(Arc::new(b)),
+                    Err(e) => tracing::warn!(
+                        build,
+                        error = %crate::error::Chain(&e),
+                        "stored binary metadata refused: reading the gzip JSON and writing it anew"
+                    ),
+                }
+            }
+            return self.convert_build(build).await;
         }
         let mut failures = Vec::new();
         let deadline = within.map(|w| tokio::time::Instant::now() + w);
@@ -214,8 +230,10 @@ impl App {
             };
             let fetched = match asked {
                 Ok(gz) => {
-                    Build::parse(gz, build, meta::Source::Outside, self.config.max_meta_bytes)
+                    let gz: Arc<[u8]> = gz.into();
+                    Build::parse_to_store(gz.clone(), build, self.config.max_meta_bytes)
                         .await
+                        .map(|(b, bin)| (b, gz, bin))
                         .map_err(|e| Failure {
                             outcome: pull::Outcome::Rejected,
                             message: e.to_string(),
@@ -224,8 +242,8 @@ impl App {
                 Err(f) => Err(f),
             };
             match fetched {
-                Ok(b) => {
-                    self.store.insert_build(&b).await?;
+                Ok((b, gz, bin)) => {
+                    self.store.insert_build(&b, &gz, &bin).await?;
                     return Ok(Arc::new(b));
                 }
                 Err(Failure { outcome, message }) => failures.push(format!(
@@ -243,6 +261,34 @@ impl App {
                 failures.join("; ")
             },
         })
+    }
+
+    /// Loads a stored build from its gzip JSON, checks that it hashes to its id (the binary
+    /// form written from it is trusted from then on) and writes its binary form: for a row
+    /// stored before there was one, or whose binary form failed its check. A failure to write
+    /// it is logged; the build is loaded all the same.
+    async fn convert_build(&self, build: &str) -> Result<Arc<Build>, BuildError> {
+        let stored = |source| BuildError::Stored {
+            build: build.to_string(),
+            source,
+        };
+        let Some(gz) = self.store.build_meta(build).await? else {
+            return Err(stored(meta::MetaError::Invalid(
+                "the stored row vanished".into(),
+            )));
+        };
+        let (b, bin) = Build::parse_to_store(gz.into(), build, self.config.max_meta_bytes)
+            .await
+            .map_err(stored)?;
+        match self.store.set_build_bin(build, &bin).await {
+            Ok(()) => tracing::info!(build, bytes = bin.len(), "binary metadata written"),
+            Err(e) => tracing::warn!(
+                build,
+                error = %crate::error::Chain(&e),
+                "binary metadata not written: the next start reads the gzip JSON again"
+            ),
+        }
+        Ok(Arc::new(b))
     }
 
     pub(crate) fn is_known(&self, build: &str) -> bool {

@@ -1,15 +1,20 @@
 //! A build's block metadata, as agents serve it (`GET /livecov/v1/meta`, gzip JSON, see
-//! `docs/COUNTERS.md`), checked against its build id.
+//! `docs/COUNTERS.md`), checked against its build id, or as the store keeps it beside that
+//! (`LCM1`, [`crate::lcm`]).
 //!
 //! The build id is a hash of the metadata, so the server recomputes it: an agent cannot store
 //! metadata under another build's id, and metadata stored once is right for every instance of
-//! that build.
+//! that build. Metadata read back from the store is not hashed again (hashing a large build's
+//! metadata costs more than reading it); its binary form was written from metadata that was.
+
+use std::sync::Arc;
 
 use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
 use serde::Deserialize;
 
-/// Metadata parsed at once: each parse holds a build's whole metadata in memory, so two
-/// large (or hostile) ones at a time would double the server's peak.
+use crate::lcm;
+
+/// Metadata parsed or decoded at once (see [`one_at_a_time`]).
 static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// A build's metadata with what the server derives from it.
@@ -23,8 +28,6 @@ pub struct Build {
     pub offsets: Vec<usize>,
     /// Statements per file.
     pub file_stmts: Vec<u64>,
-    /// The metadata exactly as the agent served it (gzip JSON), which is what is stored.
-    pub gz: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum MetaError {
     Json(#[from] serde_json::Error),
     #[error("metadata: {0}")]
     Invalid(String),
+    /// The binary form the store keeps (`LCM1`) does not decode.
+    #[error(transparent)]
+    Binary(#[from] lcm::DecodeError),
 }
 
 #[derive(Deserialize)]
@@ -67,37 +73,54 @@ pub enum Source {
 }
 
 impl Build {
+    /// A build of metadata `meta` whose id is `id`, with what the server derives from it.
+    pub fn new(id: String, meta: BuildMeta) -> Build {
+        let shape: Vec<u32> = meta.files.iter().map(|f| f.blocks.len() as u32).collect();
+        let mut offsets = Vec::with_capacity(shape.len());
+        let mut at = 0usize;
+        for &n in &shape {
+            offsets.push(at);
+            at += n as usize;
+        }
+        let file_stmts = meta
+            .files
+            .iter()
+            .map(|f| f.blocks.iter().map(|b| u64::from(b.num_stmt)).sum())
+            .collect();
+        Build {
+            id,
+            meta,
+            shape,
+            offsets,
+            file_stmts,
+        }
+    }
+
     /// Parses gzip-compressed metadata and checks that it is the metadata of build `expect`
     /// (for metadata from outside: that it hashes to that id), off the async threads and one
     /// at a time. Metadata of more than `limit` bytes uncompressed is refused as soon as the
     /// decompression passes that size, so a small gzip that inflates to gigabytes (a
     /// decompression bomb) costs at most `limit` bytes of reading.
     pub async fn parse(
-        gz: Vec<u8>,
+        gz: Arc<[u8]>,
         expect: &str,
         source: Source,
         limit: u64,
     ) -> Result<Build, MetaError> {
-        let _one = PARSING
-            .acquire()
-            .await
-            .map_err(|e| MetaError::Encoding(e.to_string()))?;
         let expect = expect.to_string();
-        tokio::task::spawn_blocking(move || Build::parse_now(gz, &expect, source, limit))
-            .await
-            .map_err(|e| MetaError::Invalid(format!("parsing stopped: {e}")))?
+        one_at_a_time(move || Build::parse_now(&gz, &expect, source, limit)).await
     }
 
     /// [`Build::parse`] on the calling thread.
     pub fn parse_now(
-        gz: Vec<u8>,
+        gz: &[u8],
         expect: &str,
         source: Source,
         limit: u64,
     ) -> Result<Build, MetaError> {
         let verify = source == Source::Outside;
         let json = std::io::BufReader::new(Limited {
-            inner: flate2::read::GzDecoder::new(gz.as_slice()),
+            inner: flate2::read::GzDecoder::new(gz),
             left: limit,
         });
         let raw: RawMeta = serde_json::from_reader(json).map_err(|e| match e.io_error_kind() {
@@ -119,26 +142,45 @@ impl Build {
                 raw.build
             )));
         }
-        let shape: Vec<u32> = meta.files.iter().map(|f| f.blocks.len() as u32).collect();
-        let mut offsets = Vec::with_capacity(shape.len());
-        let mut at = 0usize;
-        for &n in &shape {
-            offsets.push(at);
-            at += n as usize;
+        Ok(Build::new(id, meta))
+    }
+
+    /// Decodes the binary form the store keeps (`LCM1`, [`crate::lcm`]), which must be the
+    /// metadata of build `expect`, off the async threads and one at a time. More than `limit`
+    /// bytes, or metadata that would take more than `limit` bytes of memory, are refused
+    /// before they are decoded or allocated.
+    pub async fn decode(bin: Vec<u8>, expect: &str, limit: u64) -> Result<Build, MetaError> {
+        let expect = expect.to_string();
+        one_at_a_time(move || Build::decode_now(&bin, &expect, limit)).await
+    }
+
+    /// [`Build::decode`] on the calling thread.
+    pub fn decode_now(bin: &[u8], expect: &str, limit: u64) -> Result<Build, MetaError> {
+        if bin.len() as u64 > limit {
+            return Err(MetaError::Invalid(format!(
+                "{} bytes of binary metadata, more than {limit} (the server's \
+                 --max-metadata-mb)",
+                bin.len()
+            )));
         }
-        let file_stmts = meta
-            .files
-            .iter()
-            .map(|f| f.blocks.iter().map(|b| u64::from(b.num_stmt)).sum())
-            .collect();
-        Ok(Build {
-            id,
-            meta,
-            shape,
-            offsets,
-            file_stmts,
-            gz,
+        let meta = lcm::decode(bin, expect, limit)?;
+        Ok(Build::new(expect.to_string(), meta))
+    }
+
+    /// [`Build::parse`] of metadata from outside, with its binary form (`LCM1`) for the
+    /// store, encoded in the same task.
+    pub async fn parse_to_store(
+        gz: Arc<[u8]>,
+        expect: &str,
+        limit: u64,
+    ) -> Result<(Build, Vec<u8>), MetaError> {
+        let expect = expect.to_string();
+        one_at_a_time(move || {
+            let b = Build::parse_now(&gz, &expect, Source::Outside, limit)?;
+            let bin = lcm::encode(&b.id, &b.meta);
+            Ok((b, bin))
         })
+        .await
     }
 
     pub fn mode(&self) -> Mode {
@@ -220,6 +262,20 @@ fn parse_hash(s: &str) -> Option<[u8; 32]> {
 /// Whether `s` looks like a build id: 64 lower-case hex digits.
 pub fn is_build_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Runs `work` off the async threads, one at a time: each holds a build's whole metadata in
+/// memory, so two large (or hostile) ones at a time would double the server's peak.
+async fn one_at_a_time<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+) -> Result<T, MetaError> {
+    let _one = PARSING
+        .acquire()
+        .await
+        .map_err(|e| MetaError::Encoding(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| MetaError::Invalid(format!("parsing stopped: {e}")))?
 }
 
 /// A reader that fails with `FileTooLarge` once more than `left` bytes were asked of it.

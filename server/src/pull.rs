@@ -4,7 +4,10 @@
 //! The server only ever connects to the address an instance registered from (see
 //! `registry`), presents the secret the instance registered with, never follows redirects,
 //! uses no proxy, and bounds every answer in time and size: an agent is a process the server
-//! does not control.
+//! does not control. It sends no `Accept-Encoding`, so agents answer counters as they are:
+//! `LCC1` is compact already, and gzip would cost the host's CPU on every pull to save a few
+//! tens of kilobytes (`docs/COUNTERS.md`, "Size"). The metadata comes gzip whatever is asked,
+//! and is inflated through `--max-metadata-mb` (`meta.rs`).
 
 use std::time::{Duration, Instant};
 

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::App;
-use crate::meta::Build;
 use crate::snapshot::{self, Pulled, SnapshotError};
 use crate::store::{
     BoundaryKind, BoundaryRow, InstanceRow, Record, SessionRow, StoreError, Window, now_ms,
@@ -135,10 +134,10 @@ pub async fn take(
         since: round.as_ref().map(|r| r.created_at),
     };
     let since_of = |i: &InstanceRow| window::since(round.as_ref(), &since, i);
-    let (snap, builds) = snapshot::compose(
+    let snap = snapshot::compose(
         service, label, window, false, started, taken_at, &pulled, since_of, &notes,
     )?;
-    let id = snapshot::store(app, &snap, &builds).await?;
+    let id = snapshot::store(app, &snap).await?;
     Ok(id)
 }
 
@@ -354,12 +353,7 @@ async fn finish_once(app: &Arc<App>, b: &BoundaryRow) -> Result<Option<i64>, Sna
             return Err(e);
         }
     };
-    if let Some((_, builds)) = &composed {
-        for build in builds {
-            app.store.insert_build(build).await?;
-        }
-    }
-    let snap = composed.as_ref().map(|(s, _)| s);
+    let snap = composed.as_ref();
     let stored = app
         .store
         .complete_boundary(b, &records, snap, now_ms())
@@ -384,7 +378,7 @@ async fn ending(
     pulled: &[Pulled],
     started: Instant,
     taken_at: i64,
-) -> Result<(crate::store::NewSnapshot, Vec<Arc<Build>>), SnapshotError> {
+) -> Result<crate::store::NewSnapshot, SnapshotError> {
     let starts = match &start {
         Some(s) => records(app, s).await?,
         None => BTreeMap::new(),

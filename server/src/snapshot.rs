@@ -200,7 +200,7 @@ pub(crate) fn compose(
     pulled: &[Pulled],
     since_of: impl Fn(&InstanceRow) -> Since,
     notes: &BTreeMap<String, String>,
-) -> Result<(NewSnapshot, Vec<Arc<Build>>), SnapshotError> {
+) -> Result<NewSnapshot, SnapshotError> {
     struct Part {
         build: Arc<Build>,
         window: Vec<u32>,
@@ -267,7 +267,6 @@ pub(crate) fn compose(
     }
     let mut sum = [0i64; 6];
     let mut parts = Vec::with_capacity(merged.len());
-    let mut used = Vec::with_capacity(merged.len());
     for (_, p) in merged {
         let part = summarize(&p.build, &p.window, &p.deploy, p.instances);
         for (s, v) in sum.iter_mut().zip([
@@ -281,7 +280,6 @@ pub(crate) fn compose(
             *s += v;
         }
         parts.push(part);
-        used.push(p.build);
     }
     let snap = NewSnapshot {
         service: service.to_string(),
@@ -295,22 +293,13 @@ pub(crate) fn compose(
         builds: parts,
         instances: outcomes,
     };
-    Ok((snap, used))
+    Ok(snap)
 }
 
-/// Stores a snapshot and the builds it refers to.
-pub(crate) async fn store(
-    app: &App,
-    snap: &NewSnapshot,
-    builds: &[Arc<Build>],
-) -> Result<i64, SnapshotError> {
-    let stored = async {
-        for b in builds {
-            app.store.insert_build(b).await?;
-        }
-        app.store.insert_snapshot(snap).await
-    }
-    .await;
+/// Stores a snapshot. The builds it refers to are stored: `App::build` stores a build
+/// before it hands it out.
+pub(crate) async fn store(app: &App, snap: &NewSnapshot) -> Result<i64, SnapshotError> {
+    let stored = app.store.insert_snapshot(snap).await;
     stored_or_failed(app, snap, stored).map_err(SnapshotError::from)
 }
 

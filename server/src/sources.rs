@@ -8,9 +8,9 @@
 
 use report::gzip::{gunzip, gzip};
 
-use crate::App;
-use crate::meta::{Build, MetaError, Source};
+use crate::meta::{Build, MetaError};
 use crate::store::StoreError;
+use crate::{App, BuildError};
 pub use report::types::{SourceFile, SourceUpload, Uploaded};
 
 /// Why an upload was refused or failed.
@@ -50,11 +50,11 @@ pub async fn put_build(
     build: String,
     gz: Vec<u8>,
 ) -> Result<(Uploaded, bool), SourcesError> {
-    let parsed = Build::parse(gz, &build, Source::Outside, app.config.max_meta_bytes)
+    let gz: std::sync::Arc<[u8]> = gz.into();
+    let (parsed, bin) = Build::parse_to_store(gz.clone(), &build, app.config.max_meta_bytes)
         .await
         .map_err(|e| SourcesError::Invalid(format!("metadata of build {build}: {e}")))?;
-    let existed = app.store.build_meta(&build).await?.is_some();
-    app.store.insert_build(&parsed).await?;
+    let new = app.store.insert_build(&parsed, &gz, &bin).await?;
     let sources = app
         .store
         .source_files(std::slice::from_ref(&build))
@@ -66,7 +66,7 @@ pub async fn put_build(
         sources,
         stored: 0,
     };
-    Ok((uploaded, !existed))
+    Ok((uploaded, new))
 }
 
 /// Stores sources of files of a stored build, a gzip [`SourceUpload`]. All are checked before
@@ -76,15 +76,15 @@ pub async fn put_sources(
     build: String,
     body: Vec<u8>,
 ) -> Result<Uploaded, SourcesError> {
-    let Some(gz) = app.store.build_meta(&build).await? else {
-        return Err(SourcesError::UnknownBuild(build));
+    // The stored build, as every other request loads it (and keeps it in memory).
+    let meta = match app.build(&build, &[]).await {
+        Ok(meta) => meta,
+        Err(BuildError::Unreachable { .. }) => return Err(SourcesError::UnknownBuild(build)),
+        Err(BuildError::Stored { source, .. }) => {
+            return Err(SourcesError::StoredMeta { build, source });
+        }
+        Err(BuildError::Store(e)) => return Err(e.into()),
     };
-    let meta = Build::parse(gz, &build, Source::Stored, app.config.max_meta_bytes)
-        .await
-        .map_err(|source| SourcesError::StoredMeta {
-            build: build.clone(),
-            source,
-        })?;
     let (total, files) = tokio::task::spawn_blocking(move || -> Result<_, SourcesError> {
         let upload = decode(&body)?;
         let files = check(&meta, upload)?;

@@ -407,29 +407,54 @@ impl Store {
         Ok(row.map(|r| r.try_get("meta")).transpose()?)
     }
 
-    /// Stores a build's metadata unless it is stored already.
-    pub async fn insert_build(&self, b: &Build) -> Result<()> {
-        let r = self.insert_build_now(b).await;
+    /// The stored metadata of `build` in its binary form (`LCM1`): `None` if the build is not
+    /// stored, `Some(None)` if it is but its binary form is not (a row stored before there
+    /// was one).
+    pub async fn build_bin(&self, build: &str) -> Result<Option<Option<Vec<u8>>>> {
+        let row = sqlx::query("SELECT meta_bin FROM builds WHERE build = $1")
+            .bind(build)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("meta_bin")).transpose()?)
+    }
+
+    /// Writes the binary form of a stored build's metadata, derived from its gzip JSON.
+    pub async fn set_build_bin(&self, build: &str, bin: &[u8]) -> Result<()> {
+        let r = sqlx::query("UPDATE builds SET meta_bin = $1 WHERE build = $2")
+            .bind(bin)
+            .bind(build)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
         self.wrote(r)
     }
 
-    async fn insert_build_now(&self, b: &Build) -> Result<()> {
+    /// Stores a build's metadata, as served (`gz`, gzip JSON) and in its binary form (`bin`,
+    /// `LCM1`), unless it is stored already; answers whether it was new.
+    pub async fn insert_build(&self, b: &Build, gz: &[u8], bin: &[u8]) -> Result<bool> {
+        let r = self.insert_build_now(b, gz, bin).await;
+        self.wrote(r)
+    }
+
+    async fn insert_build_now(&self, b: &Build, gz: &[u8], bin: &[u8]) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO builds (build, mode, files, blocks, stmts, meta, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (build) DO NOTHING RETURNING id",
+            "INSERT INTO builds (build, mode, files, blocks, stmts, meta, meta_bin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (build) DO NOTHING RETURNING id",
         )
         .bind(&b.id)
         .bind(b.mode().as_str())
         .bind(b.shape.len() as i64)
         .bind(b.num_blocks() as i64)
         .bind(b.num_stmts() as i64)
-        .bind(b.gz.as_slice())
+        .bind(gz)
+        .bind(bin)
         .bind(now_ms())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
-            return Ok(());
+            return Ok(false);
         };
         let id: i64 = row.try_get("id")?;
         for (c, chunk) in b.meta.files.chunks(ROWS_PER_INSERT).enumerate() {
@@ -451,7 +476,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Stores the sources (gzip) of files of `build`, by file index, except those stored

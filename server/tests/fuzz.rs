@@ -1,5 +1,6 @@
 //! The decoders of outside input, fuzzed: the LCC1 counters an agent sends, a build's metadata
-//! (gzip JSON), a unified diff for patch coverage, a registration, and an upload of sources
+//! (gzip JSON, and the binary form the store keeps, LCM1, read back as if it came from
+//! outside), a unified diff for patch coverage, a registration, and an upload of sources
 //! (whose Go the instrumenter cuts into blocks). Each target takes the
 //! inputs of its corpus (`tests/fuzz/TARGET/`), mutates them at random (bits flipped, bytes
 //! changed, inserted, deleted or repeated, the end cut, two inputs spliced) and must answer a
@@ -11,8 +12,8 @@
 use std::path::Path;
 
 use instrumenter::Mode;
-use server::lcc;
 use server::meta::{Build, Source};
+use server::{lcc, lcm};
 
 /// xorshift64*: small, fast and good enough to pick mutations.
 struct Rng(u64);
@@ -161,9 +162,30 @@ fn build_metadata() {
     fuzz("meta", |json| {
         // The JSON mutated, then compressed as an agent serves it; and the gzip itself cut.
         let gz = report::gzip::gzip(json);
-        let _ = Build::parse_now(gz.clone(), BUILD, Source::Outside, 1 << 20);
-        let _ = Build::parse_now(gz[..gz.len() / 2].to_vec(), BUILD, Source::Outside, 1 << 20);
-        let _ = Build::parse_now(gz, BUILD, Source::Stored, 64);
+        let _ = Build::parse_now(&gz, BUILD, Source::Outside, 1 << 20);
+        let _ = Build::parse_now(&gz[..gz.len() / 2], BUILD, Source::Outside, 1 << 20);
+        let _ = Build::parse_now(&gz, BUILD, Source::Stored, 64);
+    });
+}
+
+#[test]
+fn binary_metadata() {
+    fuzz("lcm", |bin| {
+        // As mutated (which the CRC catches), then sealed again with a right CRC, so that the
+        // mutations reach the checks of the structure.
+        let _ = lcm::decode(bin, BUILD, 1 << 20);
+        if bin.len() >= 4 {
+            let mut sealed = bin[..bin.len() - 4].to_vec();
+            let crc = crc32fast::hash(&sealed);
+            sealed.extend_from_slice(&crc.to_le_bytes());
+            for budget in [1 << 20, 64] {
+                if let Ok(meta) = lcm::decode(&sealed, BUILD, budget) {
+                    // What decodes encodes to bytes that decode to the same metadata.
+                    let again = lcm::encode(BUILD, &meta);
+                    assert_eq!(lcm::decode(&again, BUILD, u64::MAX).unwrap(), meta);
+                }
+            }
+        }
     });
 }
 
@@ -193,7 +215,7 @@ fn source_uploads() {
     let meta = r#"{"build":"abababababababababababababababababababababababababababababababab",
         "mode":"set","files":[{"name":"example.com/m/a.go","funcs":[{"name":"main","hash":"0000000000000000000000000000000000000000000000000000000000000000"}],"blocks":[[5,13,7,3,1,0]]}]}"#;
     let build = Build::parse_now(
-        report::gzip::gzip(meta.as_bytes()),
+        &report::gzip::gzip(meta.as_bytes()),
         BUILD,
         Source::Stored,
         1 << 20,

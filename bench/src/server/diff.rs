@@ -136,10 +136,12 @@ pub(super) struct Breakdown {
     pub(super) steps: Vec<(&'static str, f64, f64)>,
     /// The build's metadata as agents serve it and the store keeps it, bytes.
     pub(super) meta_gz: usize,
+    /// The same in the binary form the store keeps beside it (`LCM1`), bytes.
+    pub(super) meta_bin: usize,
 }
 
 pub(super) fn diff_breakdown(build: &SimBuild) -> Result<Breakdown> {
-    use server::{diff, lcc, meta};
+    use server::{diff, lcc, lcm, meta};
     const RUNS: usize = 5;
     let n = build.num_blocks();
     let (a, b, c) = diff_counters(n);
@@ -155,8 +157,10 @@ pub(super) fn diff_breakdown(build: &SimBuild) -> Result<Breakdown> {
     };
     // Per step, the times of each run for A→B and A→C.
     let mut times: Vec<(&'static str, Vec<f64>, Vec<f64>)> = [
-        "cold only: load the stored metadata (gunzip, parse), as the server does",
-        "not in a diff: the build id check of metadata first fetched from an agent (SHA-256)",
+        "cold only: load the stored metadata (decode its binary form, `LCM1`), as the server does",
+        "not in a diff: load it from the gzip JSON instead (gunzip, parse), as the server did before `LCM1` and does once for a build stored without it",
+        "not in a diff: the build id check of metadata fetched from an agent or converted (SHA-256)",
+        "not in a diff: encode the binary form, once when the build is stored",
         "decode both snapshots' counters",
         "compare block by block (`diff_build`)",
         "serialize the answer to JSON",
@@ -164,15 +168,26 @@ pub(super) fn diff_breakdown(build: &SimBuild) -> Result<Breakdown> {
     .into_iter()
     .map(|name| (name, Vec::new(), Vec::new()))
     .collect();
+    let bin = lcm::encode(&build.id, &build.meta);
     for _ in 0..RUNS {
         let start = Instant::now();
-        let parsed =
-            meta::Build::parse_now(build.gz.clone(), &build.id, meta::Source::Stored, u64::MAX)
-                .map_err(|e| anyhow::anyhow!("the build's metadata: {e}"))?;
+        let parsed = meta::Build::decode_now(&bin, &build.id, u64::MAX)
+            .map_err(|e| anyhow::anyhow!("the build's binary metadata: {e}"))?;
         let load = secs(start.elapsed()) * 1e3;
+        let start = Instant::now();
+        let from_json =
+            meta::Build::parse_now(&build.gz, &build.id, meta::Source::Stored, u64::MAX)
+                .map_err(|e| anyhow::anyhow!("the build's metadata: {e}"))?;
+        let from_json_ms = secs(start.elapsed()) * 1e3;
+        ensure!(from_json.meta == parsed.meta, "the two forms differ");
+        drop(from_json);
         let start = Instant::now();
         ensure!(parsed.meta.build_id() == build.id, "the build id changed");
         let id = secs(start.elapsed()) * 1e3;
+        let start = Instant::now();
+        let again = lcm::encode(&parsed.id, &parsed.meta);
+        let encode = secs(start.elapsed()) * 1e3;
+        ensure!(again == bin, "the binary form changed");
         for (right, body) in [(1, &eb), (2, &ec)] {
             let mut took = Vec::new();
             let start = Instant::now();
@@ -185,7 +200,11 @@ pub(super) fn diff_breakdown(build: &SimBuild) -> Result<Breakdown> {
             let json = serde_json::to_vec(&d)?;
             took.push(secs(start.elapsed()) * 1e3);
             ensure!(json.len() > 1, "an empty diff");
-            for (i, ms) in [load, id].into_iter().chain(took).enumerate() {
+            for (i, ms) in [load, from_json_ms, id, encode]
+                .into_iter()
+                .chain(took)
+                .enumerate()
+            {
                 let (_, ab, ac) = &mut times[i];
                 if right == 1 { ab } else { ac }.push(ms);
             }
@@ -198,6 +217,7 @@ pub(super) fn diff_breakdown(build: &SimBuild) -> Result<Breakdown> {
             .map(|(name, ab, ac)| (name, median(&ab), median(&ac)))
             .collect(),
         meta_gz: build.gz.len(),
+        meta_bin: bin.len(),
     })
 }
 

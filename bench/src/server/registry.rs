@@ -45,8 +45,13 @@ impl Bench {
         for _ in 0..self.opts.rounds {
             let (lat, wall) = load(LOAD_INSTANCES, LOAD_CONCURRENCY, {
                 let (base, client) = (base.clone(), client.clone());
+                let beat = serde_json::json!({ "secret": agent.secret() }).to_string();
                 move |i| {
-                    let req = client.post(format!("{base}/api/v1/agents/h{i:04}/heartbeat"));
+                    // A heartbeat shows the secret the instance registered with.
+                    let req = client
+                        .post(format!("{base}/api/v1/agents/h{i:04}/heartbeat"))
+                        .header("Content-Type", "application/json")
+                        .body(beat.clone());
                     async move { expect(req, 200).await }
                 }
             })

@@ -126,9 +126,14 @@ pub(super) fn report(
     if let Some((_, d)) = diffs.first() {
         println!(
             "Input: one build in set mode, {DIFF_FILES} files × {DIFF_BLOCKS_PER_FILE} blocks \
-             (metadata: {} bytes of gzip JSON), one instance; covered blocks: A {}, B {}, C {}; \
-             LCC1 counters: {:.0} bytes per snapshot.\n",
-            breakdown.meta_gz, d.covered[0], d.covered[1], d.covered[2], d.counters_bytes
+             (metadata: {} bytes of gzip JSON, {} in its binary form), one instance; covered \
+             blocks: A {}, B {}, C {}; LCC1 counters: {:.0} bytes per snapshot.\n",
+            breakdown.meta_gz,
+            breakdown.meta_bin,
+            d.covered[0],
+            d.covered[1],
+            d.covered[2],
+            d.counters_bytes
         );
     }
     println!(
