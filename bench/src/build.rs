@@ -1,8 +1,11 @@
 //! Build time: `livecov build` against `go build` and `go build -cover` on a real module, from
 //! an empty build cache (cold) and again with nothing changed (warm).
 //!
-//! The module is github.com/spf13/cobra, copied out of the module cache into a writable
-//! directory, its dependencies downloaded before anything is timed. A cold run gets a build
+//! The module is github.com/spf13/cobra (`./...`: two library packages, nothing linked),
+//! copied out of the module cache into a writable directory, or with `--module service` the
+//! benchmark's HTTP service, `bench/service` (`-o BIN .`: a program linked as a deployed
+//! service is, which already imports `net/http` as the agent does); its dependencies are
+//! downloaded before anything is timed. A cold run gets a build
 //! cache (`GOCACHE`) of its own, empty, and for livecov an empty `--cache-dir` too, so it
 //! compiles the standard library packages the build needs as well. The warm runs reuse the
 //! caches of each contender's last cold run and change nothing. Each run times every
@@ -59,13 +62,22 @@ enum Kind {
 }
 
 impl Kind {
-    fn label(self) -> &'static str {
+    fn label(self, target: &str) -> String {
         match self {
-            Kind::Go => "`go build ./...`",
-            Kind::GoCover => "`go build -cover ./...`",
-            Kind::Livecov => "`livecov build --mode set -- ./...`",
+            Kind::Go => format!("`go build {target}`"),
+            Kind::GoCover => format!("`go build -cover {target}`"),
+            Kind::Livecov => format!("`livecov build --mode set -- {target}`"),
         }
     }
+}
+
+/// What the benchmark builds.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Module {
+    /// github.com/spf13/cobra, `./...`.
+    Cobra,
+    /// `bench/service`, `-o BIN .`.
+    Service,
 }
 
 /// A build cache and a livecov cache directory, removed when dropped.
@@ -103,6 +115,8 @@ struct Contender {
 struct Setup {
     module_dir: PathBuf,
     livecov: PathBuf,
+    /// The `go build` arguments that name what is built.
+    target: Vec<String>,
 }
 
 impl Setup {
@@ -128,7 +142,7 @@ impl Setup {
             }
         };
         cmd.args(extra)
-            .arg("./...")
+            .args(&self.target)
             .env("GOCACHE", caches.gocache());
         cmd
     }
@@ -143,19 +157,41 @@ pub struct Args {
     /// Builds with a warm cache.
     #[arg(long = "warm", default_value_t = 5, value_parser = common::positive)]
     warm_runs: usize,
+    /// The module to build.
+    #[arg(long, value_enum, default_value = "cobra")]
+    module: Module,
 }
 
 pub fn run(
     Args {
         cold_runs,
         warm_runs,
+        module,
     }: Args,
 ) -> Result<()> {
     let (livecov, scratch) = common::start()?;
     let scratch = scratch.path();
 
-    let module_dir = scratch.join("cobra");
-    livecov_testkit::copy_tree(&livecov_testkit::download(MODULE)?, &module_dir)?;
+    let module_dir = scratch.join("module");
+    let (name, target) = match module {
+        Module::Cobra => {
+            livecov_testkit::copy_tree(&livecov_testkit::download(MODULE)?, &module_dir)?;
+            (MODULE.to_string(), vec!["./...".to_string()])
+        }
+        Module::Service => {
+            let service = Path::new(env!("CARGO_MANIFEST_DIR")).join("service");
+            livecov_testkit::copy_tree(&service, &module_dir)?;
+            let bin = scratch.join("service-bin").to_string_lossy().into_owned();
+            (
+                "bench/service (livecovbench/service)".to_string(),
+                vec!["-o".to_string(), bin, ".".to_string()],
+            )
+        }
+    };
+    let target_label = match module {
+        Module::Cobra => "./...",
+        Module::Service => "-o BIN .",
+    };
     livecov_testkit::go(&module_dir, &["mod", "download"])?;
     let packages: Vec<String> = livecov_testkit::go(&module_dir, &["list", "./..."])?
         .lines()
@@ -165,6 +201,7 @@ pub fn run(
     let setup = Setup {
         module_dir,
         livecov: livecov.clone(),
+        target,
     };
 
     let mut contenders: Vec<Contender> = [Kind::Go, Kind::GoCover, Kind::Livecov]
@@ -186,7 +223,7 @@ pub fn run(
             let took = common::timed_ok(&mut setup.command(c.kind, &caches, &[]))?;
             eprintln!(
                 "cold run {run}/{cold_runs}: {} {:.2} s",
-                c.kind.label(),
+                c.kind.label(target_label),
                 secs(took)
             );
             c.cold.push(took);
@@ -235,7 +272,7 @@ pub fn run(
     println!("## Input\n");
     println!("| module | packages (`./...`) | non-test .go files |");
     println!("|---|---:|---:|");
-    println!("| {MODULE} | {} | {files} |", packages.len());
+    println!("| {name} | {} | {files} |", packages.len());
 
     println!("\n## Results (median of {cold_runs} cold and {warm_runs} warm runs)\n");
     println!("| contender | cold s | warm s | packages compiled, cold |");
@@ -245,7 +282,7 @@ pub fn run(
     for (c, compiled) in contenders.iter().zip(&compiled) {
         println!(
             "| {} | {:.2} | {:.3} | {compiled} |",
-            c.kind.label(),
+            c.kind.label(target_label),
             cold(c),
             warm(c)
         );

@@ -3,7 +3,8 @@
 //! ```text
 //! livecov-bench instrument [--runs N]         instrumentation throughput: livecov against
 //!                                             `go tool cover` as `go build -cover` runs it
-//! livecov-bench build [--cold N] [--warm N]   build time on a real module: `livecov build`
+//! livecov-bench build [--cold N] [--warm N] [--module cobra|service]
+//!                                             build time on a real module: `livecov build`
 //!                                             against `go build` and `go build -cover`
 //! livecov-bench runtime [--runs N] [--benchtime D]
 //!                                             cost of the counters at run time: livecov's
