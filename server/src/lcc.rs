@@ -37,55 +37,18 @@ pub struct DecodeError {
     pub what: String,
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn fail<T>(&self, what: impl Into<String>) -> Result<T, DecodeError> {
-        Err(DecodeError {
-            offset: self.pos,
-            what: what.into(),
-        })
-    }
-
-    fn left(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        if n > self.left() {
-            return self.fail(format!("{n} bytes announced, {} left", self.left()));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn uvarint(&mut self) -> Result<u64, DecodeError> {
-        let mut x: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return self.fail("truncated varint");
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return self.fail("varint overflows 64 bits");
-            }
-            x |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(x);
-            }
-        }
-        self.fail("varint longer than 10 bytes")
+impl crate::bytes::Fault for DecodeError {
+    fn at(offset: usize, what: String) -> Self {
+        DecodeError { offset, what }
     }
 }
+
+type Reader<'a> = crate::bytes::Reader<'a, DecodeError>;
 
 /// Decodes `body`, which must be the counters of build `build` with the file lengths of
 /// `shape`.
 pub fn decode(body: &[u8], build: &str, shape: &[u32]) -> Result<Sparse, DecodeError> {
-    let mut r = Reader { buf: body, pos: 0 };
+    let mut r = Reader::new(body, 0);
     if r.take(4).ok() != Some(MAGIC.as_slice()) {
         r.pos = 0;
         return r.fail("not LCC1 counters (bad magic)");

@@ -124,8 +124,7 @@ pub fn decode(buf: &[u8], expect: &str, budget: u64) -> Result<BuildMeta, Decode
         );
     }
     let mut r = Reader {
-        buf: body,
-        pos: 36,
+        bytes: crate::bytes::Reader::new(body, 36),
         budget,
     };
     let mode = match r.byte()? {
@@ -229,64 +228,33 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+impl crate::bytes::Fault for DecodeError {
+    fn at(offset: usize, what: String) -> Self {
+        DecodeError { offset, what }
+    }
+}
+
+/// The shared reader ([`crate::bytes::Reader`]), with what the decoded metadata may still take.
 struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    bytes: crate::bytes::Reader<'a, DecodeError>,
     /// Bytes of memory the decoded metadata may still take.
     budget: u64,
 }
 
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = crate::bytes::Reader<'a, DecodeError>;
+    fn deref(&self) -> &Self::Target {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.bytes
+    }
+}
+
 impl Reader<'_> {
-    fn fail<T>(&self, what: impl Into<String>) -> Result<T, DecodeError> {
-        Err(DecodeError {
-            offset: self.pos,
-            what: what.into(),
-        })
-    }
-
-    fn left(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        if n > self.left() {
-            return self.fail(format!("{n} bytes announced, {} left", self.left()));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    #[inline]
-    fn uvarint(&mut self) -> Result<u64, DecodeError> {
-        // Most values fit in one byte.
-        if let Some(&b) = self.buf.get(self.pos)
-            && b < 0x80
-        {
-            self.pos += 1;
-            return Ok(u64::from(b));
-        }
-        let mut x: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return self.fail("truncated varint");
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return self.fail("varint overflows 64 bits");
-            }
-            x |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(x);
-            }
-        }
-        self.fail("varint longer than 10 bytes")
-    }
-
     /// A block's six values, as they are written (the line deltas still zigzag-encoded).
     #[inline]
     fn block(&mut self) -> Result<[u64; 6], DecodeError> {

@@ -13,6 +13,7 @@
 
 pub mod api;
 mod auth;
+mod bytes;
 pub mod diff;
 pub mod error;
 pub mod export;
