@@ -229,3 +229,47 @@ fn a_program_that_links_gos_coverage_runtime_builds_and_runs_alike() {
         assert_eq!(run(&bin, &["x"]), want, "{mode}");
     }
 }
+
+#[test]
+fn tests_inline_as_go_test_inlines_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    module(dir, MAIN);
+    // An internal and an external test: go test compiles the external test package and the
+    // test main with the package's flags too.
+    std::fs::write(
+        dir.join("lib/in_test.go"),
+        "package lib\n\nimport \"testing\"\n\nfunc TestSmall(t *testing.T) {\n\tif Small(4) != 8 {\n\t\tt.Fatal(Small(4))\n\t}\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("lib/x_test.go"),
+        "package lib_test\n\nimport (\n\t\"testing\"\n\n\t\"example.com/inl/lib\"\n)\n\nfunc TestLoop(t *testing.T) {\n\tif lib.Loop(4) != 2 {\n\t\tt.Fatal(lib.Loop(4))\n\t}\n}\n",
+    )
+    .unwrap();
+    let m = "-gcflags=example.com/inl/lib=-m";
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(dir).env_remove("GOFLAGS").output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("not built with -cover"), "{stdout}");
+        format!("{stdout}{stderr}")
+    };
+    let plain = run(Command::new("go").args(["test", "-count=1", m, "./lib"]));
+    let want = inlinable(&plain);
+    assert!(want.contains("Branchy"), "{want:?}");
+    for mode in ["set", "count", "atomic"] {
+        let got = run(Command::new(env!("CARGO_BIN_EXE_livecov"))
+            .args(["test", "--mode", mode, "--cache-dir"])
+            .arg(dir.join(".cache"))
+            .arg("--coverprofile")
+            .arg(dir.join("c.out"))
+            .args(["--", "-count=1", m, "./lib"]));
+        assert_eq!(inlinable(&got), want, "{mode}:\n{got}");
+        let profile = std::fs::read_to_string(dir.join("c.out")).unwrap();
+        assert!(profile.contains("example.com/inl/lib/lib.go"), "{profile}");
+    }
+}

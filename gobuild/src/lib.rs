@@ -248,13 +248,22 @@ pub fn prepare_test(opts: &Options, dir: &Path, go_args: &[String]) -> Result<Pr
     plan.env = env;
     plan.rules = rules;
     plan.compiler(&parsed, go_args, &packages);
-    // `go test` gives a package's compiler flags to its test main and its external test
-    // package as well, neither of which the compiler can take `-coveragecfg` for (no package
-    // initializer, no coverage runtime): tests are compiled without it.
-    plan.user_gcflags = None;
+    plan.tests = true;
 
     let mut extra = Vec::new();
     for pkg in tested.iter().filter(|p| p.in_main_module()) {
+        // `go test` compiles a package's external test package with the package's compiler
+        // flags, and the compiler wants an initializer in a package given `-coveragecfg`.
+        if !pkg.x_test_go_files.is_empty() && plan.marks_counters() {
+            extra.push((
+                pkg.dir.join("livecov_xinit_test.go"),
+                format!(
+                    "package {}_test\n\nimport _livecov_os \"os\"\n\n// An initializer, which the compiler wants in a package compiled with -coveragecfg.\nvar _livecov_xinit = len(_livecov_os.Args)\n",
+                    pkg.name
+                )
+                .into_bytes(),
+            ));
+        }
         let mut hooked = false;
         for file in pkg.test_go_files.iter().chain(&pkg.x_test_go_files) {
             let path = pkg.dir.join(file);
@@ -440,6 +449,8 @@ struct Plan<'a> {
     /// Whether the build links Go's own `runtime/coverage`, which defines the hook the
     /// compiler calls from a `main` package given `-coveragecfg`.
     links_go_coverage: bool,
+    /// A `go test` build.
+    tests: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -481,9 +492,15 @@ impl<'a> Plan<'a> {
             race: false,
             user_gcflags: None,
             links_go_coverage: false,
+            tests: false,
             packages,
             jobs,
         })
+    }
+
+    /// Whether instrumented packages are compiled with `-coveragecfg` (see [`Plan::gcflags`]).
+    fn marks_counters(&self) -> bool {
+        self.user_gcflags.is_some() && !(self.tests && self.links_go_coverage)
     }
 
     /// Reads what the compiler will be told: `-race` and the user's `-gcflags`, from the
@@ -502,12 +519,23 @@ impl<'a> Plan<'a> {
         self.links_go_coverage = all.iter().any(|p| p.import_path == "runtime/coverage");
     }
 
-    /// The `-gcflags` of every instrumented package, and whether a `main` package is among
-    /// them (then the agent defines the hook the compiler calls from it).
+    /// The `-gcflags` of every instrumented package, and whether the compiler will call the
+    /// hook from a `main` package (then the agent defines it): when one is instrumented, and
+    /// in tests, where `go test` gives the package's flags to the generated test main too.
     fn gcflags(&self, config: &Path) -> (Vec<String>, bool) {
-        let Some(user) = &self.user_gcflags else {
+        let Some(user) = self.user_gcflags.as_ref().filter(|_| self.marks_counters()) else {
+            // In tests that link Go's own coverage runtime, the test main would call its hook,
+            // which prints at exit.
             return (Vec::new(), false);
         };
+        if self.tests {
+            let flags = self
+                .packages
+                .iter()
+                .filter_map(|pkg| gcflags::for_package(user, pkg, config))
+                .collect();
+            return (flags, true);
+        }
         let mut main = false;
         let mut out = Vec::new();
         for pkg in &self.packages {
