@@ -5,13 +5,16 @@ The user's tree is never written. livecov asks `go list` which packages the buil
 instruments the files of the main module's packages (cached on disk by content), adds the Go
 agent as a package of the main module and a small registration file to every instrumented
 package, and hands all of it to `go build` through `-overlay`: a JSON map from the paths `go`
-would read to the files it should read instead (or add).
+would read to the files it should read instead (or add), with a `-gcflags` per instrumented
+package that tells the compiler which variables are counters (`gcflags.rs`). `go list`'s
+answer is kept between builds while the files it read are unchanged.
 
 # Brief overview
 
 * [`prepare`] does everything up to the overlay and returns a [`Prepared`] build: the overlay
   path and the build's [`BuildMeta`].
-* [`Prepared::command`] is the `go` command to run with it.
+* [`Prepared::command`] is the `go` command to run with it: the overlay, and livecov's
+  `-gcflags` after the user's flags.
 
 # Example
 
