@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use report::types::{
-    Diff, ServiceList, SessionInfo, SessionList, SnapshotDetail, SnapshotList, Totals,
+    Cycle, Diff, ServiceList, SessionInfo, SessionList, SnapshotDetail, SnapshotList, Totals,
 };
 use serde::de::DeserializeOwned;
 
@@ -158,6 +158,49 @@ pub struct DiffArgs {
     /// show as lost).
     #[arg(long, value_enum, default_value = "window")]
     view: ReportView,
+    /// Compare against this build (its id) instead of the newest of snapshot B's builds.
+    #[arg(long, value_name = "ID")]
+    build: Option<String>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Show the coverage of a QA cycle: every snapshot of a service from one to the newest (or
+/// --to), across redeploys, rolling updates and resets, against the newest build.
+///
+/// A statement counts as covered if any snapshot of the cycle covered it on any build whose
+/// function is unchanged in the newest build. Each function is `measured` (covered on the
+/// newest build), `carried` (covered on an earlier build of the same code only), `changed`
+/// (edited or added, not covered since) or `uncovered`. With --format, write the cycle's
+/// coverage as an export instead.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  livecov cycle greeter --from 12\n  livecov cycle greeter --from 12 --format go -o cycle.cov"
+)]
+pub struct CycleArgs {
+    /// The service.
+    service: String,
+    /// The cycle's first snapshot (`livecov snapshots` lists them).
+    #[arg(long, value_name = "ID")]
+    from: u64,
+    /// Its last snapshot [default: the newest].
+    #[arg(long, value_name = "ID")]
+    to: Option<u64>,
+    /// Report against this build (its id) instead of the newest.
+    #[arg(long, value_name = "ID")]
+    build: Option<String>,
+    /// Which coverage of each snapshot: `window` (its round or session) or `deploy`.
+    #[arg(long, value_enum, default_value = "window")]
+    view: ReportView,
+    /// Write the cycle's coverage in this format instead of the summary.
+    #[arg(long, value_enum)]
+    format: Option<ReportFormat>,
+    /// With --format: write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE", requires = "format")]
+    output: Option<PathBuf>,
+    /// With --format: take this prefix off file names (not for `go`).
+    #[arg(long, value_name = "PREFIX", requires = "format")]
+    strip: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -210,6 +253,10 @@ pub struct ReportArgs {
         conflicts_with = "diff_base"
     )]
     view: ReportView,
+    /// Report against this build (its id) instead of the newest the snapshot's instances
+    /// ran; not with --diff-base.
+    #[arg(long, value_name = "ID", conflicts_with = "diff_base")]
+    build: Option<String>,
     #[command(flatten)]
     endpoint: Endpoint,
 }
@@ -236,6 +283,18 @@ pub enum ReportFormat {
     Cobertura,
     Json,
     Html,
+}
+
+impl ReportFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Go => "go",
+            ReportFormat::Lcov => "lcov",
+            ReportFormat::Cobertura => "cobertura",
+            ReportFormat::Json => "json",
+            ReportFormat::Html => "html",
+        }
+    }
 }
 
 impl Conn {
@@ -468,6 +527,7 @@ pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
         "TAKEN".into(),
         "LABEL".into(),
         "RESET".into(),
+        "BUILD".into(),
         "INSTANCES".into(),
         "COVERAGE".into(),
         "SINCE START".into(),
@@ -483,6 +543,11 @@ pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
             s.taken_at.clone(),
             label,
             if s.reset { "yes" } else { "no" }.into(),
+            match (&s.build, s.build_count) {
+                (Some(b), n) if n > 1 => format!("{} +{} older", &b[..b.len().min(12)], n - 1),
+                (Some(b), _) => b[..b.len().min(12)].to_string(),
+                (None, _) => "-".into(),
+            },
             format!("{} ok, {} failed", s.instances_ok, s.instances_failed),
             coverage(&s.totals),
             format!("{:.1}%", s.deploy.coverage),
@@ -626,12 +691,15 @@ pub fn session(args: SessionArgs) -> Result<()> {
 }
 
 pub fn diff(args: DiffArgs) -> Result<()> {
-    let path = format!(
+    let mut path = format!(
         "/api/v1/snapshots/{}/diff/{}?view={}",
         args.a,
         args.b,
         args.view.as_str()
     );
+    if let Some(b) = &args.build {
+        let _ = write!(path, "&build={}", path_segment(b));
+    }
     let (d, raw): (Diff, _) = args.conn.call(reqwest::Method::GET, &path, None)?;
     if args.conn.json {
         println!("{raw}");
@@ -653,22 +721,110 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         report::types::percent(t.b_stmts_covered, t.stmts),
         t.stmts
     );
-    for build in &d.builds {
-        for f in &build.files {
-            for (sign, blocks) in [("+", &f.newly_covered), ("-", &f.no_longer_covered)] {
-                for b in blocks {
-                    println!(
-                        "{sign} {}:{}.{},{}.{} {} {}",
-                        f.file, b.start_line, b.start_col, b.end_line, b.end_col, b.stmts, b.func
-                    );
-                }
+    println!("against build {}", d.build);
+    for f in &d.files {
+        for (sign, blocks) in [("+", &f.newly_covered), ("-", &f.no_longer_covered)] {
+            for b in blocks {
+                println!(
+                    "{sign} {}:{}.{},{}.{} {} {}",
+                    f.file, b.start_line, b.start_col, b.end_line, b.end_col, b.stmts, b.func
+                );
             }
         }
     }
-    for (which, builds) in [(d.a, &d.only_in_a), (d.b, &d.only_in_b)] {
-        for b in builds {
-            println!("build {b} is only in snapshot {which}: not compared");
+    for f in &d.functions {
+        println!(
+            "{} function {} {}: {}/{} statements covered in {} → {}/{} in {}",
+            f.change,
+            f.file,
+            f.name,
+            f.a_stmts_covered,
+            f.a_stmts,
+            d.a,
+            f.b_stmts_covered,
+            f.b_stmts,
+            d.b
+        );
+    }
+    Ok(())
+}
+
+pub fn cycle(args: CycleArgs) -> Result<()> {
+    let mut query = format!("from={}&view={}", args.from, args.view.as_str());
+    if let Some(to) = args.to {
+        let _ = write!(query, "&to={to}");
+    }
+    if let Some(b) = &args.build {
+        let _ = write!(query, "&build={}", path_segment(b));
+    }
+    let service = path_segment(&args.service);
+    if let Some(format) = args.format {
+        if let Some(strip) = &args.strip {
+            let _ = write!(query, "&strip={}", path_segment(strip));
         }
+        let path = format!(
+            "/api/v1/services/{service}/cycle/profile?format={}&{query}",
+            format.as_str()
+        );
+        let text = args
+            .conn
+            .endpoint
+            .fetch(reqwest::Method::GET, &path, None)?;
+        return write_to(args.output.as_deref(), &text);
+    }
+    let path = format!("/api/v1/services/{service}/cycle?{query}");
+    let (c, raw): (Cycle, _) = args.conn.call(reqwest::Method::GET, &path, None)?;
+    if args.conn.json {
+        println!("{raw}");
+        return Ok(());
+    }
+    let t = &c.totals;
+    println!(
+        "{} snapshots #{} to #{}, {} builds, against build {}",
+        c.snapshots,
+        c.from,
+        c.to,
+        c.builds.len(),
+        c.build
+    );
+    println!(
+        "covered {} of {} statements ({:.1}%): {} measured on this build, {} carried from earlier builds",
+        t.stmts_covered, t.stmts, t.coverage, c.stmts_measured, c.stmts_carried
+    );
+    let f = &c.functions;
+    println!(
+        "functions: {} measured, {} carried, {} changed and not covered yet, {} not covered",
+        f.measured, f.carried, f.changed, f.uncovered
+    );
+    let mut rows = vec![vec![
+        "FILE".to_string(),
+        "STATEMENTS".into(),
+        "COVERED".into(),
+        "MEASURED".into(),
+        "CARRIED".into(),
+        "CHANGED FUNCS".into(),
+    ]];
+    for file in &c.files {
+        rows.push(vec![
+            file.file.clone(),
+            file.totals.stmts.to_string(),
+            file.totals.stmts_covered.to_string(),
+            file.stmts_measured.to_string(),
+            file.stmts_carried.to_string(),
+            file.functions.changed.to_string(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    for g in &c.gone {
+        println!(
+            "{} since: {} {} ({}/{} statements covered on build {})",
+            g.change,
+            g.file,
+            g.name,
+            g.stmts_covered,
+            g.stmts,
+            &g.build[..g.build.len().min(12)]
+        );
     }
     Ok(())
 }
@@ -677,18 +833,15 @@ pub fn report(args: ReportArgs) -> Result<()> {
     if let Some(base) = &args.diff_base {
         return patch(&args, base);
     }
-    let format = match args.format.unwrap_or(ReportFormat::Go) {
-        ReportFormat::Go => "go",
-        ReportFormat::Lcov => "lcov",
-        ReportFormat::Cobertura => "cobertura",
-        ReportFormat::Json => "json",
-        ReportFormat::Html => "html",
-    };
+    let format = args.format.unwrap_or(ReportFormat::Go).as_str();
     let view = args.view.as_str();
     let mut path = format!(
         "/api/v1/snapshots/{}/profile?format={format}&view={view}",
         args.snapshot
     );
+    if let Some(b) = &args.build {
+        let _ = write!(path, "&build={}", path_segment(b));
+    }
     for (name, value) in [("strip", &args.strip), ("source", &args.source)] {
         if let Some(v) = value {
             let _ = write!(path, "&{name}={}", path_segment(v));
@@ -713,8 +866,11 @@ fn html_report(args: &ReportArgs) -> Result<()> {
     let export: report::ExportJson = serde_json::from_str(&args.endpoint.fetch(
         reqwest::Method::GET,
         &format!(
-            "/api/v1/snapshots/{id}/profile?format=json&view={}",
-            args.view.as_str()
+            "/api/v1/snapshots/{id}/profile?format=json&view={}{}",
+            args.view.as_str(),
+            args.build
+                .as_deref()
+                .map_or_else(String::new, |b| format!("&build={}", path_segment(b)))
         ),
         None,
     )?)?;
@@ -728,7 +884,12 @@ fn html_report(args: &ReportArgs) -> Result<()> {
 }
 
 fn write_output(args: &ReportArgs, text: &str) -> Result<()> {
-    match &args.output {
+    write_to(args.output.as_deref(), text)
+}
+
+/// `text` to `file`, or to stdout.
+fn write_to(file: Option<&std::path::Path>, text: &str) -> Result<()> {
+    match file {
         Some(file) => {
             std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?
         }

@@ -71,11 +71,9 @@ fn hit(port: u16, path: &str) {
 /// Functions of the blocks listed under `key` in a diff.
 fn funcs(diff: &serde_json::Value, key: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for build in diff["builds"].as_array().unwrap() {
-        for file in build["files"].as_array().unwrap() {
-            for b in file[key].as_array().unwrap() {
-                out.insert(b["func"].as_str().unwrap().to_string());
-            }
+    for file in diff["files"].as_array().unwrap() {
+        for b in file[key].as_array().unwrap() {
+            out.insert(b["func"].as_str().unwrap().to_string());
         }
     }
     out

@@ -40,7 +40,7 @@ fn corpus() -> Vec<(String, String, Coverage)> {
             mode: Mode::Count,
             files: vec![file],
         };
-        let cov = Coverage::merge(1, 1_764_000_000_000, [(&meta, counts.as_slice())]);
+        let cov = Coverage::of_build(1, 1_764_000_000_000, &meta, &counts);
         out.push((name, text, cov));
     }
     assert!(out.len() >= 10, "the corpus is at {CORPUS}");

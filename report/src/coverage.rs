@@ -1,29 +1,13 @@
 //! A snapshot's coverage: every file's blocks in position order with their counts and
-//! functions, merged across the snapshot's builds ([`Coverage::merge`], the one place where
-//! counts of several builds meet), and restricted to some lines ([`Coverage::restrict`]).
+//! functions, against one build, with what other builds carried into it ([`Coverage::of`] a
+//! [`Projection`](crate::project::Projection)), and restricted to some lines
+//! ([`Coverage::restrict`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use instrumenter::{Block, BuildMeta, FileMeta, Func, Mode, Pos};
+use instrumenter::{Block, BuildMeta, FileMeta, Func, Pos};
 
-/// Merges `value` into `acc` the way counters of one build combine across instances:
-/// set mode ORs (any non-zero is 1), count and atomic modes add, saturating.
-pub fn merge_count(mode: Mode, acc: &mut u32, value: u32) {
-    *acc = match mode {
-        Mode::Set => u32::from(*acc != 0 || value != 0),
-        Mode::Count | Mode::Atomic => acc.saturating_add(value),
-    };
-}
-
-/// The mode counts of several builds merge in: theirs when they agree, else count.
-pub fn merged_mode(modes: impl IntoIterator<Item = Mode>) -> Mode {
-    let modes: Vec<Mode> = modes.into_iter().collect();
-    if modes.windows(2).all(|w| w[0] == w[1]) {
-        modes.first().copied().unwrap_or(Mode::Set)
-    } else {
-        Mode::Count
-    }
-}
+use crate::project::{FuncView, Gone, Origin, Part, Projection, project};
 
 /// A snapshot's coverage: every file's blocks in position order, with counts.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +17,11 @@ pub struct Coverage {
     pub taken_at: i64,
     /// Files by name.
     pub files: Vec<FileCov>,
+    /// Functions that only builds other than the one reported have: in no total.
+    pub gone: Vec<Gone>,
+    /// How many builds the coverage draws on: 1, or the reported build and the builds
+    /// carried into it.
+    pub builds: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +43,8 @@ pub struct BlockCov {
     pub end: Pos,
     pub stmts: u32,
     pub count: u32,
+    /// Measured on the build reported, or carried from another build of the same function.
+    pub origin: Origin,
     /// Index in [`FileCov::funcs`].
     pub func: usize,
 }
@@ -64,6 +55,8 @@ pub struct FuncCov {
     /// Indexes of its blocks in [`FileCov::blocks`], in position order: the first is the
     /// function's entry.
     pub blocks: Vec<usize>,
+    /// Measured, carried, changed or uncovered, and how it relates to other builds.
+    pub view: FuncView,
 }
 
 impl FuncCov {
@@ -154,6 +147,7 @@ impl FileCov {
             out.funcs.push(FuncCov {
                 name: f.name.clone(),
                 blocks: (first..out.blocks.len()).collect(),
+                view: f.view,
             });
         }
         (!out.funcs.is_empty()).then_some(out)
@@ -174,81 +168,88 @@ impl Coverage {
                 .iter()
                 .filter_map(|f| f.restrict(keep.get(&f.name)?))
                 .collect(),
+            gone: Vec::new(),
+            builds: self.builds,
         }
     }
 
-    /// The coverage of builds with their counters. Blocks that several builds share (same
-    /// file, same position) are counted as one, their counts merged like counters of one
-    /// build; a block's function is the one the first build holding it names.
-    pub fn merge<'a>(
-        snapshot: i64,
-        taken_at: i64,
-        builds: impl IntoIterator<Item = (&'a BuildMeta, &'a [u32])>,
-    ) -> Coverage {
-        let builds: Vec<_> = builds.into_iter().collect();
-        let mode = merged_mode(builds.iter().map(|(m, _)| m.mode));
-        type Key = (u32, u32, u32, u32, u32);
-        let mut files: BTreeMap<&str, BTreeMap<Key, (u32, &str)>> = BTreeMap::new();
-        for (meta, values) in &builds {
-            let mut at = 0;
-            for file in &meta.files {
-                let blocks = files.entry(file.name.as_str()).or_default();
-                for (i, b) in file.blocks.iter().enumerate() {
-                    let key = (b.start.line, b.start.col, b.end.line, b.end.col, b.num_stmt);
-                    let func = file
-                        .funcs
-                        .get(b.func as usize)
-                        .map_or("", |f| f.name.as_str());
-                    let entry = blocks.entry(key).or_insert((0, func));
-                    merge_count(mode, &mut entry.0, values.get(at + i).copied().unwrap_or(0));
-                }
-                at += file.blocks.len();
-            }
-        }
-        let files = files
-            .into_iter()
-            .map(|(name, blocks)| {
-                let mut funcs: Vec<FuncCov> = Vec::new();
-                let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-                let blocks = blocks
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, ((l0, c0, l1, c1, n), (count, func)))| {
-                        let f = *index.entry(func).or_insert_with(|| {
-                            funcs.push(FuncCov {
-                                name: func.to_string(),
-                                blocks: Vec::new(),
-                            });
-                            funcs.len() - 1
+    /// The coverage of one build with its counters (in counter order), every covered block
+    /// measured on it.
+    pub fn of_build(snapshot: i64, taken_at: i64, meta: &BuildMeta, values: &[u32]) -> Coverage {
+        let parts = [Part {
+            build: "",
+            meta,
+            values,
+        }];
+        Coverage::of(snapshot, taken_at, meta, &project(&parts, 0))
+    }
+
+    /// The coverage of a [`Projection`] against `meta`, its target: each block with its
+    /// count and origin, each function with its state, and the functions only other builds
+    /// have.
+    pub fn of(snapshot: i64, taken_at: i64, meta: &BuildMeta, proj: &Projection) -> Coverage {
+        let mut files: Vec<FileCov> = Vec::with_capacity(meta.files.len());
+        let mut at = 0;
+        for (fi, file) in meta.files.iter().enumerate() {
+            let mut order: Vec<usize> = (0..file.blocks.len()).collect();
+            order.sort_by_key(|&i| (file.blocks[i].start, file.blocks[i].end));
+            let mut funcs: Vec<FuncCov> = Vec::new();
+            let mut index: BTreeMap<u32, usize> = BTreeMap::new();
+            let blocks = order
+                .into_iter()
+                .enumerate()
+                .map(|(k, i)| {
+                    let b = &file.blocks[i];
+                    let f = *index.entry(b.func).or_insert_with(|| {
+                        funcs.push(FuncCov {
+                            name: file
+                                .funcs
+                                .get(b.func as usize)
+                                .map_or_else(String::new, |f| f.name.clone()),
+                            blocks: Vec::new(),
+                            view: proj
+                                .funcs
+                                .get(fi)
+                                .and_then(|v| v.get(b.func as usize))
+                                .copied()
+                                .unwrap_or_default(),
                         });
-                        funcs[f].blocks.push(i);
-                        BlockCov {
-                            start: Pos { line: l0, col: c0 },
-                            end: Pos { line: l1, col: c1 },
-                            stmts: n,
-                            count,
-                            func: f,
-                        }
-                    })
-                    .collect();
-                FileCov {
-                    name: name.to_string(),
-                    blocks,
-                    funcs,
-                    only: None,
-                }
-            })
-            .collect();
+                        funcs.len() - 1
+                    });
+                    funcs[f].blocks.push(k);
+                    BlockCov {
+                        start: b.start,
+                        end: b.end,
+                        stmts: b.num_stmt,
+                        count: proj.counts[at + i],
+                        origin: proj.origins[at + i],
+                        func: f,
+                    }
+                })
+                .collect();
+            at += file.blocks.len();
+            files.push(FileCov {
+                name: file.name.clone(),
+                blocks,
+                funcs,
+                only: None,
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
         Coverage {
             snapshot,
             taken_at,
             files,
+            gone: proj.gone.clone(),
+            builds: proj.builds,
         }
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use instrumenter::Mode;
+
     use super::*;
 
     fn block(l0: u32, c0: u32, l1: u32, c1: u32, n: u32, func: u32) -> Block {
@@ -293,7 +294,7 @@ pub(crate) mod tests {
         };
         // d.go's counter first, then b.go's four.
         let counts = vec![1, 0, 0, 3, 3];
-        Coverage::merge(7, 1_764_000_000_123, [(&meta, counts.as_slice())])
+        Coverage::of_build(7, 1_764_000_000_123, &meta, &counts)
     }
 
     /// [`sample`] restricted to lines 1, 6 and 7 of `a/b.go` (6 and 7 in `F`, 1 not
@@ -378,33 +379,5 @@ pub(crate) mod tests {
                 (12, 0)
             ]
         );
-    }
-
-    #[test]
-    fn shared_blocks_of_two_builds_are_one() {
-        let meta = |n: u32| BuildMeta {
-            mode: Mode::Count,
-            files: vec![FileMeta {
-                name: "m/x.go".into(),
-                blocks: vec![block(1, 1, 2, 2, 1, 0), block(3, 1, 4, 2, n, 0)],
-                funcs: vec![func("F")],
-            }],
-        };
-        let (a, b) = (meta(1), meta(2));
-        let cov = Coverage::merge(1, 0, [(&a, &[2u32, 1][..]), (&b, &[5u32, 0][..])]);
-        let counts: Vec<u32> = cov.files[0].blocks.iter().map(|b| b.count).collect();
-        assert_eq!(counts, [7, 1, 0]);
-    }
-
-    #[test]
-    fn merging() {
-        let mut v = 0;
-        merge_count(Mode::Set, &mut v, 5);
-        assert_eq!(v, 1);
-        merge_count(Mode::Set, &mut v, 0);
-        assert_eq!(v, 1);
-        let mut c = u32::MAX - 1;
-        merge_count(Mode::Count, &mut c, 5);
-        assert_eq!(c, u32::MAX);
     }
 }

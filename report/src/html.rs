@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::project::{Change, FuncView, Origin};
 use crate::rfc3339;
 use crate::{Coverage, FileCov, Options};
 
@@ -40,7 +41,9 @@ pre.src{font-size:.85em;line-height:1.35;color:#777;background:#fafafa;padding:.
 overflow-x:auto;border:1px solid #eee}\
 pre.src .ln::before{content:attr(data-n);display:inline-block;width:4em;padding-right:1em;\
 text-align:right;color:#aaa;user-select:none}\
-pre.src .c0{color:#a00;background:#fde2e2}pre.src .c1{color:#175e17;background:#dcf5dc}";
+pre.src .c0{color:#a00;background:#fde2e2}pre.src .c1{color:#175e17;background:#dcf5dc}\
+pre.src .c2{color:#175e17;background:#e6eefb}\
+td.st-changed{color:#b00}td.st-carried{color:#2a5db0}";
 
 /// Sorts a table by the clicked column: numerically by the cells' `data-v` where the heading
 /// has `data-k="n"`, else by text; a second click reverses.
@@ -162,6 +165,8 @@ pub fn body(
         covered: t.covered + s.covered,
     });
     let funcs: usize = cov.files.iter().map(|f| f.funcs.len()).sum();
+    // Functions get a state only where other builds could have carried coverage in.
+    let several = cov.builds > 1;
 
     out.push_str("<dl class=\"meta\">\n<dt>Service</dt><dd>");
     escape(out, header.service);
@@ -228,8 +233,12 @@ pub fn body(
             "</h2>\n<table class=\"funcs\">\n<thead><tr><th class=\"l\">Function</th>\
              <th data-k=\"n\">Line</th><th data-k=\"n\">Statements</th>\
              <th data-k=\"n\">Covered</th><th data-k=\"n\">Coverage</th>\
-             <th data-k=\"n\">Entered</th></tr></thead>\n<tbody>\n",
+             <th data-k=\"n\">Entered</th>",
         );
+        if several {
+            out.push_str("<th class=\"l\">State</th>");
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
         for f in &file.funcs {
             let stmts = Stmts::of(file, f.blocks.iter().copied());
             let (line, entered) = (f.line(file), f.count(file));
@@ -249,42 +258,92 @@ pub fn body(
             counts(out, stmts);
             cell(out, stmts);
             let zero = if entered == 0 { " class=\"z\"" } else { "" };
-            let _ = writeln!(out, "<td{zero} data-v=\"{entered}\">{entered}</td></tr>");
+            let _ = write!(out, "<td{zero} data-v=\"{entered}\">{entered}</td>");
+            if several {
+                state(out, f.view);
+            }
+            out.push_str("</tr>\n");
         }
         out.push_str("</tbody>\n</table>\n");
         if let Some(text) = inline {
             annotate(out, file, text, &format!("f{i}L"));
         }
     }
+    gone(out, cov, options);
+}
+
+/// A function's state, and what changed: `carried`, `changed (added)`, `measured (edited)`.
+fn state(out: &mut String, v: FuncView) {
+    let _ = write!(out, "<td class=\"l st-{s}\">{s}", s = v.state.as_str());
+    if v.change != Change::Same {
+        let _ = write!(out, " ({})", v.change.as_str());
+    }
+    out.push_str("</td>");
+}
+
+/// The functions only other builds have: what was measured on code the reported build no
+/// longer has, apart from every total.
+fn gone(out: &mut String, cov: &Coverage, options: &Options) {
+    if cov.gone.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h2 id=\"gone\">Only in other builds</h2>\n<p>{} functions that the reported build \
+         edited or removed, with what was measured on them; in no total above.</p>\n\
+         <table class=\"gone\">\n<thead><tr><th class=\"l\">File</th>\
+         <th class=\"l\">Function</th><th class=\"l\">Change</th><th class=\"l\">Build</th>\
+         <th data-k=\"n\">Statements</th><th data-k=\"n\">Covered</th></tr></thead>\n<tbody>\n",
+        cov.gone.len()
+    );
+    for g in &cov.gone {
+        out.push_str("<tr><td class=\"l\">");
+        escape(out, options.file_name(&g.file));
+        out.push_str("</td><td class=\"l\"><code>");
+        escape(out, &g.func);
+        let _ = write!(
+            out,
+            "</code></td><td class=\"l\">{}</td><td class=\"l\"><code>",
+            g.change.as_str()
+        );
+        escape(out, g.build.get(..12).unwrap_or(&g.build));
+        let _ = writeln!(
+            out,
+            "</code></td><td data-v=\"{s}\">{s}</td><td data-v=\"{c}\">{c}</td></tr>",
+            s = g.stmts,
+            c = g.stmts_covered
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 /// `text`, the source of `file`, as `go tool cover -html` shows it: each block's text marked
 /// covered (`c1`) or not (`c0`), with its count as the title, and the lines numbered. Line
 /// `n` has the id `{id}{n}` so that a function's line can be linked to.
 ///
-/// Blocks are cut by `go tool cover`'s rules and do not overlap; where merged builds of
-/// different versions of a file make them overlap anyway, the block that started last wins
-/// until it ends. Block positions are 1-based lines and byte columns; a column past its line's
+/// Blocks are cut by `go tool cover`'s rules and do not overlap (a coverage is always of one
+/// build's blocks); should they overlap anyway, the block that started last wins until it
+/// ends. Block positions are 1-based lines and byte columns; a column past its line's
 /// end is taken as the end.
 pub fn annotate(out: &mut String, file: &FileCov, text: &str, id: &str) {
     // Events per line, in position order: (column, is start, count). Ends sort before starts
     // at the same column, so adjacent blocks do not nest.
-    let mut events: BTreeMap<u32, Vec<(u32, bool, u32)>> = BTreeMap::new();
+    let mut events: BTreeMap<u32, Vec<(u32, bool, Mark)>> = BTreeMap::new();
     // An empty block (Go 1.27 gives a body without code one) marks no text.
     for b in file.blocks.iter().filter(|b| b.start != b.end) {
         events
             .entry(b.start.line)
             .or_default()
-            .push((b.start.col, true, b.count));
+            .push((b.start.col, true, Mark(b.count, b.origin)));
         events
             .entry(b.end.line)
             .or_default()
-            .push((b.end.col, false, b.count));
+            .push((b.end.col, false, Mark(b.count, b.origin)));
     }
     for list in events.values_mut() {
         list.sort_by_key(|&(col, start, _)| (col, start));
     }
-    let mut open: Vec<u32> = Vec::new();
+    let mut open: Vec<Mark> = Vec::new();
     out.push_str("<pre class=\"src\">");
     for (n, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let line = line.strip_suffix('\n').unwrap_or(line);
@@ -295,7 +354,7 @@ pub fn annotate(out: &mut String, file: &FileCov, text: &str, id: &str) {
         );
         span(out, open.last().copied());
         let mut at = 0usize;
-        for &(col, start, count) in events.get(&n).map_or(&[][..], Vec::as_slice) {
+        for &(col, start, mark) in events.get(&n).map_or(&[][..], Vec::as_slice) {
             let to = (col as usize).saturating_sub(1).min(line.len());
             let to = floor_char_boundary(line, to.max(at));
             escape(out, &line[at..to]);
@@ -304,8 +363,8 @@ pub fn annotate(out: &mut String, file: &FileCov, text: &str, id: &str) {
                 out.push_str("</span>");
             }
             if start {
-                open.push(count);
-            } else if let Some(i) = open.iter().rposition(|&c| c == count) {
+                open.push(mark);
+            } else if let Some(i) = open.iter().rposition(|&c| c == mark) {
                 open.remove(i);
             }
             span(out, open.last().copied());
@@ -319,11 +378,25 @@ pub fn annotate(out: &mut String, file: &FileCov, text: &str, id: &str) {
     out.push_str("</pre>\n");
 }
 
-/// Opens the span of a block with `count`, if inside one.
-fn span(out: &mut String, count: Option<u32>) {
-    if let Some(c) = count {
-        let class = if c == 0 { "c0" } else { "c1" };
-        let _ = write!(out, "<span class=\"{class}\" title=\"{c}\">");
+/// A block's count and where its coverage came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark(u32, Origin);
+
+/// Opens the span of a block, if inside one: `c1` covered on the reported build, `c2`
+/// covered on another build of the same function (carried), `c0` not covered.
+fn span(out: &mut String, mark: Option<Mark>) {
+    match mark {
+        Some(Mark(c, Origin::Carried)) => {
+            let _ = write!(
+                out,
+                "<span class=\"c2\" title=\"{c}, carried from an earlier build\">"
+            );
+        }
+        Some(Mark(c, _)) => {
+            let class = if c == 0 { "c0" } else { "c1" };
+            let _ = write!(out, "<span class=\"{class}\" title=\"{c}\">");
+        }
+        None => {}
     }
 }
 
@@ -420,7 +493,7 @@ mod tests {
                 }],
             }],
         };
-        Coverage::merge(2, 0, [(&meta, &[1u32][..])])
+        Coverage::of_build(2, 0, &meta, &[1u32])
     }
 
     #[test]
@@ -516,7 +589,7 @@ mod tests {
                 }],
             }],
         };
-        let cov = Coverage::merge(1, 0, [(&meta, &[0u32][..])]);
+        let cov = Coverage::of_build(1, 0, &meta, &[0u32]);
         let html = write(&cov, &HEADER, &Options::default(), Sources::None);
         assert!(html.contains("<dd>0 of 0 covered (n/a)</dd>"), "{html}");
         assert!(html.contains("<td data-v=\"-1\">n/a</td>"), "{html}");
@@ -524,6 +597,8 @@ mod tests {
             snapshot: 1,
             taken_at: 0,
             files: Vec::new(),
+            gone: Vec::new(),
+            builds: 1,
         };
         let html = write(&empty, &HEADER, &Options::default(), Sources::None);
         assert!(html.contains("(n/a)"), "{html}");
@@ -582,7 +657,7 @@ mod tests {
                 }],
             }],
         };
-        let cov = Coverage::merge(1, 0, [(&meta, &[4u32, 0, 1][..])]);
+        let cov = Coverage::of_build(1, 0, &meta, &[4u32, 0, 1]);
         let text = "ab\u{e9}cd<e>&f\nxy\r\nzz\nlast";
         let mut out = String::new();
         annotate(&mut out, &cov.files[0], text, "L");
@@ -639,7 +714,7 @@ mod tests {
             files,
         };
         let counts: Vec<u32> = (0..100_000).map(|i| i % 3).collect();
-        let cov = Coverage::merge(1, 0, [(&meta, counts.as_slice())]);
+        let cov = Coverage::of_build(1, 0, &meta, &counts);
         let html = write(&cov, &Header::default(), &Options::default(), Sources::None);
         assert_eq!(html.matches("<tr><td class=\"l\"><code>").count(), 10_000);
     }

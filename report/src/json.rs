@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use instrumenter::Pos;
 
+use crate::project::{Change, FuncView, Gone, Origin, State};
 use crate::rfc3339;
 use crate::{BlockCov, Coverage, FileCov, FuncCov, Options};
 
@@ -16,6 +17,22 @@ pub struct ExportJson {
     pub stmts: u64,
     pub stmts_covered: u64,
     pub files: Vec<ExportFile>,
+    /// Functions only other builds of the snapshot have (edited or removed since), with what
+    /// was measured on them; in no total.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<ExportGone>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportGone {
+    pub file: String,
+    pub name: String,
+    /// `edited` (the reported build has a new version) or `removed`.
+    pub change: String,
+    /// The newest build that has it.
+    pub build: String,
+    pub stmts: u64,
+    pub stmts_covered: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +53,23 @@ pub struct ExportFunc {
     pub count: u32,
     pub stmts: u64,
     pub stmts_covered: u64,
+    /// `measured`, `carried`, `changed` or `uncovered` (see docs/ARCHITECTURE.md, "One
+    /// service, many builds").
+    #[serde(default = "uncovered")]
+    pub state: String,
+    /// `same`, `edited` or `added`: how the function relates to the other builds the
+    /// coverage draws on.
+    #[serde(default = "same")]
+    pub change: String,
     pub blocks: Vec<ExportBlock>,
+}
+
+fn uncovered() -> String {
+    "uncovered".into()
+}
+
+fn same() -> String {
+    "same".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +80,9 @@ pub struct ExportBlock {
     pub end_col: u32,
     pub stmts: u32,
     pub count: u32,
+    /// Covered on another build of the same function only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
 }
 
 pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
@@ -70,6 +106,7 @@ pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
                                 end_col: b.end.col,
                                 stmts: b.stmts,
                                 count: b.count,
+                                carried: b.origin == Origin::Carried,
                             }
                         })
                         .collect();
@@ -85,6 +122,8 @@ pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
                         count: f.count(file),
                         stmts,
                         stmts_covered,
+                        state: f.view.state.as_str().to_string(),
+                        change: f.view.change.as_str().to_string(),
                         blocks,
                     }
                 })
@@ -103,6 +142,18 @@ pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
         stmts: files.iter().map(|f| f.stmts).sum(),
         stmts_covered: files.iter().map(|f| f.stmts_covered).sum(),
         files,
+        gone: cov
+            .gone
+            .iter()
+            .map(|g| ExportGone {
+                file: options.file_name(&g.file).to_string(),
+                name: g.func.clone(),
+                change: g.change.as_str().to_string(),
+                build: g.build.clone(),
+                stmts: u64::from(g.stmts),
+                stmts_covered: u64::from(g.stmts_covered),
+            })
+            .collect(),
     }
 }
 
@@ -134,6 +185,11 @@ impl ExportJson {
                             },
                             stmts: b.stmts,
                             count: b.count,
+                            origin: match (b.count, b.carried) {
+                                (0, _) => Origin::None,
+                                (_, true) => Origin::Carried,
+                                _ => Origin::Measured,
+                            },
                             func: i,
                         })
                     })
@@ -145,6 +201,10 @@ impl ExportJson {
                     .map(|func| FuncCov {
                         name: func.name.clone(),
                         blocks: Vec::new(),
+                        view: FuncView {
+                            state: parse_state(&func.state),
+                            change: parse_change(&func.change),
+                        },
                     })
                     .collect();
                 for (i, b) in blocks.iter().enumerate() {
@@ -158,11 +218,55 @@ impl ExportJson {
                 }
             })
             .collect();
+        let builds = if self.gone.is_empty()
+            && self
+                .files
+                .iter()
+                .flat_map(|f| &f.functions)
+                .all(|f| f.change == "same" && f.state != "carried")
+        {
+            1
+        } else {
+            2
+        };
         Coverage {
             snapshot: self.snapshot,
             taken_at,
             files,
+            gone: self
+                .gone
+                .iter()
+                .map(|g| Gone {
+                    file: g.file.clone(),
+                    func: g.name.clone(),
+                    build: g.build.clone(),
+                    change: parse_change(&g.change),
+                    blocks: 0,
+                    stmts: g.stmts as u32,
+                    blocks_covered: 0,
+                    stmts_covered: g.stmts_covered as u32,
+                })
+                .collect(),
+            builds,
         }
+    }
+}
+
+fn parse_state(s: &str) -> State {
+    match s {
+        "measured" => State::Measured,
+        "carried" => State::Carried,
+        "changed" => State::Changed,
+        _ => State::Uncovered,
+    }
+}
+
+fn parse_change(s: &str) -> Change {
+    match s {
+        "edited" => Change::Edited,
+        "added" => Change::Added,
+        "removed" => Change::Removed,
+        _ => Change::Same,
     }
 }
 
@@ -199,7 +303,8 @@ mod tests {
                 end_line: 7,
                 end_col: 3,
                 stmts: 1,
-                count: 0
+                count: 0,
+                carried: false,
             }
         );
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -3,9 +3,13 @@
 //!
 //! # Brief overview
 //!
-//! - [`Coverage`] ([`coverage`]): a snapshot's blocks per file with counts and functions,
-//!   merged across builds by [`Coverage::merge`], the one place where counts of several
-//!   builds meet ([`merge_count`] is how two counts of a block combine).
+//! - [`project`]: the one place where counts of several builds meet. A snapshot (or a QA
+//!   cycle) that ran several builds is seen against one of them, the newest: unchanged
+//!   functions carry what older builds measured, changed ones start afresh, functions only
+//!   older builds have are listed apart ([`merge_count`] is how two counts of a block
+//!   combine).
+//! - [`Coverage`] ([`coverage`]): the blocks per file of such a view, with counts, where each
+//!   block's coverage came from, and functions with their states.
 //! - The writers, one module each: [`go`] (the coverprofile), [`lcov`], [`cobertura`],
 //!   [`json`] and [`html`] (which also annotates sources); [`write`] picks one by [`Format`].
 //! - [`patch`]: the unified-diff parser and patch coverage (the changed executable lines a
@@ -33,8 +37,8 @@
 //!         funcs: vec![Func { name: "F".into(), hash: [0; 32] }],
 //!     }],
 //! };
-//! let builds = [(&meta, &[4u32][..])];
-//! let text = report::write(report::Format::Go, &builds, &report::Snapshot::default(), &report::Options::default());
+//! let parts = [report::Part { build: "b1", meta: &meta, values: &[4] }];
+//! let text = report::write(report::Format::Go, &parts, 0, &report::Snapshot::default(), &report::Options::default());
 //! assert_eq!(text, "mode: count\nexample.com/m/a.go:3.13,5.2 2 4\n");
 //! ```
 
@@ -48,12 +52,14 @@ pub mod html;
 pub mod json;
 pub mod lcov;
 pub mod patch;
+pub mod project;
 pub mod types;
 
 use instrumenter::BuildMeta;
 
-pub use coverage::{BlockCov, Coverage, FileCov, FuncCov, merge_count, merged_mode};
+pub use coverage::{BlockCov, Coverage, FileCov, FuncCov};
 pub use json::{ExportBlock, ExportFile, ExportFunc, ExportJson};
+pub use project::{Part, Projection, merge_count, merged_mode};
 
 /// A format name that is not supported where it was given: the message names the ones that
 /// are.
@@ -160,16 +166,31 @@ pub struct Snapshot {
     pub label: Option<String>,
 }
 
-/// The builds of a snapshot, with their merged counters, in `format`.
+/// A snapshot's builds in `format`, as the view against `parts[target]`
+/// ([`project::project`]): every block of that build once, with what the other builds
+/// carried into it.
 pub fn write(
     format: Format,
-    builds: &[(&BuildMeta, &[u32])],
+    parts: &[Part],
+    target: usize,
     snapshot: &Snapshot,
     options: &Options,
 ) -> String {
-    let cov = || Coverage::merge(snapshot.id, snapshot.taken_at, builds.iter().copied());
+    let proj = project::project(parts, target);
+    write_projected(format, parts[target].meta, &proj, snapshot, options)
+}
+
+/// [`write`] of a projection already made.
+pub fn write_projected(
+    format: Format,
+    meta: &BuildMeta,
+    proj: &Projection,
+    snapshot: &Snapshot,
+    options: &Options,
+) -> String {
+    let cov = || Coverage::of(snapshot.id, snapshot.taken_at, meta, proj);
     match format {
-        Format::Go => go::write(builds),
+        Format::Go => go::write(meta, proj.mode, &proj.counts),
         Format::Lcov => lcov::write(&cov(), options),
         Format::Cobertura => cobertura::write(&cov(), options),
         Format::Json => json::write(&cov(), options),

@@ -146,6 +146,14 @@ pub struct SnapshotInfo {
     /// The coverage of everything the instances ran since they started, resets and sessions
     /// notwithstanding.
     pub deploy: Totals,
+    /// The build the totals are against: the newest its instances ran, with what the others
+    /// measured carried into its unchanged functions. Null for snapshots stored before
+    /// livecov recorded it.
+    #[serde(default)]
+    pub build: Option<String>,
+    /// How many builds its instances ran: more than 1 during a rolling update.
+    #[serde(default)]
+    pub build_count: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,16 +219,106 @@ pub struct InstanceResult {
     pub duration_ms: i64,
 }
 
+/// What snapshot `b` covers that snapshot `a` does not, and the reverse, against one build
+/// (`build`, the newest of b's): each snapshot seen as the projection of its builds onto it,
+/// so that snapshots of different builds compare by function identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Diff {
     pub a: i64,
     pub b: i64,
+    /// The build both are seen against.
+    pub build: String,
+    /// Over every block of `build`; a's side holds what a's builds measured on the same
+    /// functions only.
     pub total: DiffTotals,
-    /// Per build the two snapshots share.
-    pub builds: Vec<BuildDiff>,
-    /// Builds only one of the snapshots has: not compared.
-    pub only_in_a: Vec<String>,
-    pub only_in_b: Vec<String>,
+    /// Files where the two differ, block by block.
+    pub files: Vec<FileDiff>,
+    /// Functions that are not the same in a's builds and in `build`: `edited`, `added`
+    /// (only in `build`) or `removed` (only in a's builds), sorted by file and name.
+    pub functions: Vec<FuncDiff>,
+}
+
+/// A function that changed between the two sides of a diff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FuncDiff {
+    pub file: String,
+    pub name: String,
+    /// `edited`, `added` or `removed`.
+    pub change: String,
+    /// Its statements and covered statements on a's side (its old version); 0 when added.
+    pub a_stmts: i64,
+    pub a_stmts_covered: i64,
+    /// On b's side (its version in `build`); 0 when removed.
+    pub b_stmts: i64,
+    pub b_stmts_covered: i64,
+}
+
+/// The coverage of a QA cycle: every snapshot of a service from `from` to `to`, across any
+/// number of builds and rounds, against one build (the newest, `build`). A block counts as
+/// covered if any snapshot of the cycle covered it on any build with the same function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cycle {
+    pub service: String,
+    pub from: i64,
+    pub to: i64,
+    /// The snapshots it spans.
+    pub snapshots: i64,
+    pub build: String,
+    /// The builds its snapshots ran, oldest first.
+    pub builds: Vec<CycleBuild>,
+    /// Of `build`'s blocks and statements, the covered ones.
+    pub totals: Totals,
+    /// Of those, the statements covered on `build` itself, and covered on earlier builds
+    /// only (carried).
+    pub stmts_measured: i64,
+    pub stmts_carried: i64,
+    /// Functions of `build` by state.
+    pub functions: StateCounts,
+    /// Per file of `build`, by name.
+    pub files: Vec<CycleFile>,
+    /// Functions that only earlier builds have: edited or removed since, with what was
+    /// measured on them.
+    pub gone: Vec<GoneFunc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CycleBuild {
+    pub build: String,
+    /// The first and last snapshots of the cycle that hold it.
+    pub first_snapshot: i64,
+    pub last_snapshot: i64,
+}
+
+/// Functions by state: `measured` on the build reported, `carried` from an earlier build of
+/// the same function, `changed` (edited or added) and not covered yet, `uncovered`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub measured: i64,
+    pub carried: i64,
+    pub changed: i64,
+    pub uncovered: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CycleFile {
+    pub file: String,
+    pub totals: Totals,
+    pub stmts_measured: i64,
+    pub stmts_carried: i64,
+    pub functions: StateCounts,
+}
+
+/// A function only other builds have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoneFunc {
+    pub file: String,
+    pub name: String,
+    /// `edited` (the build reported has a new version) or `removed`.
+    pub change: String,
+    /// The newest build that has it.
+    pub build: String,
+    pub stmts: i64,
+    pub stmts_covered: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -237,14 +335,6 @@ pub struct DiffTotals {
     pub no_longer_covered: i64,
     pub newly_covered_stmts: i64,
     pub no_longer_covered_stmts: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuildDiff {
-    pub build: String,
-    pub total: DiffTotals,
-    /// Files where the two differ.
-    pub files: Vec<FileDiff>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,58 +1,109 @@
-//! What one snapshot covers that another does not, per build they share, per file and in
-//! total. A block is covered when its count is not zero.
+//! What one snapshot covers that another does not, per file and in total, against one build:
+//! the newest of the second snapshot's builds. Both are seen as the projection of their
+//! builds onto it (`report::project`), so snapshots of different builds compare by function
+//! identity: unchanged functions block by block, edited, added and removed functions listed
+//! as such. A block is covered when its count is not 0.
+
+use std::collections::BTreeMap;
 
 use crate::App;
 use crate::meta::Build;
-use crate::snapshot::{SnapshotError, View, stored};
-use crate::types::{BlockRef, BuildDiff, Diff, DiffTotals, FileDiff};
+use crate::snapshot::{SnapshotError, View, against, stored};
+use crate::types::{BlockRef, Diff, DiffTotals, FileDiff, FuncDiff};
+use report::project::Change;
 
-/// Why two snapshots were not compared.
-#[derive(Debug, thiserror::Error)]
-pub enum DiffError {
-    #[error("snapshots {a} and {b} share no build: a diff compares counters of the same build")]
-    NoSharedBuild { a: i64, b: i64 },
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-}
-
-/// Compares snapshots `a` and `b`; with `blocks` false, files carry their totals only, not
-/// the lists of blocks (a small answer for large builds).
-pub async fn diff(app: &App, a: i64, b: i64, view: View, blocks: bool) -> Result<Diff, DiffError> {
+/// Compares snapshots `a` and `b` against `build` (default: the build `b` was taken
+/// against); with `blocks` false, files carry their totals only, not the lists of blocks (a
+/// small answer for large builds).
+pub async fn diff(
+    app: &App,
+    a: i64,
+    b: i64,
+    view: View,
+    blocks: bool,
+    build: Option<&str>,
+) -> Result<Diff, SnapshotError> {
     // Both at once: the second's reads overlap the first's load of a build they share.
-    let (left, right) = tokio::try_join!(stored(app, a, view), stored(app, b, view))?;
-    let (left, right) = (left.1, right.1);
-    let mut total = DiffTotals::default();
-    let mut builds = Vec::new();
-    for (build, va) in &left {
-        let Some((_, vb)) = right.iter().find(|(r, _)| r.id == build.id) else {
-            continue;
-        };
-        let d = diff_build(build, va, vb, blocks);
-        add(&mut total, &d.total);
-        builds.push(d);
+    let ((row_b, parts_b), (row_a, parts_a)) =
+        tokio::try_join!(stored(app, b, view), stored(app, a, view))?;
+    let right = against(app, row_b, parts_b, build).await?;
+    let target = right.target().clone();
+    let left = against(app, row_a, parts_a, Some(&target.id)).await?;
+    let (pa, pb) = (left.project(), right.project());
+    let (total, files) = diff_build(&target, &pa.counts, &pb.counts, blocks);
+    let mut functions = Vec::new();
+    if !left.ran_target {
+        // The old versions of edited functions, and the removed ones, with a's coverage.
+        let mut old: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for g in &pa.gone {
+            let e = old.entry((&g.file, &g.func)).or_default();
+            e.0 = e.0.max(i64::from(g.stmts));
+            e.1 = e.1.max(i64::from(g.stmts_covered));
+            if g.change == Change::Removed {
+                functions.push(FuncDiff {
+                    file: g.file.clone(),
+                    name: g.func.clone(),
+                    change: "removed".into(),
+                    a_stmts: i64::from(g.stmts),
+                    a_stmts_covered: i64::from(g.stmts_covered),
+                    b_stmts: 0,
+                    b_stmts_covered: 0,
+                });
+            }
+        }
+        for (fi, file) in target.meta.files.iter().enumerate() {
+            let at = target.offsets[fi];
+            for (g, func) in file.funcs.iter().enumerate() {
+                let change = pa.funcs[fi][g].change;
+                if change == Change::Same {
+                    continue;
+                }
+                let (mut stmts, mut covered) = (0i64, 0i64);
+                for (i, block) in file.blocks.iter().enumerate() {
+                    if block.func as usize == g {
+                        stmts += i64::from(block.num_stmt);
+                        if pb.counts[at + i] != 0 {
+                            covered += i64::from(block.num_stmt);
+                        }
+                    }
+                }
+                let (a_stmts, a_stmts_covered) = match change {
+                    Change::Edited => old
+                        .get(&(file.name.as_str(), func.name.as_str()))
+                        .copied()
+                        .unwrap_or_default(),
+                    _ => (0, 0),
+                };
+                functions.push(FuncDiff {
+                    file: file.name.clone(),
+                    name: func.name.clone(),
+                    change: change.as_str().into(),
+                    a_stmts,
+                    a_stmts_covered,
+                    b_stmts: stmts,
+                    b_stmts_covered: covered,
+                });
+            }
+        }
+        functions.sort_by(|x, y| (&x.file, &x.name).cmp(&(&y.file, &y.name)));
     }
-    if builds.is_empty() {
-        return Err(DiffError::NoSharedBuild { a, b });
-    }
-    let only = |x: &[(std::sync::Arc<Build>, Vec<u32>)],
-                y: &[(std::sync::Arc<Build>, Vec<u32>)]| {
-        x.iter()
-            .filter(|(bx, _)| !y.iter().any(|(by, _)| by.id == bx.id))
-            .map(|(bx, _)| bx.id.clone())
-            .collect::<Vec<_>>()
-    };
     Ok(Diff {
         a,
         b,
+        build: target.id.clone(),
         total,
-        only_in_a: only(&left, &right),
-        only_in_b: only(&right, &left),
-        builds,
+        files,
+        functions,
     })
 }
 
 /// Compares the counters `a` and `b` of one build; lists the blocks that differ if `blocks`.
-pub fn diff_build(build: &Build, a: &[u32], b: &[u32], blocks: bool) -> BuildDiff {
+pub fn diff_build(
+    build: &Build,
+    a: &[u32],
+    b: &[u32],
+    blocks: bool,
+) -> (DiffTotals, Vec<FileDiff>) {
     let mut total = DiffTotals::default();
     let mut files = Vec::new();
     for (f, file) in build.meta.files.iter().enumerate() {
@@ -101,11 +152,7 @@ pub fn diff_build(build: &Build, a: &[u32], b: &[u32], blocks: bool) -> BuildDif
             });
         }
     }
-    BuildDiff {
-        build: build.id.clone(),
-        total,
-        files,
-    }
+    (total, files)
 }
 
 fn add(to: &mut DiffTotals, t: &DiffTotals) {

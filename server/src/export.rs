@@ -20,37 +20,40 @@ use report::types::PatchCoverage;
 use report::{Coverage, Format, Options};
 
 use crate::App;
-use crate::snapshot::{SnapshotError, View, stored};
+use crate::snapshot::{SnapshotError, View, projected};
 use crate::store::SnapshotRow;
 
-/// Snapshot `id`'s `view` in `format`.
+/// Snapshot `id`'s `view` in `format`, against `build` (default: the build it was taken
+/// against).
 pub async fn export(
     app: &App,
     id: i64,
     view: View,
+    build: Option<&str>,
     format: Format,
     options: &Options,
 ) -> Result<String, SnapshotError> {
-    let (row, parts) = stored(app, id, view).await?;
-    let builds: Vec<_> = parts.iter().map(|(b, v)| (&b.meta, v.as_slice())).collect();
+    let p = projected(app, id, view, build).await?;
     let snapshot = report::Snapshot {
         id,
-        taken_at: row.taken_at,
-        service: row.service,
-        label: row.label,
+        taken_at: p.row.taken_at,
+        service: p.row.service.clone(),
+        label: p.row.label.clone(),
     };
-    Ok(report::write(format, &builds, &snapshot, options))
+    Ok(report::write(
+        format,
+        &p.parts(),
+        p.target,
+        &snapshot,
+        options,
+    ))
 }
 
-/// Snapshot `id`'s row and its coverage merged across its builds.
+/// Snapshot `id`'s row and its window's coverage against the build it was taken against.
 pub async fn load(app: &App, id: i64) -> Result<(SnapshotRow, Coverage), SnapshotError> {
-    let (row, parts) = stored(app, id, View::Window).await?;
-    let cov = Coverage::merge(
-        id,
-        row.taken_at,
-        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
-    );
-    Ok((row, cov))
+    let p = projected(app, id, View::Window, None).await?;
+    let cov = Coverage::of(id, p.row.taken_at, &p.target().meta, &p.project());
+    Ok((p.row, cov))
 }
 
 /// The patch coverage of snapshot `id`: of the executable lines `patch` added or modified,
@@ -61,11 +64,9 @@ pub async fn patch_coverage(
     patch: &Patch,
     module: Option<&str>,
 ) -> Result<PatchCoverage, PatchError> {
-    let builds = crate::snapshot::counters(app, id).await?;
-    let builds: Vec<_> = builds
-        .iter()
-        .map(|(b, v)| (&b.meta, v.as_slice()))
-        .collect();
+    let p = projected(app, id, View::Window, None).await?;
+    let counts = p.project().counts;
+    let builds = [(&p.target().meta, counts.as_slice())];
     measure(id, &builds, patch, module).map_err(PatchError::Invalid)
 }
 

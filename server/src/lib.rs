@@ -14,6 +14,7 @@
 pub mod api;
 mod auth;
 mod bytes;
+pub mod cycle;
 pub mod diff;
 pub mod error;
 pub mod export;

@@ -34,6 +34,8 @@ pub enum SnapshotError {
     NoAnswer { service: String, why: String },
     #[error("no snapshot {0}")]
     NotFound(i64),
+    #[error("no build {0} is stored")]
+    UnknownBuild(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A boundary's answers were not stored: no count is lost, and the server finishes the
@@ -206,6 +208,9 @@ pub(crate) fn compose(
         window: Vec<u32>,
         deploy: Vec<u32>,
         instances: i64,
+        /// When its first instance here registered: the build that came last is the one the
+        /// snapshot is seen against.
+        first: i64,
     }
     let mut merged: BTreeMap<String, Part> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(pulled.len());
@@ -219,7 +224,9 @@ pub(crate) fn compose(
                     window: vec![0; build.num_blocks()],
                     deploy: vec![0; build.num_blocks()],
                     instances: 0,
+                    first: inst.registered_at,
                 });
+                part.first = part.first.min(inst.registered_at);
                 let since = since_of(inst);
                 let base = since.base(build);
                 for (i, v) in window::window(mode, &answer.counters, &since, base.as_ref()) {
@@ -265,22 +272,42 @@ pub(crate) fn compose(
             why: why.join("; "),
         });
     }
-    let mut sum = [0i64; 6];
-    let mut parts = Vec::with_capacity(merged.len());
-    for (_, p) in merged {
-        let part = summarize(&p.build, &p.window, &p.deploy, p.instances);
-        for (s, v) in sum.iter_mut().zip([
-            part.blocks,
-            part.blocks_covered,
-            part.stmts,
-            part.stmts_covered,
-            part.deploy_blocks_covered,
-            part.deploy_stmts_covered,
-        ]) {
-            *s += v;
-        }
-        parts.push(part);
-    }
+    // Oldest first: the target is the build whose first instance registered last.
+    let mut merged: Vec<Part> = merged.into_values().collect();
+    merged.sort_by(|a, b| (a.first, &a.build.id).cmp(&(b.first, &b.build.id)));
+    let target = merged.len() - 1;
+    let parts: Vec<SnapshotBuild> = merged
+        .iter()
+        .map(|p| summarize(&p.build, &p.window, &p.deploy, p.instances))
+        .collect();
+    let (totals, deploy) = if merged.len() == 1 {
+        let p = &parts[0];
+        (
+            Totals::new(p.blocks, p.blocks_covered, p.stmts, p.stmts_covered),
+            Totals::new(
+                p.blocks,
+                p.deploy_blocks_covered,
+                p.stmts,
+                p.deploy_stmts_covered,
+            ),
+        )
+    } else {
+        let of = |values: fn(&Part) -> &[u32]| {
+            let parts: Vec<report::Part> = merged
+                .iter()
+                .map(|p| report::Part {
+                    build: &p.build.id,
+                    meta: &p.build.meta,
+                    values: values(p),
+                })
+                .collect();
+            totals(
+                &merged[target].build.meta,
+                &report::project::project(&parts, target).counts,
+            )
+        };
+        (of(|p| &p.window), of(|p| &p.deploy))
+    };
     let snap = NewSnapshot {
         service: service.to_string(),
         label,
@@ -288,8 +315,9 @@ pub(crate) fn compose(
         window,
         taken_at,
         duration_ms: started.elapsed().as_millis() as i64,
-        totals: Totals::new(sum[0], sum[1], sum[2], sum[3]),
-        deploy: Totals::new(sum[0], sum[4], sum[2], sum[5]),
+        totals,
+        deploy,
+        target: merged[target].build.id.clone(),
         builds: parts,
         instances: outcomes,
     };
@@ -390,6 +418,20 @@ pub fn summarize(build: &Build, values: &[u32], deploy: &[u32], instances: i64) 
     }
 }
 
+/// The totals of `meta`'s blocks with `counts` (in its counter order).
+pub fn totals(meta: &instrumenter::BuildMeta, counts: &[u32]) -> Totals {
+    let (mut blocks, mut covered, mut stmts, mut stmts_covered) = (0i64, 0i64, 0i64, 0i64);
+    for (b, &c) in meta.files.iter().flat_map(|f| &f.blocks).zip(counts) {
+        blocks += 1;
+        stmts += i64::from(b.num_stmt);
+        if c != 0 {
+            covered += 1;
+            stmts_covered += i64::from(b.num_stmt);
+        }
+    }
+    Totals::new(blocks, covered, stmts, stmts_covered)
+}
+
 /// A snapshot as listed.
 pub fn info(s: &SnapshotRow) -> SnapshotInfo {
     SnapshotInfo {
@@ -406,6 +448,8 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         instances_failed: s.instances_failed,
         totals: s.totals.clone(),
         deploy: s.deploy.clone(),
+        build: s.build.clone(),
+        build_count: s.builds,
     }
 }
 
@@ -483,13 +527,100 @@ impl std::str::FromStr for View {
     }
 }
 
-/// The merged counters of a stored snapshot's window, per build, dense, with the build's
-/// metadata.
-pub async fn counters(app: &App, id: i64) -> Result<Vec<(Arc<Build>, Vec<u32>)>, SnapshotError> {
-    Ok(stored(app, id, View::Window).await?.1)
+/// A stored snapshot seen against one build: its row, its builds' counters (oldest first,
+/// with the target added, its counters zero, when the snapshot did not run it) and which of
+/// them is the target.
+pub struct Projected {
+    pub row: SnapshotRow,
+    pub parts: Vec<(Arc<Build>, Vec<u32>)>,
+    pub target: usize,
+    /// Whether the snapshot's instances ran the target.
+    pub ran_target: bool,
 }
 
-/// A stored snapshot: its row and the merged counters of `view`, per build.
+impl Projected {
+    pub fn parts(&self) -> Vec<report::Part<'_>> {
+        self.parts
+            .iter()
+            .map(|(b, v)| report::Part {
+                build: &b.id,
+                meta: &b.meta,
+                values: v,
+            })
+            .collect()
+    }
+
+    pub fn target(&self) -> &Arc<Build> {
+        &self.parts[self.target].0
+    }
+
+    /// The view of every part against the target.
+    pub fn project(&self) -> report::Projection {
+        report::project::project(&self.parts(), self.target)
+    }
+}
+
+/// Snapshot `id`'s `view` against `build`, or against the build it was taken against (its
+/// newest, for snapshots stored before that was recorded).
+pub async fn projected(
+    app: &App,
+    id: i64,
+    view: View,
+    build: Option<&str>,
+) -> Result<Projected, SnapshotError> {
+    let (row, parts) = stored(app, id, view).await?;
+    against(app, row, parts, build).await
+}
+
+/// A stored snapshot's row and parts ([`stored`]) against `build`, as [`projected`].
+pub async fn against(
+    app: &App,
+    row: SnapshotRow,
+    mut parts: Vec<(Arc<Build>, Vec<u32>)>,
+    build: Option<&str>,
+) -> Result<Projected, SnapshotError> {
+    let want = build.or(row.build.as_deref());
+    let ran = parts.len();
+    let target = match want.and_then(|w| parts.iter().position(|(b, _)| b.id == w)) {
+        Some(i) => i,
+        None => match build {
+            Some(b) => {
+                let meta = known_build(app, b).await?;
+                let n = meta.num_blocks();
+                parts.push((meta, vec![0; n]));
+                parts.len() - 1
+            }
+            None => parts.len() - 1,
+        },
+    };
+    Ok(Projected {
+        row,
+        parts,
+        target,
+        ran_target: target < ran,
+    })
+}
+
+/// A build the server stores, asked for by id.
+pub async fn known_build(app: &App, build: &str) -> Result<Arc<Build>, SnapshotError> {
+    if build.len() != 64
+        || !build
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(SnapshotError::Invalid(format!(
+            "build {build:?}: want a build id, 64 lower-case hex digits"
+        )));
+    }
+    match app.build(build, &[]).await {
+        Ok(b) => Ok(b),
+        Err(BuildError::Unreachable { .. }) => Err(SnapshotError::UnknownBuild(build.into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A stored snapshot: its row and the merged counters of `view`, per build, oldest build
+/// first.
 pub async fn stored(
     app: &App,
     id: i64,

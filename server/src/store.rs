@@ -204,6 +204,11 @@ pub struct SnapshotRow {
     pub instances_failed: i64,
     pub totals: Totals,
     pub deploy: Totals,
+    /// The build the totals are against (the newest of its builds); `None` for snapshots
+    /// stored before it was recorded.
+    pub build: Option<String>,
+    /// How many builds its instances ran.
+    pub builds: i64,
 }
 
 /// What a snapshot's counters measure.
@@ -249,6 +254,8 @@ pub struct NewSnapshot {
     pub duration_ms: i64,
     pub totals: Totals,
     pub deploy: Totals,
+    /// The build `totals` and `deploy` are against: one of `builds`.
+    pub target: String,
     pub builds: Vec<SnapshotBuild>,
     pub instances: Vec<InstanceResult>,
 }
@@ -723,7 +730,10 @@ impl Store {
                     n.id, n.service, n.label, n.reset, n.kind, n.session, n.since, n.taken_at,
                     n.duration_ms, n.instances_ok, n.instances_failed, n.blocks,
                     n.blocks_covered, n.stmts, n.stmts_covered, n.deploy_blocks_covered,
-                    n.deploy_stmts_covered, b.build
+                    n.deploy_stmts_covered, b.build,
+                    (SELECT build FROM builds t WHERE t.id = n.build_id) AS target_build,
+                    (SELECT COUNT(*) FROM snapshot_builds sb WHERE sb.snapshot_id = n.id)
+                        AS build_count
              FROM (SELECT name, created_at FROM services
                    WHERE name > $1 AND ($3 = 0 OR name = $4) ORDER BY name LIMIT $2) s
              LEFT JOIN snapshots n
@@ -796,6 +806,27 @@ impl Store {
         Ok(rows)
     }
 
+    /// The snapshots of `service` from `from` to `to` (ids, both included), oldest first, at
+    /// most `limit`.
+    pub async fn snapshot_range(
+        &self,
+        service: &str,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<SnapshotRow>> {
+        let rows = sqlx::query_as::<_, SnapshotRow>(&format!(
+            "{SNAPSHOT_COLUMNS} WHERE service = $1 AND id >= $2 AND id <= $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(service)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     pub async fn snapshot(&self, id: i64) -> Result<Option<SnapshotRow>> {
         let row = sqlx::query_as::<_, SnapshotRow>(&format!("{SNAPSHOT_COLUMNS} WHERE id = $1"))
             .bind(id)
@@ -811,7 +842,7 @@ impl Store {
                     sb.stmts_covered, sb.counters, sb.deploy_blocks_covered,
                     sb.deploy_stmts_covered, sb.deploy_counters
              FROM snapshot_builds sb JOIN builds b ON b.id = sb.build_id
-             WHERE sb.snapshot_id = $1 ORDER BY b.build",
+             WHERE sb.snapshot_id = $1 ORDER BY b.id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -888,6 +919,13 @@ async fn write_snapshot(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &NewSnapsh
     .fetch_one(&mut **tx)
     .await?
     .try_get("id")?;
+    sqlx::query(
+        "UPDATE snapshots SET build_id = (SELECT id FROM builds WHERE build = $1) WHERE id = $2",
+    )
+    .bind(&s.target)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     for b in &s.builds {
         let build_id: i64 = sqlx::query("SELECT id FROM builds WHERE build = $1")
             .bind(&b.build)
@@ -966,7 +1004,10 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
 
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, kind, session, since, taken_at,
     duration_ms, instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered,
-    deploy_blocks_covered, deploy_stmts_covered FROM snapshots";
+    deploy_blocks_covered, deploy_stmts_covered,
+    (SELECT build FROM builds WHERE builds.id = snapshots.build_id) AS target_build,
+    (SELECT COUNT(*) FROM snapshot_builds sb WHERE sb.snapshot_id = snapshots.id) AS build_count
+    FROM snapshots";
 
 impl FromRow<'_, AnyRow> for SnapshotRow {
     /// The columns of `SNAPSHOT_COLUMNS`, by name.
@@ -997,6 +1038,8 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
                 r.try_get("stmts")?,
                 r.try_get("deploy_stmts_covered")?,
             ),
+            build: r.try_get("target_build")?,
+            builds: r.try_get("build_count")?,
         })
     }
 }

@@ -60,10 +60,13 @@ mod cases {
         let snap = snapshot(&server, "svc", "").await;
         assert_eq!(snap["instances_ok"], 3);
         assert_eq!(snap["instances_failed"], 0);
-        // 3 of 12 blocks of b1 and 1 of 12 of b2, two statements each.
-        assert_eq!(snap["totals"]["blocks"], 24);
-        assert_eq!(snap["totals"]["blocks_covered"], 4);
-        assert_eq!(snap["totals"]["stmts_covered"], 8);
+        // Its totals are against the build that came last, b2 (1 of its 12 blocks, two
+        // statements each): b1 shares no function with it, so none of b1's is carried.
+        assert_eq!(snap["build"], b2.id.as_str());
+        assert_eq!(snap["build_count"], 2);
+        assert_eq!(snap["totals"]["blocks"], 12);
+        assert_eq!(snap["totals"]["blocks_covered"], 1);
+        assert_eq!(snap["totals"]["stmts_covered"], 2);
         let builds = snap["builds"].as_array().unwrap();
         assert_eq!(builds.len(), 2);
         let part = |id: &str| builds.iter().find(|b| b["build"] == id).unwrap().clone();
@@ -71,31 +74,50 @@ mod cases {
         assert_eq!(part(&b1.id)["totals"]["blocks_covered"], 3);
         assert_eq!(part(&b2.id)["totals"]["blocks_covered"], 1);
 
-        // The Go profile: b1's blocks 0, 5, 11 and b2's block 1 are 1, everything else 0.
+        // The Go profile: b2's blocks, its block 1 covered; against b1 (`build=`), b1's
+        // blocks 0, 5 and 11.
         let id = snap["id"].as_i64().unwrap();
-        let profile = get(
-            &server,
-            &format!("/api/v1/snapshots/{id}/profile?format=go"),
-        )
-        .await;
-        assert_eq!(profile.status, 200);
-        let lines: Vec<&str> = profile.text.lines().collect();
-        assert_eq!(lines[0], "mode: set");
-        assert_eq!(lines.len(), 1 + 24);
-        let covered: Vec<&str> = lines[1..]
-            .iter()
-            .filter(|l| l.ends_with(" 1"))
-            .copied()
-            .collect();
+        let covered = |build: &str| {
+            let server = &server;
+            let path = format!("/api/v1/snapshots/{id}/profile?format=go{build}");
+            async move {
+                let profile = get(server, &path).await;
+                assert_eq!(profile.status, 200, "{}", profile.text);
+                let lines: Vec<String> = profile.text.lines().map(String::from).collect();
+                assert_eq!(lines[0], "mode: set");
+                assert_eq!(lines.len(), 1 + 12);
+                lines[1..]
+                    .iter()
+                    .filter(|l| l.ends_with(" 1"))
+                    .cloned()
+                    .collect::<Vec<String>>()
+            }
+        };
         assert_eq!(
-            covered,
+            covered("").await,
+            ["example.com/two/pkg0/file0.go:13.2,15.3 2 1"]
+        );
+        assert_eq!(
+            covered(&format!("&build={}", b1.id)).await,
             [
                 "example.com/one/pkg0/file0.go:10.2,12.3 2 1",
                 "example.com/one/pkg0/file1.go:13.2,15.3 2 1",
                 "example.com/one/pkg0/file2.go:19.2,21.3 2 1",
-                "example.com/two/pkg0/file0.go:13.2,15.3 2 1",
             ]
         );
+        // A build the server does not have, or not a build id.
+        let unknown = get(
+            &server,
+            &format!("/api/v1/snapshots/{id}/profile?build={}", "0".repeat(64)),
+        )
+        .await;
+        assert_eq!(unknown.status, 404, "{}", unknown.text);
+        let bad = get(
+            &server,
+            &format!("/api/v1/snapshots/{id}/profile?build=xyz"),
+        )
+        .await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
         let bad = get(
             &server,
             &format!("/api/v1/snapshots/{id}/profile?format=xml"),
@@ -623,7 +645,9 @@ mod cases {
             ),
             (Some(2), Some(2))
         );
-        let files = d.json["builds"][0]["files"].as_array().unwrap();
+        let files = d.json["files"].as_array().unwrap();
+        assert_eq!(d.json["build"], b.id.as_str());
+        assert_eq!(d.json["functions"], serde_json::json!([]));
         // Block 0 is file0's first; block 9 is file2's second (4 blocks a file).
         assert_eq!(files.len(), 2);
         assert_eq!(files[0]["file"], "example.com/diff/pkg0/file0.go");
@@ -638,7 +662,7 @@ mod cases {
         )
         .await;
         assert_eq!(short.json["total"], d.json["total"]);
-        let files = short.json["builds"][0]["files"].as_array().unwrap();
+        let files = short.json["files"].as_array().unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[1]["total"]["newly_covered"], 1);
         assert_eq!(files[1]["newly_covered"], serde_json::json!([]));
@@ -646,14 +670,42 @@ mod cases {
         let r = get(&server, &format!("/api/v1/snapshots/{s2}/diff/{s1}")).await;
         assert_eq!(r.json["total"]["newly_covered"], 1);
         let same = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s1}")).await;
-        assert_eq!(same.json["builds"][0]["files"], serde_json::json!([]));
+        assert_eq!(same.json["files"], serde_json::json!([]));
 
-        // Different builds share nothing to compare.
-        let other = SimAgent::start(set_build("elsewhere"), None).await;
+        // Builds that share no function: compared all the same, against the second's build,
+        // every function of the first removed and every one of the second added.
+        let elsewhere = set_build("elsewhere");
+        let other = SimAgent::start(elsewhere.clone(), None).await;
         register(&server, &other, "svc2", "x").await;
+        other.hit(2, 1);
         let s3 = snapshot(&server, "svc2", "").await["id"].as_i64().unwrap();
         let c = get(&server, &format!("/api/v1/snapshots/{s1}/diff/{s3}")).await;
-        assert_eq!(c.status, 409, "{}", c.text);
+        assert_eq!(c.status, 200, "{}", c.text);
+        assert_eq!(c.json["build"], elsewhere.id.as_str());
+        let t = &c.json["total"];
+        assert_eq!(
+            (&t["a_blocks_covered"], &t["b_blocks_covered"]),
+            (&0.into(), &1.into())
+        );
+        let changes: Vec<&str> = c.json["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["change"].as_str().unwrap())
+            .collect();
+        // Three files of one function each, on each side.
+        assert_eq!(
+            changes.iter().filter(|c| **c == "removed").count(),
+            3,
+            "{}",
+            c.text
+        );
+        assert_eq!(
+            changes.iter().filter(|c| **c == "added").count(),
+            3,
+            "{}",
+            c.text
+        );
         server.stop().await.unwrap();
     }
 

@@ -1,7 +1,8 @@
 //! The OpenAPI document served at `/api/v1/openapi.json` (`server/src/openapi.json`, written
 //! by hand) held against the code, so that it cannot drift: its operations are exactly the
-//! routes of `api::routes` (what `api::router` is built from), its schemas have exactly the fields `server::types` serializes,
-//! every `$ref` resolves, and a running server's answers match what it says.
+//! routes of `api::routes` (what `api::router` is built from), its schemas have exactly the
+//! fields `server::types` and the `json` export (`report::ExportJson`) serialize, every
+//! `$ref` resolves, and a running server's answers match what it says.
 
 mod common;
 
@@ -10,7 +11,9 @@ use std::sync::Arc;
 
 use common::*;
 use instrumenter::{BuildMeta, Mode};
+use report::json::ExportGone;
 use report::types::{SourceFile, SourceUpload, Uploaded};
+use report::{ExportBlock, ExportFile, ExportFunc, ExportJson};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use server::sim::{Behavior, SimAgent, SimBuild};
@@ -255,7 +258,9 @@ fn type_ok(t: &str, v: &Value) -> bool {
 }
 
 /// Checks `value` against `schema`: types, enums, constants, date-times, and — the point —
-/// an object has exactly the schema's properties, every required one among them.
+/// an object has no field that is not a property of the schema, and every required one.
+/// (Answers have every property but those serde skips: `schemas_are_the_types` holds the
+/// schemas to require all others.)
 fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let s = resolve(doc, schema);
     if let Some(branches) = s["anyOf"].as_array() {
@@ -297,12 +302,9 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
     if let (Some(obj), Some((props, required))) = (value.as_object(), object_view(doc, s)) {
         let keys: BTreeSet<&String> = obj.keys().collect();
         let names: BTreeSet<&String> = props.keys().collect();
-        if keys != names {
-            errors.push(format!(
-                "{at}: fields not in the schema: {:?}; properties not in the value: {:?}",
-                keys.difference(&names).collect::<Vec<_>>(),
-                names.difference(&keys).collect::<Vec<_>>()
-            ));
+        let extra: Vec<_> = keys.difference(&names).collect();
+        if !extra.is_empty() {
+            errors.push(format!("{at}: fields not in the schema: {extra:?}"));
         }
         for r in &required {
             if !obj.contains_key(r) {
@@ -333,9 +335,10 @@ fn check_schema(doc: &Value, name: &str, value: &Value) {
     );
 }
 
-/// Sample values of every type of `server::types`, with the schema each is, serialized by
-/// serde; optional fields both ways (those serde skips when absent only present, as a value
-/// has exactly its schema's properties).
+/// Sample values of every type of `server::types` and of the `json` export, with the schema
+/// each is, serialized by serde; optional fields both ways (fields serde skips, absent in one
+/// sample and present in another: `schemas_are_the_types` holds the samples of each schema to
+/// show every property, and a property that one of them lacks not to be required).
 fn samples() -> Vec<(&'static str, Value)> {
     let upload = SourceUpload {
         files: vec![SourceFile {
@@ -359,6 +362,14 @@ fn samples() -> Vec<(&'static str, Value)> {
         instances_failed: 0,
         totals: totals.clone(),
         deploy: deploy.clone(),
+        build: Some("b".repeat(64)),
+        build_count: 1,
+    };
+    // Stored before livecov recorded the build the totals are against.
+    let old = SnapshotInfo {
+        build: None,
+        build_count: 2,
+        ..info(None)
     };
     let ended = |kind: &str, session: Option<&str>| SnapshotInfo {
         reset: kind == "reset",
@@ -435,18 +446,119 @@ fn samples() -> Vec<(&'static str, Value)> {
         newly_covered: vec![block.clone()],
         no_longer_covered: vec![block.clone()],
     };
-    let build_diff = BuildDiff {
-        build: "b".repeat(64),
-        total: dt.clone(),
-        files: vec![file.clone()],
+    let func_diff = |change: &str, a: (i64, i64), b: (i64, i64)| FuncDiff {
+        file: "example.com/greeter/main.go".into(),
+        name: "calc".into(),
+        change: change.into(),
+        a_stmts: a.0,
+        a_stmts_covered: a.1,
+        b_stmts: b.0,
+        b_stmts_covered: b.1,
     };
     let diff = Diff {
         a: 1,
         b: 3,
+        build: "b".repeat(64),
         total: dt.clone(),
-        builds: vec![build_diff.clone()],
-        only_in_a: vec!["a".repeat(64)],
-        only_in_b: vec![],
+        files: vec![file.clone()],
+        functions: vec![
+            func_diff("edited", (6, 4), (7, 2)),
+            func_diff("added", (0, 0), (3, 3)),
+            func_diff("removed", (5, 5), (0, 0)),
+        ],
+    };
+    let states = StateCounts {
+        measured: 3,
+        carried: 2,
+        changed: 1,
+        uncovered: 4,
+    };
+    let gone_func = |change: &str| GoneFunc {
+        file: "example.com/greeter/main.go".into(),
+        name: "old".into(),
+        change: change.into(),
+        build: "a".repeat(64),
+        stmts: 5,
+        stmts_covered: 3,
+    };
+    let cycle_file = CycleFile {
+        file: "example.com/greeter/main.go".into(),
+        totals: totals.clone(),
+        stmts_measured: 15,
+        stmts_carried: 6,
+        functions: states.clone(),
+    };
+    let cycle = Cycle {
+        service: "greeter".into(),
+        from: 1,
+        to: 3,
+        snapshots: 3,
+        build: "b".repeat(64),
+        builds: vec![
+            CycleBuild {
+                build: "a".repeat(64),
+                first_snapshot: 1,
+                last_snapshot: 2,
+            },
+            CycleBuild {
+                build: "b".repeat(64),
+                first_snapshot: 2,
+                last_snapshot: 3,
+            },
+        ],
+        totals: totals.clone(),
+        stmts_measured: 15,
+        stmts_carried: 6,
+        functions: states.clone(),
+        files: vec![cycle_file.clone()],
+        gone: vec![gone_func("edited"), gone_func("removed")],
+    };
+    // The `json` export: `carried` only on blocks carried from another build, `gone` only
+    // when some function is only in other builds.
+    let export_block = |count: u32, carried: bool| ExportBlock {
+        start_line: 47,
+        start_col: 51,
+        end_line: 51,
+        end_col: 48,
+        stmts: 4,
+        count,
+        carried,
+    };
+    let export_func = ExportFunc {
+        name: "calc".into(),
+        line: 47,
+        count: 3,
+        stmts: 12,
+        stmts_covered: 8,
+        state: "measured".into(),
+        change: "edited".into(),
+        blocks: vec![
+            export_block(3, false),
+            export_block(1, true),
+            export_block(0, false),
+        ],
+    };
+    let export_file = ExportFile {
+        file: "example.com/greeter/main.go".into(),
+        stmts: 12,
+        stmts_covered: 8,
+        functions: vec![export_func.clone()],
+    };
+    let export_gone = ExportGone {
+        file: "example.com/greeter/main.go".into(),
+        name: "old".into(),
+        change: "removed".into(),
+        build: "a".repeat(64),
+        stmts: 5,
+        stmts_covered: 3,
+    };
+    let export = |gone: Vec<ExportGone>| ExportJson {
+        snapshot: 3,
+        taken_at: "2026-11-25T20:26:28.698Z".into(),
+        stmts: 12,
+        stmts_covered: 8,
+        files: vec![export_file.clone()],
+        gone,
     };
     let patch = PatchCoverage {
         snapshot: 3,
@@ -495,11 +607,19 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("Totals", v(&totals)),
         ("Registration", v(&registration)),
         (
+            "Registration",
+            v(&Registration {
+                secret: None,
+                ..registration.clone()
+            }),
+        ),
+        (
             "Heartbeat",
             v(&Heartbeat {
                 secret: registration.secret.clone(),
             }),
         ),
+        ("Heartbeat", v(&Heartbeat::default())),
         (
             "Registered",
             v(&Registered {
@@ -534,6 +654,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("SnapshotRequest", v(&SnapshotRequest::default())),
         ("SnapshotInfo", v(&info(Some("round 2")))),
         ("SnapshotInfo", v(&info(None))),
+        ("SnapshotInfo", v(&old)),
         ("SnapshotInfo", v(&ended("reset", None))),
         ("SnapshotInfo", v(&ended("session", Some("qa run 7")))),
         (
@@ -564,9 +685,21 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("InstanceResult", v(&result(Some("refused")))),
         ("Diff", v(&diff)),
         ("DiffTotals", v(&dt)),
-        ("BuildDiff", v(&build_diff)),
         ("FileDiff", v(&file)),
         ("BlockRef", v(&block)),
+        ("FuncDiff", v(&diff.functions[0])),
+        ("Cycle", v(&cycle)),
+        ("CycleBuild", v(&cycle.builds[0])),
+        ("StateCounts", v(&states)),
+        ("CycleFile", v(&cycle_file)),
+        ("GoneFunc", v(&gone_func("edited"))),
+        ("ExportJson", v(&export(vec![export_gone.clone()]))),
+        ("ExportJson", v(&export(Vec::new()))),
+        ("ExportFile", v(&export_file)),
+        ("ExportFunc", v(&export_func)),
+        ("ExportBlock", v(&export_block(1, true))),
+        ("ExportBlock", v(&export_block(0, false))),
+        ("ExportGone", v(&export_gone)),
         ("PatchCoverage", v(&patch)),
         ("PatchTotals", v(&patch.total)),
         ("PatchFile", v(&patch.files[0])),
@@ -594,16 +727,9 @@ fn v<T: serde::Serialize>(x: &T) -> Value {
     serde_json::to_value(x).expect("serializes")
 }
 
-/// Schemas that no type of `server::types` is: `served_answers_match_the_document` checks
-/// them against the server's answers.
-const NOT_IN_TYPES: [&str; 6] = [
-    "Health",
-    "Empty",
-    "ExportJson",
-    "ExportFile",
-    "ExportFunc",
-    "ExportBlock",
-];
+/// Schemas that no type of `server::types` or the export is: `served_answers_match_the_document`
+/// checks them against the server's answers.
+const NOT_IN_TYPES: [&str; 2] = ["Health", "Empty"];
 
 /// The schemas of request bodies, by the document.
 fn request_schemas(doc: &Value) -> BTreeSet<String> {
@@ -651,22 +777,45 @@ fn schemas_are_the_types() {
         "schemas checked against nothing, or missing"
     );
 
-    // Answers write every field (no field of a response type is skipped), so every property
-    // of a response schema is required.
+    // The samples of a schema show every property of it: each is in one of them (and the
+    // optional ones, which serde skips, are absent from another: see below).
+    let of = |name: &str| -> Vec<&serde_json::Map<String, Value>> {
+        samples
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .filter_map(|(_, v)| v.as_object())
+            .collect()
+    };
     let requests = request_schemas(&doc);
     for name in &schemas {
-        if requests.contains(*name) {
-            continue;
-        }
         let (props, required) = object_view(
             &doc,
             &json!({ "$ref": format!("#/components/schemas/{name}") }),
         )
         .unwrap_or_else(|| panic!("{name} is not an object schema"));
-        let props: BTreeSet<String> = props.into_keys().collect();
+        let mine = of(name);
+        if !mine.is_empty() {
+            let unshown: Vec<&String> = props
+                .keys()
+                .filter(|p| !mine.iter().any(|o| o.contains_key(*p)))
+                .collect();
+            assert!(
+                unshown.is_empty(),
+                "{name}: properties no sample shows: {unshown:?}"
+            );
+        }
+        if requests.contains(*name) {
+            continue;
+        }
+        // Answers write every field but those serde skips (`skip_serializing_if`), so a
+        // property of a response schema is required unless a sample goes without it.
+        let always: BTreeSet<String> = props
+            .into_keys()
+            .filter(|p| mine.iter().all(|o| o.contains_key(p)))
+            .collect();
         assert_eq!(
-            props, required,
-            "{name}: every property of an answer is required"
+            required, always,
+            "{name}: the properties an answer always has are required, and only those"
         );
     }
 
@@ -1087,12 +1236,9 @@ async fn served_answers_match_the_document() {
     let d = format!("/api/v1/snapshots/{a}/diff/{b}");
     let full = c.call("get", diff, &d, None, None).await;
     assert_eq!(full.status, 200);
-    assert!(
-        !full.json["builds"][0]["files"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(!full.json["files"].as_array().unwrap().is_empty());
+    // Both ran the one build: no function differs.
+    assert_eq!(full.json["functions"], json!([]));
     let small = format!("{d}?blocks=false");
     assert_eq!(c.call("get", diff, &small, None, None).await.status, 200);
     let missing = format!("/api/v1/snapshots/{a}/diff/999");
@@ -1156,7 +1302,229 @@ async fn served_answers_match_the_document() {
     assert_eq!(stored.status, 200);
     assert_eq!(stored.json["stored"], 1);
 
-    // Another service of another build: no shared build (409); no answer (502).
+    // A rolling update: a second build of svc, with the function of its first file edited,
+    // its second file the same, its third file gone and a file added. The snapshot is seen
+    // against the new build, with what the old one measured carried into the same function.
+    let mut meta = build.meta.clone();
+    meta.files[0].funcs[0].hash = [9; 32];
+    meta.files.pop();
+    let mut added = meta.files[1].clone();
+    added.name = "example.com/openapi/pkg0/file9.go".into();
+    meta.files.push(added);
+    let next = Arc::new(SimBuild::new(BuildMeta {
+        mode: Mode::Set,
+        files: meta.files,
+    }));
+    let agent2 = SimAgent::start(next.clone(), Some("agent-secret".into())).await;
+    let r = agent2.registration("svc", "i1");
+    assert_eq!(
+        c.call("post", reg, reg, body(r), agent_token).await.status,
+        200
+    );
+    agent.hit(4, 1); // the second file's function, on the old build only: carried
+    agent2.hit(0, 1); // the edited function, on the new build: measured
+    let rolled = c.call("post", snaps, svc_snaps, None, admin).await;
+    assert_eq!(rolled.status, 201);
+    assert_eq!(rolled.json["build"], next.id.as_str());
+    let rolled = rolled.json["id"].as_i64().unwrap();
+    let newest = c
+        .call(
+            "get",
+            snaps,
+            "/api/v1/services/svc/snapshots?limit=1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(newest.json["snapshots"][0]["id"], rolled);
+    assert_eq!(newest.json["snapshots"][0]["build_count"], 2);
+    let names = |v: &Value, key: &str| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[key].as_str().unwrap().to_string())
+            .collect()
+    };
+    let set =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| n.to_string()).collect() };
+    // The `json` export shows the carried blocks, the states, and the functions gone.
+    let exported_across = |json: &Value| {
+        let funcs: Vec<&Value> = json["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["functions"].as_array().unwrap())
+            .collect();
+        let blocks: Vec<&Value> = funcs
+            .iter()
+            .flat_map(|f| f["blocks"].as_array().unwrap())
+            .collect();
+        assert!(blocks.iter().any(|b| b["carried"] == true), "{json}");
+        assert!(blocks.iter().any(|b| b.get("carried").is_none()), "{json}");
+        let states: BTreeSet<String> = funcs
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}/{}",
+                    f["state"].as_str().unwrap(),
+                    f["change"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            states,
+            set(&["measured/edited", "carried/same", "changed/added"]),
+            "{json}"
+        );
+        assert_eq!(names(&json["gone"], "change"), set(&["edited", "removed"]));
+    };
+    let rp = format!("/api/v1/snapshots/{rolled}/profile");
+    let across = c
+        .call("get", profile, &format!("{rp}?format=json"), None, None)
+        .await;
+    assert_eq!(across.status, 200);
+    exported_across(&across.json);
+    let zeros = "0".repeat(64);
+    for (query, status) in [
+        (format!("build={}&format=json", build.id), 200),
+        (format!("build={}&view=deploy", next.id), 200),
+        (format!("build={zeros}"), 404),
+        ("build=abc".to_string(), 400),
+    ] {
+        let q = format!("{rp}?{query}");
+        assert_eq!(
+            c.call("get", profile, &q, None, None).await.status,
+            status,
+            "{q}"
+        );
+    }
+    // A diff from the old build to the new lists the functions that changed.
+    let rd = format!("/api/v1/snapshots/{a}/diff/{rolled}");
+    let changed = c.call("get", diff, &rd, None, None).await;
+    assert_eq!(changed.status, 200);
+    assert_eq!(changed.json["build"], next.id.as_str());
+    assert_eq!(
+        names(&changed.json["functions"], "change"),
+        set(&["added", "edited", "removed"])
+    );
+    let old = c
+        .call("get", diff, &format!("{rd}?build={}", build.id), None, None)
+        .await;
+    assert_eq!(old.status, 200);
+    assert_eq!(old.json["build"], build.id.as_str());
+    assert_eq!(old.json["functions"], json!([]));
+    let unknown_build = format!("{rd}?build={zeros}");
+    assert_eq!(
+        c.call("get", diff, &unknown_build, None, None).await.status,
+        404
+    );
+    let not_build = format!("{rd}?build=abc");
+    assert_eq!(
+        c.call("get", diff, &not_build, None, None).await.status,
+        400
+    );
+
+    // The QA cycle from the first snapshot: both builds, against the new one.
+    let cycle = "/api/v1/services/{service}/cycle";
+    let svc_cycle = "/api/v1/services/svc/cycle";
+    let whole = c
+        .call("get", cycle, &format!("{svc_cycle}?from={a}"), None, None)
+        .await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(
+        (whole.json["from"].as_i64(), whole.json["to"].as_i64()),
+        (Some(a), Some(rolled))
+    );
+    assert_eq!(whole.json["build"], next.id.as_str());
+    assert_eq!(
+        names(&whole.json["builds"], "build"),
+        set(&[&build.id, &next.id])
+    );
+    assert!(whole.json["stmts_carried"].as_i64().unwrap() > 0);
+    assert!(whole.json["stmts_measured"].as_i64().unwrap() > 0);
+    assert_eq!(
+        names(&whole.json["gone"], "change"),
+        set(&["edited", "removed"])
+    );
+    let early = c
+        .call(
+            "get",
+            cycle,
+            &format!("{svc_cycle}?from={a}&to={b}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(early.status, 200);
+    assert_eq!(early.json["to"], b);
+    assert_eq!(names(&early.json["builds"], "build"), set(&[&build.id]));
+    assert_eq!(early.json["gone"], json!([]));
+    for (query, status) in [
+        (format!("from={a}&view=deploy&build={}", build.id), 200),
+        (format!("from={a}&build={zeros}"), 404),
+        (format!("from={a}&build=abc"), 400),
+        (format!("from={a}&view=everything"), 400),
+        (format!("from={rolled}&to={a}"), 400),
+        ("to=1".to_string(), 400),
+        ("from=first".to_string(), 400),
+        ("from=999".to_string(), 404),
+    ] {
+        let q = format!("{svc_cycle}?{query}");
+        assert_eq!(
+            c.call("get", cycle, &q, None, None).await.status,
+            status,
+            "{q}"
+        );
+    }
+    let nope_cycle = format!("/api/v1/services/nope/cycle?from={a}");
+    assert_eq!(
+        c.call("get", cycle, &nope_cycle, None, None).await.status,
+        404
+    );
+    let cycle_profile = "/api/v1/services/{service}/cycle/profile";
+    let cp = format!("/api/v1/services/svc/cycle/profile?from={a}");
+    for format in ["go", "lcov", "cobertura", "json", "html"] {
+        let q = format!("{cp}&format={format}&strip=example.com/&source=src");
+        assert_eq!(
+            c.call("get", cycle_profile, &q, None, None).await.status,
+            200
+        );
+    }
+    let cycle_json = c
+        .call(
+            "get",
+            cycle_profile,
+            &format!("{cp}&format=json"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(cycle_json.json["snapshot"], rolled);
+    exported_across(&cycle_json.json);
+    let cycle_pdf = format!("{cp}&format=pdf");
+    assert_eq!(
+        c.call("get", cycle_profile, &cycle_pdf, None, None)
+            .await
+            .status,
+        400
+    );
+    let cycle_unknown = format!("{cp}&build={zeros}");
+    assert_eq!(
+        c.call("get", cycle_profile, &cycle_unknown, None, None)
+            .await
+            .status,
+        404
+    );
+    let nope_cp = format!("/api/v1/services/nope/cycle/profile?from={a}");
+    assert_eq!(
+        c.call("get", cycle_profile, &nope_cp, None, None)
+            .await
+            .status,
+        404
+    );
+
+    // Another service of another build: compared against its build (every function added or
+    // removed); no answer (502).
     let other = SimAgent::start(
         Arc::new(SimBuild::synthetic(Mode::Count, 2, 3, "other")),
         Some("agent-secret".into()),
@@ -1171,10 +1539,15 @@ async fn served_answers_match_the_document() {
     let fourth = c.call("post", snaps, svc2, None, admin).await;
     assert_eq!(fourth.status, 201);
     let unrelated = format!("/api/v1/snapshots/{a}/diff/{}", fourth.json["id"]);
+    let apart = c.call("get", diff, &unrelated, None, None).await;
+    assert_eq!(apart.status, 200);
     assert_eq!(
-        c.call("get", diff, &unrelated, None, None).await.status,
-        409
+        names(&apart.json["functions"], "change"),
+        set(&["added", "removed"])
     );
+    // A cycle is of one service's snapshots.
+    let foreign = format!("{svc_cycle}?from={}", fourth.json["id"]);
+    assert_eq!(c.call("get", cycle, &foreign, None, None).await.status, 400);
     let svc2_sessions = "/api/v1/services/svc2/sessions";
     let night = body(json!({"name": "night"}));
     assert_eq!(
@@ -1203,6 +1576,7 @@ async fn served_answers_match_the_document() {
         "operations not exercised"
     );
     agent.stop();
+    agent2.stop();
     other.stop();
     server.stop().await.unwrap();
 }

@@ -3,7 +3,6 @@
 //! is kept for the log (`error::Chain`) and never sent.
 
 use crate::BuildError;
-use crate::diff::DiffError;
 use crate::error::{ApiError, Cause};
 use crate::export::PatchError;
 use crate::registry::RegistryError;
@@ -39,9 +38,9 @@ impl From<SnapshotError> for ApiError {
         let message = e.to_string();
         match e {
             SnapshotError::Invalid(_) => ApiError::BadRequest(message),
-            SnapshotError::UnknownService(_) | SnapshotError::NotFound(_) => {
-                ApiError::NotFound(message)
-            }
+            SnapshotError::UnknownService(_)
+            | SnapshotError::NotFound(_)
+            | SnapshotError::UnknownBuild(_) => ApiError::NotFound(message),
             SnapshotError::NoLiveInstances(_) => ApiError::Conflict(message),
             SnapshotError::NoAnswer { .. } => ApiError::BadGateway(message),
             SnapshotError::Store(e) => e.into(),
@@ -84,15 +83,6 @@ impl From<PatchError> for ApiError {
     }
 }
 
-impl From<DiffError> for ApiError {
-    fn from(e: DiffError) -> ApiError {
-        match e {
-            DiffError::NoSharedBuild { .. } => ApiError::Conflict(e.to_string()),
-            DiffError::Snapshot(e) => e.into(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
@@ -119,9 +109,9 @@ mod tests {
                 "no snapshot 7",
             ),
             (
-                DiffError::NoSharedBuild { a: 1, b: 2 }.into(),
-                StatusCode::CONFLICT,
-                "snapshots 1 and 2 share no build: a diff compares counters of the same build",
+                SnapshotError::UnknownBuild("ab".into()).into(),
+                StatusCode::NOT_FOUND,
+                "no build ab is stored",
             ),
             (
                 SnapshotError::Pending {

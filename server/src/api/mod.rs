@@ -137,6 +137,18 @@ fn exports(max_body: usize) -> Vec<Endpoint> {
         Endpoint::new(Exports, Method::GET, "/api/v1/snapshots/{a}/diff/{b}", diff),
         Endpoint::new(
             Exports,
+            Method::GET,
+            "/api/v1/services/{service}/cycle",
+            cycle,
+        ),
+        Endpoint::new(
+            Exports,
+            Method::GET,
+            "/api/v1/services/{service}/cycle/profile",
+            cycle_profile,
+        ),
+        Endpoint::new(
+            Exports,
             Method::POST,
             "/api/v1/snapshots/{id}/patch",
             patch::handler,
@@ -381,6 +393,7 @@ async fn snapshot_detail(
 struct ProfileParams {
     format: Option<String>,
     view: Option<String>,
+    build: Option<String>,
     strip: Option<String>,
     source: Option<String>,
 }
@@ -397,7 +410,7 @@ async fn profile(
         source: params.source,
     };
     let view = view(params.view.as_deref())?;
-    let text = export::export(&app, id, view, format, &options).await?;
+    let text = export::export(&app, id, view, params.build.as_deref(), format, &options).await?;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
@@ -418,6 +431,7 @@ async fn profile(
 struct DiffParams {
     blocks: Option<bool>,
     view: Option<String>,
+    build: Option<String>,
 }
 
 /// A `view` query parameter: the snapshot's window unless it says `deploy`.
@@ -435,5 +449,78 @@ async fn diff(
     let (a, b) = (parse_id(&a)?, parse_id(&b)?);
     let blocks = params.blocks.unwrap_or(true);
     let view = view(params.view.as_deref())?;
-    Ok(Json(crate::diff::diff(&app, a, b, view, blocks).await?))
+    let build = params.build.as_deref();
+    Ok(Json(
+        crate::diff::diff(&app, a, b, view, blocks, build).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct CycleParams {
+    from: Option<String>,
+    to: Option<String>,
+    view: Option<String>,
+    build: Option<String>,
+    format: Option<String>,
+    strip: Option<String>,
+    source: Option<String>,
+}
+
+impl CycleParams {
+    async fn load(&self, app: &App, service: &str) -> Result<crate::cycle::CycleView, ApiError> {
+        let Some(from) = &self.from else {
+            return Err(ApiError::BadRequest(
+                "a cycle needs its first snapshot: ?from=ID".into(),
+            ));
+        };
+        let from = parse_id(from)?;
+        let to = self.to.as_deref().map(parse_id).transpose()?;
+        let view = view(self.view.as_deref())?;
+        Ok(crate::cycle::load(app, service, from, to, view, self.build.as_deref()).await?)
+    }
+}
+
+async fn cycle(
+    State(app): AppState,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(params): ApiQuery<CycleParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let c = params.load(&app, &service).await?;
+    Ok(Json(crate::cycle::summary(&c)))
+}
+
+async fn cycle_profile(
+    State(app): AppState,
+    ApiPath(service): ApiPath<String>,
+    ApiQuery(params): ApiQuery<CycleParams>,
+) -> Result<Response, ApiError> {
+    let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
+    let c = params.load(&app, &service).await?;
+    let options = report::Options {
+        strip: params.strip.clone(),
+        source: params.source.clone(),
+    };
+    let snapshot = report::Snapshot {
+        id: c.to,
+        taken_at: c.taken_at,
+        service: c.service.clone(),
+        label: Some(format!("cycle #{} to #{}", c.from, c.to)),
+    };
+    let text = report::write(format, &c.parts(), c.target, &snapshot, &options);
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"cycle-{}-{}.{}\"",
+                    c.from,
+                    c.to,
+                    format.extension()
+                ),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }

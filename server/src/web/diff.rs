@@ -1,5 +1,6 @@
-//! The diff page: what snapshot `b` covers that `a` did not and the reverse, in total, per
-//! build and per file, with the blocks themselves.
+//! The diff page: what snapshot `b` covers that `a` did not and the reverse, in total and per
+//! file against b's newest build, with the blocks themselves, and the functions that changed
+//! between their builds.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -13,7 +14,7 @@ use super::page::{
     Page, WebError, bad_request, escape, num_cell, parse_id, percent, query_value, service_href,
 };
 use crate::App;
-use crate::types::{BlockRef, DiffTotals};
+use crate::types::{BlockRef, DiffTotals, FuncDiff};
 
 #[derive(Deserialize)]
 pub struct DiffParams {
@@ -31,7 +32,7 @@ pub async fn page(
     let (a, b) = (parse_id("snapshot", &a)?, parse_id("snapshot", &b)?);
     let row_a = crate::snapshot::row(&app, a).await?;
     let row_b = crate::snapshot::row(&app, b).await?;
-    let diff = crate::diff::diff(&app, a, b, crate::snapshot::View::Window, true).await?;
+    let diff = crate::diff::diff(&app, a, b, crate::snapshot::View::Window, true, None).await?;
 
     let title = format!("Snapshot #{a} → #{b}");
     let mut trail = vec![(row_a.service.as_str(), Some(service_href(&row_a.service)))];
@@ -68,24 +69,21 @@ pub async fn page(
         t.no_longer_covered,
         t.no_longer_covered_stmts
     );
-    for (what, list) in [
-        ("Only in A", &diff.only_in_a),
-        ("Only in B", &diff.only_in_b),
-    ] {
-        if !list.is_empty() {
-            let _ = write!(out, "<dt>{what}</dt><dd>builds ");
-            escape(out, &list.join(", "));
-            out.push_str(" (not compared)</dd>\n");
-        }
-    }
+    out.push_str("<dt>Against build</dt><dd><code>");
+    escape(out, &diff.build);
+    out.push_str("</code> (B's newest; A's builds carried into its unchanged functions)</dd>\n");
     out.push_str("</dl>\n");
 
-    let builds: Vec<String> = diff.builds.iter().map(|d| d.build.clone()).collect();
-    let with_source: HashSet<String> = app.store.source_files(&builds).await?.into_iter().collect();
+    let with_source: HashSet<String> = app
+        .store
+        .source_files(std::slice::from_ref(&diff.build))
+        .await?
+        .into_iter()
+        .collect();
+    functions(out, &diff.functions);
     let changed: Vec<_> = diff
-        .builds
+        .files
         .iter()
-        .flat_map(|b| b.files.iter())
         .filter(|f| f.total.newly_covered + f.total.no_longer_covered > 0)
         .collect();
     if changed.is_empty() {
@@ -125,6 +123,33 @@ pub async fn page(
         );
     }
     Ok(page.finish())
+}
+
+/// The functions that are not the same on both sides: edited, added, removed.
+fn functions(out: &mut String, list: &[FuncDiff]) {
+    if list.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<table class=\"functions\">\n<caption>Changed functions</caption>\n<thead><tr>\
+         <th class=\"l\">File</th><th class=\"l\">Function</th><th class=\"l\">Change</th>\
+         <th data-k=\"n\">Statements in A</th><th data-k=\"n\">Covered in A</th>\
+         <th data-k=\"n\">Statements in B</th><th data-k=\"n\">Covered in B</th></tr></thead>\n\
+         <tbody>\n",
+    );
+    for f in list {
+        out.push_str("<tr><td class=\"l\">");
+        escape(out, &f.file);
+        out.push_str("</td><td class=\"l\"><code>");
+        escape(out, &f.name);
+        let _ = write!(out, "</code></td><td class=\"l\">{}</td>", f.change);
+        num_cell(out, f.a_stmts);
+        num_cell(out, f.a_stmts_covered);
+        num_cell(out, f.b_stmts);
+        num_cell(out, f.b_stmts_covered);
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn row(out: &mut String, t: &DiffTotals) {

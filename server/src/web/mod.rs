@@ -6,8 +6,10 @@
 //!
 //! Pages: `/` (services), `/services/{name}` (instances, snapshot history and its trend, the
 //! buttons), `/snapshots/{id}` (files and functions), `/snapshots/{id}/source?file=` (a file's
-//! annotated source, where the build's sources were uploaded) and `/diff?a=&b=`.
+//! annotated source, where the build's sources were uploaded), `/diff?a=&b=` and
+//! `/services/{name}/cycle?from=&to=` (a QA cycle across builds).
 
+mod cycle;
 mod diff;
 mod page;
 mod service;
@@ -26,6 +28,12 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new(Dashboard, Method::GET, "/", service::index),
         Endpoint::new(Dashboard, Method::GET, "/services/{name}", service::page),
+        Endpoint::new(
+            Dashboard,
+            Method::GET,
+            "/services/{name}/cycle",
+            cycle::page,
+        ),
         Endpoint::new(Dashboard, Method::GET, "/snapshots/{id}", snapshot::page),
         Endpoint::new(
             Dashboard,

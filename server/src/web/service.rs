@@ -173,6 +173,7 @@ pub async fn page(
     } else {
         trend(out, &snapshots);
         compare(out, &snapshots);
+        cycle(out, &name, &snapshots);
         history(out, &snapshots);
     }
     // The history in pages of HISTORY snapshots, newest first.
@@ -257,7 +258,8 @@ fn actions(out: &mut String, service: &str) {
 
 /// The coverage of the snapshots (newest first) as a line over time, oldest on the left: an
 /// inline SVG, so the chart needs no script. Each point links to its snapshot; reset
-/// snapshots are drawn hollow, since the counters start again after them.
+/// snapshots are drawn hollow, since the counters start again after them; a dashed line
+/// marks where the build changes.
 fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
     const W: f64 = 800.0;
     const H: f64 = 200.0;
@@ -298,6 +300,32 @@ fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
             yy + 4.0
         );
     }
+    // Where the build changes, a marker with the new build's id: coverage before and after
+    // is of different code.
+    for (i, pair) in points.windows(2).enumerate() {
+        let (Some(prev), Some(next)) = (&pair[0].build, &pair[1].build) else {
+            continue;
+        };
+        if prev != next {
+            let xx = (x(i) + x(i + 1)) / 2.0;
+            let _ = write!(
+                out,
+                "<line class=\"build\" x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{TOP}\" y2=\"{}\">\
+                 <title>build ",
+                H - BOTTOM
+            );
+            escape(out, next);
+            let _ = writeln!(
+                out,
+                " from #{}</title></line><text class=\"build-label\" x=\"{:.1}\" y=\"{}\">",
+                pair[1].id,
+                xx + 2.0,
+                TOP + 8.0
+            );
+            escape(out, next.get(..7).unwrap_or(next));
+            out.push_str("</text>\n");
+        }
+    }
     out.push_str("<polyline class=\"line\" points=\"");
     for (i, s) in points.iter().enumerate() {
         let _ = write!(out, "{:.1},{:.1} ", x(i), y(ratio(s)));
@@ -317,12 +345,20 @@ fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
             escape(out, l);
             out.push(' ');
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{}: {}</title></circle></a>",
+            "{}: {}",
             rfc3339(s.taken_at),
             percent(s.totals.stmts_covered, s.totals.stmts)
         );
+        if let Some(b) = &s.build {
+            out.push_str(", build ");
+            escape(out, b.get(..12).unwrap_or(b));
+            if s.builds > 1 {
+                let _ = write!(out, " and {} older", s.builds - 1);
+            }
+        }
+        out.push_str("</title></circle></a>\n");
     }
     out.push_str("</svg>\n");
 }
@@ -350,6 +386,30 @@ fn compare(out: &mut String, snapshots: &[SnapshotRow]) {
         }
     }
     out.push_str(" <button type=\"submit\" id=\"compare\">Compare</button></form>\n");
+}
+
+/// A list of the snapshots and a button that opens the cycle from the chosen one to the
+/// newest; the oldest listed is chosen.
+fn cycle(out: &mut String, service: &str, snapshots: &[SnapshotRow]) {
+    out.push_str("<form class=\"compare\" action=\"");
+    escape(out, &service_href(service));
+    out.push_str(
+        "/cycle\" method=\"get\">Coverage of the cycle since \
+         <select name=\"from\" id=\"cycle-from\">",
+    );
+    let oldest = snapshots.len() - 1;
+    for (i, s) in snapshots.iter().enumerate() {
+        let selected = if i == oldest { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{}\"{selected}>#{}", s.id, s.id);
+        if let Some(l) = &s.label {
+            out.push(' ');
+            escape(out, l);
+        }
+        out.push_str("</option>");
+    }
+    out.push_str(
+        "</select>, across builds <button type=\"submit\" id=\"cycle\">Show</button></form>\n",
+    );
 }
 
 /// The service's sessions, newest first, with a form to start one and a button to stop each
@@ -409,7 +469,7 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
     out.push_str(
         "<table class=\"snapshots\">\n<thead><tr><th data-k=\"n\">Snapshot</th>\
          <th class=\"l\">Label</th><th class=\"l\">Taken at</th><th class=\"l\">Reset</th>\
-         <th data-k=\"n\">Instances</th><th data-k=\"n\">Failed</th>\
+         <th class=\"l\">Build</th><th data-k=\"n\">Instances</th><th data-k=\"n\">Failed</th>\
          <th data-k=\"n\">Statements</th><th data-k=\"n\">Covered</th>\
          <th data-k=\"n\">Coverage</th><th data-k=\"n\">Since start</th></tr></thead>\n\
          <tbody>\n",
@@ -432,6 +492,14 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
             time(s.taken_at),
             if s.reset { "reset" } else { "" }
         );
+        out.push_str("<td class=\"l\">");
+        if let Some(b) = &s.build {
+            build_id(out, b);
+        }
+        if s.builds > 1 {
+            let _ = write!(out, " +{} older", s.builds - 1);
+        }
+        out.push_str("</td>");
         num_cell(out, s.instances_ok);
         num_cell(out, s.instances_failed);
         num_cell(out, s.totals.stmts);

@@ -15,7 +15,7 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::snapshot::{View, stored};
+use crate::snapshot::{View, projected};
 use report::html::{self, Header, Sources};
 use report::{Coverage, Options};
 
@@ -35,14 +35,16 @@ pub async fn page(
         Some(v) => v.parse().map_err(ApiError::BadRequest)?,
     };
     let detail = crate::snapshot::detail(&app, id).await?;
-    let (row, parts) = stored(&app, id, view).await?;
-    let cov = Coverage::merge(
-        id,
-        row.taken_at,
-        parts.iter().map(|(b, v)| (&b.meta, v.as_slice())),
-    );
-    let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
-    let with_source: HashSet<String> = app.store.source_files(&builds).await?.into_iter().collect();
+    let p = projected(&app, id, view, None).await?;
+    let cov = Coverage::of(id, p.row.taken_at, &p.target().meta, &p.project());
+    let row = &p.row;
+    let target = p.target().id.clone();
+    let with_source: HashSet<String> = app
+        .store
+        .source_files(std::slice::from_ref(&target))
+        .await?
+        .into_iter()
+        .collect();
 
     let title = format!("Snapshot #{id}");
     let mut page = Page::new(
@@ -68,7 +70,19 @@ pub async fn page(
          <a href=\"/api/v1/snapshots/{id}/profile?format=json{v}\">JSON</a> · \
          <a href=\"/api/v1/snapshots/{id}/profile?format=html{v}\">HTML report</a></p>"
     );
-    builds_table(out, &detail);
+    if p.parts.len() > 1 {
+        let _ = writeln!(
+            out,
+            "<p class=\"against\">Its instances ran {} builds. Every statement is counted \
+             once, against the newest, <code>{}</code>: what older builds measured is carried \
+             into its unchanged functions (<span class=\"carried\">carried</span>), changed \
+             functions start afresh, and functions only older builds have are listed at the \
+             end.</p>",
+            p.parts.len(),
+            &target[..12]
+        );
+    }
+    builds_table(out, &detail, &target);
     let link = |file: &str| {
         with_source
             .contains(file)
@@ -116,8 +130,9 @@ fn window(out: &mut String, s: &crate::types::SnapshotInfo, view: View) {
     );
 }
 
-/// The builds the snapshot merged and what each instance answered.
-fn builds_table(out: &mut String, d: &crate::types::SnapshotDetail) {
+/// The builds the snapshot merged and what each instance answered; `target` the build it is
+/// seen against.
+fn builds_table(out: &mut String, d: &crate::types::SnapshotDetail, target: &str) {
     out.push_str(
         "<details class=\"pulled\"><summary>Builds and instances</summary>\n\
          <table>\n<thead><tr><th class=\"l\">Build</th><th class=\"l\">Mode</th>\
@@ -127,7 +142,11 @@ fn builds_table(out: &mut String, d: &crate::types::SnapshotDetail) {
     for b in &d.builds {
         out.push_str("<tr><td class=\"l\"><code>");
         escape(out, &b.build);
-        out.push_str("</code></td><td class=\"l\">");
+        out.push_str("</code>");
+        if b.build == target && d.builds.len() > 1 {
+            out.push_str(" (newest: the report is against it)");
+        }
+        out.push_str("</td><td class=\"l\">");
         escape(out, &b.mode);
         out.push_str("</td>");
         num_cell(out, b.instances);
@@ -164,16 +183,17 @@ pub struct SourceParams {
     file: String,
 }
 
-/// One file of a snapshot with its source annotated, from the first of the snapshot's builds
-/// that has both the file and its uploaded source.
+/// One file of a snapshot with its source annotated: the source of the build the snapshot
+/// is seen against, with what other builds carried into it.
 pub async fn source(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(params): Query<SourceParams>,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
-    let (row, parts) = stored(&app, id, View::Window).await?;
-    let builds: Vec<String> = parts.iter().map(|(b, _)| b.id.clone()).collect();
+    let p = projected(&app, id, View::Window, None).await?;
+    let row = &p.row;
+    let builds = [p.target().id.clone()];
     let Some(text) = crate::sources::text(&app, &builds, &params.file).await? else {
         return Err(ApiError::NotFound(format!(
             "snapshot {id} has no uploaded source for {:?}: upload it with \
@@ -182,20 +202,34 @@ pub async fn source(
         ))
         .into());
     };
-    // Only this file's blocks are merged: the page must not cost what the whole build does.
-    let one: Vec<(instrumenter::BuildMeta, &[u32])> = parts
+    // Only this file's blocks are projected: the page must not cost what the whole build
+    // does. A build without the file takes part with none.
+    let one: Vec<(instrumenter::BuildMeta, &[u32], &str)> = p
+        .parts
         .iter()
-        .filter_map(|(b, v)| {
-            let f = b.meta.files.iter().position(|f| f.name == params.file)?;
-            let at = b.offsets[f];
+        .map(|(b, v)| {
+            let f = b.meta.files.iter().position(|f| f.name == params.file);
+            let files = f.map(|f| b.meta.files[f].clone()).into_iter().collect();
+            let values = f.map_or(&[][..], |f| {
+                &v[b.offsets[f]..b.offsets[f] + b.shape[f] as usize]
+            });
             let meta = instrumenter::BuildMeta {
                 mode: b.meta.mode,
-                files: vec![b.meta.files[f].clone()],
+                files,
             };
-            Some((meta, &v[at..at + b.shape[f] as usize]))
+            (meta, values, b.id.as_str())
         })
         .collect();
-    let cov = Coverage::merge(id, row.taken_at, one.iter().map(|(m, v)| (m, *v)));
+    let parts: Vec<report::Part> = one
+        .iter()
+        .map(|(meta, values, build)| report::Part {
+            build,
+            meta,
+            values,
+        })
+        .collect();
+    let proj = report::project::project(&parts, p.target);
+    let cov = Coverage::of(id, row.taken_at, &one[p.target].0, &proj);
     let Some(file) = cov.files.first() else {
         return Err(
             ApiError::NotFound(format!("snapshot {id} has no file {:?}", params.file)).into(),
@@ -214,6 +248,7 @@ pub async fn source(
     let out = &mut page.out;
     out.push_str(
         "<p class=\"legend\"><span class=\"c1\">covered</span> \
+                  <span class=\"c2\">covered on an earlier build (carried)</span> \
                   <span class=\"c0\">not covered</span> not a statement; \
                   hover a block for its count.</p>\n",
     );
