@@ -580,6 +580,13 @@ fn print_snapshot(d: &SnapshotDetail) {
         "  measures {window}; since the instances started: {}",
         coverage(&s.deploy)
     );
+    if let (Some(build), true) = (&s.build, s.build_count > 1) {
+        println!(
+            "  its instances ran {} builds: counted once, against the newest, {build}, with \
+             what the others measured carried into its unchanged functions",
+            s.build_count
+        );
+    }
     let mut rows = vec![vec![
         "INSTANCE".to_string(),
         "ADDRESS".into(),
