@@ -16,17 +16,18 @@ import (
 // config is everything an agent needs besides its registry. configFromEnv reads it from the
 // environment; tests build it directly.
 type config struct {
-	addr       string        // listen address; "off" for no listener (and no registration)
-	server     string        // server base URL; "" or "off" for no registration
-	service    string        // service name to register under
-	token      string        // bearer token accepted by the endpoints and sent to the server
-	heartbeat  time.Duration // interval between heartbeats
-	dir        string        // directory for the on-disk copy of the counters; "" for none
-	flush      time.Duration // interval between writes of the counters to dir
-	timeout    time.Duration // bound on each request to the server
-	backoffMin time.Duration // first delay after a failed request
-	backoffMax time.Duration // largest delay after failed requests
-	logger     *log.Logger   // debug log; nil for none
+	addr       string            // listen address; "off" for no listener (and no registration)
+	server     string            // server base URL; "" or "off" for no registration
+	service    string            // service name to register under
+	token      string            // bearer token accepted by the endpoints and sent to the server
+	heartbeat  time.Duration     // interval between heartbeats
+	dir        string            // directory for the on-disk copy of the counters; "" for none
+	flush      time.Duration     // interval between writes of the counters to dir
+	timeout    time.Duration     // bound on each request to the server
+	backoffMin time.Duration     // first delay after a failed request
+	backoffMax time.Duration     // largest delay after failed requests
+	logger     *log.Logger       // debug log; nil for none
+	labels     map[string]string // sent with the registration
 }
 
 const (
@@ -79,6 +80,7 @@ func configFromEnv(b buildInfo) config {
 	}
 	cfg.heartbeat = envInterval(cfg.logger, "LIVECOV_HEARTBEAT", cfg.heartbeat, minHeartbeat)
 	cfg.flush = envInterval(cfg.logger, "LIVECOV_FLUSH", cfg.flush, minFlush)
+	cfg.labels = labelsFromEnv(cfg.logger)
 	return cfg
 }
 

@@ -31,6 +31,9 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 	LIVECOV_TOKEN       when set, the endpoints also accept this token, and the agent sends
 	                    "Authorization: Bearer <token>" to the server; without it only the
 	                    server the agent registered with can read them (see "Endpoints")
+	LIVECOV_LABELS      labels to register with, "env=staging,version=1.4.2"; beside them the
+	                    agent sends the build's VCS revision (vcs.revision, vcs.modified) and,
+	                    in a Kubernetes pod, k8s.pod and k8s.namespace (labels.go)
 	LIVECOV_HEARTBEAT   interval between heartbeats, a Go duration (default 10s, at least
 	                    10ms)
 	LIVECOV_DIR         directory in which to keep the counters on disk (see "Processes that

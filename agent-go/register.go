@@ -37,6 +37,9 @@ type registration struct {
 	// Secret is the process secret, which the endpoints accept as a bearer token: only the
 	// server that receives it can read the agent (unless LIVECOV_TOKEN says otherwise).
 	Secret string `json:"secret"`
+	// Labels say where the instance runs: LIVECOV_LABELS and what the agent learns by itself
+	// (labelsFromEnv).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // heartbeat is the body of POST /api/v1/agents/<instance>/heartbeat. It carries the process
@@ -91,6 +94,7 @@ func (a *agent) report(port int) {
 		Port:      port,
 		GoVersion: runtime.Version(),
 		Secret:    secret,
+		Labels:    a.cfg.labels,
 	})
 	beat, _ := json.Marshal(heartbeat{Secret: secret})
 	registerURL := base + "/api/v1/agents/register"

@@ -63,6 +63,9 @@ pub struct SnapshotsArgs {
     /// At most this many.
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// Only the snapshots taken with this selector (`env=staging`).
+    #[arg(long, value_name = "LABELS")]
+    selector: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -77,8 +80,12 @@ pub struct SnapshotArgs {
     #[arg(long)]
     label: Option<String>,
     /// End the round in the same step, as `livecov reset` does.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "selector")]
     reset: bool,
+    /// Read only the live instances with these labels (`env=staging,region=eu`): the
+    /// coverage of one environment, version or region.
+    #[arg(long, value_name = "LABELS")]
+    selector: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -512,11 +519,14 @@ pub fn services(args: ServicesArgs) -> Result<()> {
 }
 
 pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
-    let path = format!(
+    let mut path = format!(
         "/api/v1/services/{}/snapshots?limit={}",
         path_segment(&args.service),
         args.limit
     );
+    if let Some(s) = &args.selector {
+        let _ = write!(path, "&selector={}", path_segment(s));
+    }
     let (list, raw): (SnapshotList, _) = args.conn.call(reqwest::Method::GET, &path, None)?;
     if args.conn.json {
         println!("{raw}");
@@ -533,11 +543,14 @@ pub fn snapshots(args: SnapshotsArgs) -> Result<()> {
         "SINCE START".into(),
     ]];
     for s in &list.snapshots {
-        let label = match (&s.session, &s.label) {
+        let mut label = match (&s.session, &s.label) {
             (Some(session), None) => format!("session {session}"),
             (Some(session), Some(label)) => format!("session {session}: {label}"),
             (None, label) => label.clone().unwrap_or_else(|| "-".into()),
         };
+        if let Some(sel) = &s.selector {
+            label = format!("[{sel}] {label}");
+        }
         rows.push(vec![
             s.id.to_string(),
             s.taken_at.clone(),
@@ -607,7 +620,10 @@ fn print_snapshot(d: &SnapshotDetail) {
 }
 
 fn take(conn: &Conn, label: Option<String>, path: String) -> Result<()> {
-    let body = serde_json::json!({ "label": label });
+    take_with(conn, serde_json::json!({ "label": label }), path)
+}
+
+fn take_with(conn: &Conn, body: serde_json::Value, path: String) -> Result<()> {
     let (detail, raw): (SnapshotDetail, _) = conn.call(reqwest::Method::POST, &path, Some(body))?;
     if conn.json {
         println!("{raw}");
@@ -623,7 +639,8 @@ pub fn snapshot(args: SnapshotArgs) -> Result<()> {
         path_segment(&args.service),
         if args.reset { "?reset=true" } else { "" }
     );
-    take(&args.conn, args.label, path)
+    let body = serde_json::json!({ "label": args.label, "selector": args.selector });
+    take_with(&args.conn, body, path)
 }
 
 pub fn reset(args: ResetArgs) -> Result<()> {

@@ -814,3 +814,137 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status")
 }
+
+/// Labels from real binaries: two replicas of a build made in a git checkout, one with
+/// `LIVECOV_LABELS=env=staging`, the other `env=prod`. Each registers its labels and the
+/// revision it was built from; `livecov snapshot --selector` reads the staging one alone and
+/// `livecov snapshots --selector` lists that snapshot alone.
+#[test]
+fn labels_choose_the_replicas_a_snapshot_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeter");
+    std::fs::create_dir(&repo).unwrap();
+    for f in ["go.mod", "main.go"] {
+        std::fs::copy(Path::new(EXAMPLE).join(f), repo.join(f)).unwrap();
+    }
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let head = run_ok(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&repo),
+    );
+    let bin = tmp.path().join("greeter-bin");
+    // `go` stamps the revision by default in a checkout; a machine may turn that off in its
+    // `go env` (GOFLAGS=-buildvcs=false), so the test asks for it.
+    run_ok(
+        Command::new(LIVECOV)
+            .args(["build", "--cache-dir"])
+            .arg(tmp.path().join("cache"))
+            .args(["--", "-buildvcs=true", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(&repo),
+    );
+    let port = free_port();
+    let url = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let _server = start_server(port, &url, &tmp.path().join("server.log"));
+    let replica = |labels: &str| {
+        let p = free_port();
+        let child = Command::new(&bin)
+            .env("ADDR", format!("127.0.0.1:{p}"))
+            .env("LIVECOV_SERVER", format!("http://127.0.0.1:{port}"))
+            .env("LIVECOV_SERVICE", "greeter")
+            .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
+            .env("LIVECOV_HEARTBEAT", "200ms")
+            .env("LIVECOV_LABELS", labels)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(p, "/healthz");
+        (Service(child), p)
+    };
+    let (_staging, ps) = replica("env=staging,team=checkout");
+    let (_prod, pp) = replica("env=prod");
+    wait_live(port, 2);
+    hit(ps, "/hello?name=a");
+    hit(pp, "/calc?op=add&a=1&b=2");
+
+    let svc: serde_json::Value =
+        serde_json::from_slice(&http("GET", port, "/api/v1/services/greeter").unwrap().1).unwrap();
+    let mut labels: Vec<serde_json::Value> = svc["instance_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["labels"].clone())
+        .collect();
+    labels.sort_by_key(|l| l["env"].as_str().unwrap().to_string());
+    assert_eq!(
+        labels,
+        [
+            serde_json::json!({"env": "prod", "vcs.revision": head.trim()}),
+            serde_json::json!({"env": "staging", "team": "checkout", "vcs.revision": head.trim()}),
+        ]
+    );
+
+    let s = client(
+        port,
+        &[
+            "snapshot",
+            "greeter",
+            "--selector",
+            "env=staging",
+            "--label",
+            "staging",
+        ],
+    );
+    assert_eq!(s["selector"], "env=staging", "{s}");
+    assert_eq!(s["instances_ok"], 1, "{s}");
+    let staging_id = s["instance_results"][0]["instance"].clone();
+    assert!(
+        svc["instance_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == staging_id && i["labels"]["env"] == "staging"),
+        "{s}"
+    );
+    let all = client(port, &["snapshot", "greeter"]);
+    assert_eq!(all["instances_ok"], 2, "{all}");
+    // Only the staging replica ran /hello: the selected snapshot covers less than the whole.
+    assert!(
+        s["totals"]["stmts_covered"].as_i64() < all["totals"]["stmts_covered"].as_i64(),
+        "{s} {all}"
+    );
+    let text = plain(
+        port,
+        &[
+            "snapshots",
+            "greeter",
+            "--selector",
+            "team=checkout,env=staging",
+        ],
+    );
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "only the header: no snapshot of that selector: {text}"
+    );
+    let text = plain(port, &["snapshots", "greeter", "--selector", "env=staging"]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("[env=staging] staging"), "{text}");
+    let err = Command::new(LIVECOV)
+        .args(["snapshot", "greeter", "--selector", "env=qa", "--server"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&err.stderr)
+            .contains("no live instance of service \"greeter\" has the labels env=qa"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+}

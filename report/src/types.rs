@@ -1,6 +1,8 @@
 //! The JSON of the HTTP API, shared by the server (which writes it) and the CLI clients
 //! (which read it). `docs/API.md` describes every field.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Block and statement totals. `coverage` is the percentage of statements covered, as
@@ -56,6 +58,10 @@ pub struct Registration {
     /// existed send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Where the instance runs: `LIVECOV_LABELS`, the build's VCS revision, the Kubernetes
+    /// pod and namespace ([`check_labels`] says what they may be).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `POST /api/v1/agents/{instance}/heartbeat`.
@@ -116,12 +122,18 @@ pub struct InstanceInfo {
     pub registered_at: String,
     pub last_seen: String,
     pub gone_at: Option<String>,
+    /// The labels it registered with.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SnapshotRequest {
     #[serde(default)]
     pub label: Option<String>,
+    /// Read only the live instances whose labels match (`env=staging,region=eu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +141,10 @@ pub struct SnapshotInfo {
     pub id: i64,
     pub service: String,
     pub label: Option<String>,
+    /// The selector that chose the instances it read (`env=staging`); null: every live
+    /// instance.
+    #[serde(default)]
+    pub selector: Option<String>,
     /// The snapshot ended a round: a reset started a new one when it was taken.
     pub reset: bool,
     /// What window `totals` measure: `snapshot` (the round that is running), `reset` (the
@@ -430,4 +446,83 @@ pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The most labels an instance registers with.
+pub const MAX_LABELS: usize = 32;
+
+/// Checks an instance's labels: at most [`MAX_LABELS`], keys 1 to 63 ASCII letters, digits,
+/// `.`, `_`, `-` or `/`, values at most 256 bytes without commas or control characters.
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "labels: at most {MAX_LABELS}, got {}",
+            labels.len()
+        ));
+    }
+    for (k, v) in labels {
+        check_label(k, v)?;
+    }
+    Ok(())
+}
+
+fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = !key.is_empty()
+        && key.len() <= 63
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if !key_ok {
+        return Err(format!(
+            "label key {key:?}: 1 to 63 ASCII letters, digits, '.', '_', '-' or '/'"
+        ));
+    }
+    if value.len() > 256 || value.chars().any(|c| c.is_control() || c == ',') {
+        return Err(format!(
+            "label {key}: its value is at most 256 bytes without commas or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Which instances a snapshot reads: those whose labels hold every `key=value` pair.
+/// Written `env=staging,region=eu`, as `LIVECOV_LABELS` is; [`Selector::text`] is its
+/// canonical form (pairs sorted by key), the one stored and compared.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector(pub BTreeMap<String, String>);
+
+impl std::str::FromStr for Selector {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Selector, String> {
+        let mut pairs = BTreeMap::new();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(format!(
+                    "selector {s:?}: {pair:?} is not key=value (write env=staging,region=eu)"
+                ));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            check_label(k, v).map_err(|e| format!("selector {s:?}: {e}"))?;
+            if pairs.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(format!("selector {s:?}: {k} twice"));
+            }
+        }
+        if pairs.is_empty() {
+            return Err(format!("selector {s:?}: no key=value pair"));
+        }
+        Ok(Selector(pairs))
+    }
+}
+
+impl Selector {
+    /// Whether `labels` hold every pair.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// `a=1,b=2`, pairs sorted by key.
+    pub fn text(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join(",")
+    }
 }

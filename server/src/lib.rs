@@ -429,7 +429,7 @@ async fn scheduled(app: Arc<App>, every: Duration) {
             }
         };
         for s in services.iter().filter(|s| s.live_instances > 0) {
-            if let Err(e) = round::take(&app, &s.name, Some("scheduled".into())).await {
+            if let Err(e) = round::take(&app, &s.name, Some("scheduled".into()), None).await {
                 tracing::warn!(service = s.name, error = %crate::error::Chain(&e), "scheduled snapshot not taken");
             }
         }

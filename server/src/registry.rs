@@ -216,6 +216,7 @@ async fn register_checked(
             )));
         }
     }
+    report::types::check_labels(&r.labels).map_err(RegistryError::Invalid)?;
     if let Some(secret) = &r.secret
         && (secret.len() < 16
             || secret.len() > 128
@@ -248,6 +249,7 @@ async fn register_checked(
         go_version: r.go_version,
         address: address.clone(),
         secret: r.secret,
+        labels: r.labels,
     };
     let quota = crate::store::Quota {
         services: app.config.max_services,
@@ -391,6 +393,7 @@ pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetai
                 registered_at: report::rfc3339(i.registered_at),
                 last_seen: report::rfc3339(i.last_seen),
                 gone_at: i.gone_at.map(report::rfc3339),
+                labels: i.labels,
             })
             .collect(),
     }

@@ -33,7 +33,7 @@ use crate::snapshot::{self, Pulled, SnapshotError};
 use crate::store::{
     BoundaryKind, BoundaryRow, InstanceRow, Record, SessionRow, StoreError, Window, now_ms,
 };
-use crate::types::{SessionInfo, SessionList};
+use crate::types::{Selector, SessionInfo, SessionList};
 use crate::window::{self, Since};
 
 /// What the instances answered at boundary `b`, by instance.
@@ -108,18 +108,28 @@ async fn enter(app: &Arc<App>, service: &str) -> tokio::sync::OwnedMutexGuard<()
     held
 }
 
-/// Reads every live instance of `service` and stores the coverage of its current round (and
-/// since each instance started) under `label` (1 to 1,024 bytes without control characters).
-/// Returns the snapshot's id.
+/// Reads every live instance of `service` (those `selector` matches, if given) and stores the
+/// coverage of its current round (and since each instance started) under `label` (1 to 1,024
+/// bytes without control characters). Returns the snapshot's id.
 pub async fn take(
     app: &Arc<App>,
     service: &str,
     label: Option<String>,
+    selector: Option<&Selector>,
 ) -> Result<i64, SnapshotError> {
     let started = Instant::now();
     snapshot::check_label(label.as_deref())?;
     let _held = enter(app, service).await;
-    let live = snapshot::live_instances(app, service).await?;
+    let mut live = snapshot::live_instances(app, service).await?;
+    if let Some(sel) = selector {
+        live.retain(|i| sel.matches(&i.labels));
+        if live.is_empty() {
+            return Err(SnapshotError::NoMatch {
+                service: service.to_string(),
+                selector: sel.text(),
+            });
+        }
+    }
     let taken_at = now_ms();
     let round = app.store.round_boundary(service).await?;
     let mut notes = BTreeMap::new();
@@ -134,9 +144,10 @@ pub async fn take(
         since: round.as_ref().map(|r| r.created_at),
     };
     let since_of = |i: &InstanceRow| window::since(round.as_ref(), &since, i);
-    let snap = snapshot::compose(
+    let mut snap = snapshot::compose(
         service, label, window, false, started, taken_at, &pulled, since_of, &notes,
     )?;
+    snap.selector = selector.map(Selector::text);
     let id = snapshot::store(app, &snap).await?;
     Ok(id)
 }

@@ -17,7 +17,9 @@ use crate::lcc;
 use crate::meta::Build;
 use crate::pull::{Answer, Dial, Failure, Outcome, timed};
 use crate::store::{InstanceRow, NewSnapshot, SnapshotBuild, SnapshotRow, StoreError, Window};
-use crate::types::{BuildPart, InstanceResult, SnapshotDetail, SnapshotInfo, SnapshotList, Totals};
+use crate::types::{
+    BuildPart, InstanceResult, Selector, SnapshotDetail, SnapshotInfo, SnapshotList, Totals,
+};
 use crate::window::{self, Since};
 /// Why a snapshot was not taken or cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum SnapshotError {
     UnknownService(String),
     #[error("service {0:?} has no live instances")]
     NoLiveInstances(String),
+    #[error("no live instance of service {service:?} has the labels {selector}")]
+    NoMatch { service: String, selector: String },
     /// No instance answered usably; nothing was stored.
     #[error("no instance of {service:?} answered, nothing stored: {why}")]
     NoAnswer { service: String, why: String },
@@ -318,6 +322,7 @@ pub(crate) fn compose(
         totals,
         deploy,
         target: merged[target].build.id.clone(),
+        selector: None,
         builds: parts,
         instances: outcomes,
     };
@@ -450,22 +455,28 @@ pub fn info(s: &SnapshotRow) -> SnapshotInfo {
         deploy: s.deploy.clone(),
         build: s.build.clone(),
         build_count: s.builds,
+        selector: s.selector.clone(),
     }
 }
 
 /// The snapshots of `service`, newest first: at most `limit` (100 if not given, 1 to 1,000),
-/// older than snapshot `before` if given.
+/// older than snapshot `before` if given, taken with `selector` if given.
 pub async fn list(
     app: &App,
     service: String,
     limit: Option<i64>,
     before: Option<i64>,
+    selector: Option<&Selector>,
 ) -> Result<SnapshotList, SnapshotError> {
     if !app.store.service_exists(&service).await? {
         return Err(SnapshotError::UnknownService(service));
     }
     let limit = limit.unwrap_or(100).clamp(1, 1000);
-    let rows = app.store.snapshots(&service, limit, before).await?;
+    let selector = selector.map(Selector::text);
+    let rows = app
+        .store
+        .snapshots(&service, limit, before, selector.as_deref())
+        .await?;
     Ok(SnapshotList {
         service,
         snapshots: rows.iter().map(info).collect(),

@@ -6,6 +6,7 @@
 //! schemas differ (key and blob types) the migrations differ: `migrations/sqlite`,
 //! `migrations/postgres`. Times are milliseconds since the Unix epoch.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -141,6 +142,7 @@ pub struct NewInstance {
     pub address: String,
     /// The agent's per-process secret; None from agents that have none.
     pub secret: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What became of a registration or a heartbeat.
@@ -189,6 +191,7 @@ pub struct InstanceRow {
     pub gone_at: Option<i64>,
     /// Presented on pulls; never shown.
     pub secret: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +212,8 @@ pub struct SnapshotRow {
     pub build: Option<String>,
     /// How many builds its instances ran.
     pub builds: i64,
+    /// The selector that chose its instances, canonical; None: every live instance.
+    pub selector: Option<String>,
 }
 
 /// What a snapshot's counters measure.
@@ -256,6 +261,8 @@ pub struct NewSnapshot {
     pub deploy: Totals,
     /// The build `totals` and `deploy` are against: one of `builds`.
     pub target: String,
+    /// The selector that chose the instances, canonical.
+    pub selector: Option<String>,
     pub builds: Vec<SnapshotBuild>,
     pub instances: Vec<InstanceResult>,
 }
@@ -606,13 +613,13 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
-                 go_version, address, registered_at, last_seen, state, gone_at, secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL, $11)
+                 go_version, address, registered_at, last_seen, state, gone_at, secret, labels)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL, $11, $12)
              ON CONFLICT (id) DO UPDATE SET service = excluded.service, build = excluded.build,
                  mode = excluded.mode, hostname = excluded.hostname, pid = excluded.pid,
                  start_time = excluded.start_time, go_version = excluded.go_version,
                  address = excluded.address, last_seen = excluded.last_seen,
-                 state = 'live', gone_at = NULL,
+                 state = 'live', gone_at = NULL, labels = excluded.labels,
                  secret = COALESCE(instances.secret, excluded.secret)",
         )
         .bind(&i.id)
@@ -626,6 +633,7 @@ impl Store {
         .bind(&i.address)
         .bind(now)
         .bind(i.secret.as_deref())
+        .bind(labels_json(&i.labels))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -689,7 +697,7 @@ impl Store {
     pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
         let rows = sqlx::query_as::<_, InstanceRow>(
             "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
-                    registered_at, last_seen, state, gone_at, secret
+                    registered_at, last_seen, state, gone_at, secret, labels
              FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
              ORDER BY state DESC, registered_at DESC, id",
         )
@@ -730,7 +738,7 @@ impl Store {
                     n.id, n.service, n.label, n.reset, n.kind, n.session, n.since, n.taken_at,
                     n.duration_ms, n.instances_ok, n.instances_failed, n.blocks,
                     n.blocks_covered, n.stmts, n.stmts_covered, n.deploy_blocks_covered,
-                    n.deploy_stmts_covered, b.build,
+                    n.deploy_stmts_covered, n.selector, b.build,
                     (SELECT build FROM builds t WHERE t.id = n.build_id) AS target_build,
                     (SELECT COUNT(*) FROM snapshot_builds sb WHERE sb.snapshot_id = n.id)
                         AS build_count
@@ -794,13 +802,16 @@ impl Store {
         service: &str,
         limit: i64,
         before: Option<i64>,
+        selector: Option<&str>,
     ) -> Result<Vec<SnapshotRow>> {
         let rows = sqlx::query_as::<_, SnapshotRow>(&format!(
-            "{SNAPSHOT_COLUMNS} WHERE service = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            "{SNAPSHOT_COLUMNS} WHERE service = $1 AND id < $2 AND ($4 = '' OR selector = $4)
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(service)
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(selector.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
@@ -920,9 +931,11 @@ async fn write_snapshot(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &NewSnapsh
     .await?
     .try_get("id")?;
     sqlx::query(
-        "UPDATE snapshots SET build_id = (SELECT id FROM builds WHERE build = $1) WHERE id = $2",
+        "UPDATE snapshots SET build_id = (SELECT id FROM builds WHERE build = $1), selector = $2
+         WHERE id = $3",
     )
     .bind(&s.target)
+    .bind(s.selector.as_deref())
     .bind(id)
     .execute(&mut **tx)
     .await?;
@@ -1004,7 +1017,7 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
 
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, kind, session, since, taken_at,
     duration_ms, instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered,
-    deploy_blocks_covered, deploy_stmts_covered,
+    deploy_blocks_covered, deploy_stmts_covered, selector,
     (SELECT build FROM builds WHERE builds.id = snapshots.build_id) AS target_build,
     (SELECT COUNT(*) FROM snapshot_builds sb WHERE sb.snapshot_id = snapshots.id) AS build_count
     FROM snapshots";
@@ -1040,6 +1053,7 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
             ),
             build: r.try_get("target_build")?,
             builds: r.try_get("build_count")?,
+            selector: r.try_get("selector")?,
         })
     }
 }
@@ -1061,6 +1075,10 @@ impl FromRow<'_, AnyRow> for InstanceRow {
             live: r.try_get::<String, _>("state")? == "live",
             gone_at: r.try_get("gone_at")?,
             secret: r.try_get("secret")?,
+            labels: r
+                .try_get::<Option<String>, _>("labels")?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
         })
     }
 }
@@ -1083,6 +1101,11 @@ impl FromRow<'_, AnyRow> for SnapshotBuild {
             files: Vec::new(),
         })
     }
+}
+
+/// An instance's labels as stored: a JSON object, or NULL for none.
+fn labels_json(labels: &BTreeMap<String, String>) -> Option<String> {
+    (!labels.is_empty()).then(|| serde_json::to_string(labels).expect("strings serialize"))
 }
 
 #[cfg(test)]

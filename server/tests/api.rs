@@ -34,6 +34,7 @@ on_every_db!(
     a_snapshot_takes_at_most_two_pull_timeouts,
     quotas_bound_what_registrations_keep,
     services_come_a_page_at_a_time,
+    labels_choose_the_instances_a_snapshot_reads,
 );
 
 mod cases {
@@ -706,6 +707,203 @@ mod cases {
             "{}",
             c.text
         );
+        server.stop().await.unwrap();
+    }
+
+    pub async fn labels_choose_the_instances_a_snapshot_reads(db: &Db) {
+        let server = start(config(&db.url)).await;
+        let b = set_build("labels");
+        let labelled = |agent: &SimAgent, instance: &str, labels: serde_json::Value| {
+            let mut r = agent.registration("svc", instance);
+            r["labels"] = labels;
+            r
+        };
+        let staging = SimAgent::start(b.clone(), None).await;
+        let prod = SimAgent::start(b.clone(), None).await;
+        let bare = SimAgent::start(b.clone(), None).await;
+        for (agent, id, labels) in [
+            (
+                &staging,
+                "s1",
+                serde_json::json!({"env": "staging", "vcs.revision": "abc123"}),
+            ),
+            (
+                &prod,
+                "p1",
+                serde_json::json!({"env": "prod", "region": "eu"}),
+            ),
+            (&bare, "x1", serde_json::json!({})),
+        ] {
+            let a = post(
+                &server,
+                "/api/v1/agents/register",
+                labelled(agent, id, labels),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+        }
+        staging.hit(0, 1);
+        prod.hit(1, 1);
+        bare.hit(2, 1);
+
+        // Labels are checked as registrations are.
+        for bad in [
+            serde_json::json!({"bad key": "x"}),
+            serde_json::json!({"env": "a,b"}),
+            serde_json::json!({"": "x"}),
+            serde_json::json!({"k": "x".repeat(257)}),
+        ] {
+            let a = post(
+                &server,
+                "/api/v1/agents/register",
+                labelled(&bare, "x2", bad),
+            )
+            .await;
+            assert_eq!(a.status, 400, "{}", a.text);
+        }
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..33).map(|i| (format!("k{i}"), "v".into())).collect();
+        let a = post(
+            &server,
+            "/api/v1/agents/register",
+            labelled(&bare, "x2", many.into()),
+        )
+        .await;
+        assert_eq!(a.status, 400, "{}", a.text);
+
+        // The service lists each instance's labels.
+        let svc = get(&server, "/api/v1/services/svc").await;
+        let labels_of = |id: &str| {
+            svc.json["instance_list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == id)
+                .unwrap()["labels"]
+                .clone()
+        };
+        assert_eq!(
+            labels_of("p1"),
+            serde_json::json!({"env": "prod", "region": "eu"})
+        );
+        assert_eq!(labels_of("x1"), serde_json::json!({}));
+
+        // A snapshot of env=staging reads that instance alone, and keeps its selector.
+        let s = post(
+            &server,
+            "/api/v1/services/svc/snapshots",
+            serde_json::json!({"selector": "env=staging"}),
+        )
+        .await;
+        assert_eq!(s.status, 201, "{}", s.text);
+        assert_eq!(s.json["selector"], "env=staging");
+        assert_eq!(s.json["instances_ok"], 1, "{}", s.text);
+        assert_eq!(s.json["instance_results"][0]["instance"], "s1");
+        assert_eq!(s.json["totals"]["blocks_covered"], 1);
+        // Pairs in any order and spacing are one selector.
+        let s2 = post(
+            &server,
+            "/api/v1/services/svc/snapshots",
+            serde_json::json!({"selector": " region=eu , env=prod"}),
+        )
+        .await;
+        assert_eq!(s2.status, 201, "{}", s2.text);
+        assert_eq!(s2.json["selector"], "env=prod,region=eu");
+        assert_eq!(s2.json["instance_results"][0]["instance"], "p1");
+        let all = snapshot(&server, "svc", "").await;
+        assert_eq!(all["selector"], serde_json::Value::Null);
+        assert_eq!(all["instances_ok"], 3);
+        assert_eq!(all["totals"]["blocks_covered"], 3);
+
+        // The list filters by selector.
+        let ids = |path: &str| {
+            let server = &server;
+            let path = path.to_string();
+            async move {
+                let l = get(server, &path).await;
+                assert_eq!(l.status, 200, "{}", l.text);
+                l.json["snapshots"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["id"].as_i64().unwrap())
+                    .collect::<Vec<i64>>()
+            }
+        };
+        let id = s.json["id"].as_i64().unwrap();
+        assert_eq!(
+            ids("/api/v1/services/svc/snapshots?selector=env%3Dstaging").await,
+            [id]
+        );
+        assert_eq!(ids("/api/v1/services/svc/snapshots").await.len(), 3);
+
+        // No match, a bad selector, a reset with a selector.
+        for (body, query, status) in [
+            (serde_json::json!({"selector": "env=qa"}), "", 409),
+            (serde_json::json!({"selector": "env"}), "", 400),
+            (serde_json::json!({"selector": "env=a,env=b"}), "", 400),
+            (
+                serde_json::json!({"selector": "env=staging"}),
+                "?reset=true",
+                400,
+            ),
+        ] {
+            let a = post(
+                &server,
+                &format!("/api/v1/services/svc/snapshots{query}"),
+                body,
+            )
+            .await;
+            assert_eq!(a.status, status, "{}", a.text);
+        }
+        let bad = get(&server, "/api/v1/services/svc/snapshots?selector=nope").await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+        // Where every instance is read, a selector is refused, never ignored.
+        let r = post(
+            &server,
+            "/api/v1/services/svc/reset",
+            serde_json::json!({"selector": "env=staging"}),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let started = post(
+            &server,
+            "/api/v1/services/svc/sessions",
+            serde_json::json!({"name": "qa"}),
+        )
+        .await;
+        assert_eq!(started.status, 201, "{}", started.text);
+        let r = post(
+            &server,
+            "/api/v1/services/svc/sessions/qa/stop",
+            serde_json::json!({"selector": "env=staging"}),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+
+        // The dashboard: the labels, each a link to the instances that have it; the page of
+        // env=staging lists that instance and the snapshot taken of it.
+        let page = get(&server, "/services/svc").await;
+        assert!(
+            page.text.contains(
+                "<a class=\"label\" href=\"/services/svc?selector=env%3Dprod\">env=prod</a>"
+            ),
+            "{}",
+            page.text
+        );
+        let page = get(&server, "/services/svc?selector=env%3Dstaging").await;
+        assert_eq!(page.status, 200);
+        assert!(page.text.contains("<code>s1</code>"), "{}", page.text);
+        assert!(!page.text.contains("<code>p1</code>"), "{}", page.text);
+        assert_eq!(
+            page.text
+                .matches("<code class=\"selector\">env=staging</code>")
+                .count(),
+            1
+        );
+        assert!(page.text.contains("value=\"env=staging\""), "{}", page.text);
+        let bad = get(&server, "/services/svc?selector=nope").await;
+        assert_eq!(bad.status, 400);
         server.stop().await.unwrap();
     }
 

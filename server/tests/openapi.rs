@@ -317,6 +317,22 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
             }
         }
     }
+    // A map (`labels`): every value fits `additionalProperties`, and there are not too many.
+    if let (Some(obj), Some(values)) = (
+        value.as_object(),
+        s.get("additionalProperties").filter(|a| a.is_object()),
+    ) {
+        for (k, v) in obj {
+            if s["properties"].get(k).is_none() {
+                check(doc, values, v, &format!("{at}.{k}"), errors);
+            }
+        }
+        if let Some(max) = s["maxProperties"].as_u64()
+            && obj.len() as u64 > max
+        {
+            errors.push(format!("{at}: {} properties, at most {max}", obj.len()));
+        }
+    }
     if let (Some(items), Some(arr)) = (s.get("items"), value.as_array()) {
         for (i, v) in arr.iter().enumerate() {
             check(doc, items, v, &format!("{at}[{i}]"), errors);
@@ -352,6 +368,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         id: 3,
         service: "greeter".into(),
         label: label.map(String::from),
+        selector: None,
         reset: false,
         kind: "snapshot".into(),
         session: None,
@@ -371,6 +388,11 @@ fn samples() -> Vec<(&'static str, Value)> {
         build_count: 2,
         ..info(None)
     };
+    // Taken of the live instances a selector matched.
+    let selected = SnapshotInfo {
+        selector: Some("env=staging,region=eu".into()),
+        ..info(Some("eu"))
+    };
     let ended = |kind: &str, session: Option<&str>| SnapshotInfo {
         reset: kind == "reset",
         kind: kind.into(),
@@ -386,6 +408,19 @@ fn samples() -> Vec<(&'static str, Value)> {
         builds: vec!["b".repeat(64)],
         latest_snapshot: latest,
     };
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let where_it_runs = labels(&[
+        ("env", "staging"),
+        ("k8s.namespace", "shop"),
+        ("k8s.pod", "web-1-7d9c"),
+        ("vcs.modified", "true"),
+        ("vcs.revision", "4f2a9c1e"),
+    ]);
     let instance = |gone_at: Option<&str>| InstanceInfo {
         id: "i0".into(),
         state: if gone_at.is_some() { "gone" } else { "live" }.into(),
@@ -399,6 +434,12 @@ fn samples() -> Vec<(&'static str, Value)> {
         registered_at: "2026-11-25T20:26:26.635Z".into(),
         last_seen: "2026-11-25T20:26:56.635Z".into(),
         gone_at: gone_at.map(String::from),
+        // A gone instance of an agent without labels: `{}`.
+        labels: if gone_at.is_some() {
+            BTreeMap::new()
+        } else {
+            where_it_runs.clone()
+        },
     };
     let part = BuildPart {
         build: "b".repeat(64),
@@ -588,6 +629,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         port: 38211,
         go_version: "go1.26.0".into(),
         secret: Some("5f0c2a9e41d37b86a1e0c4d29b7f3e58".into()),
+        labels: where_it_runs.clone(),
     };
     let session = |snapshot: Option<i64>| SessionInfo {
         id: 2,
@@ -610,6 +652,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             "Registration",
             v(&Registration {
                 secret: None,
+                labels: BTreeMap::new(),
                 ..registration.clone()
             }),
         ),
@@ -646,22 +689,28 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         ("InstanceInfo", v(&instance(None))),
         (
+            "InstanceInfo",
+            v(&instance(Some("2026-11-25T20:27:26.635Z"))),
+        ),
+        (
             "SnapshotRequest",
             v(&SnapshotRequest {
                 label: Some("round 2".into()),
+                selector: Some("env=staging,region=eu".into()),
             }),
         ),
         ("SnapshotRequest", v(&SnapshotRequest::default())),
         ("SnapshotInfo", v(&info(Some("round 2")))),
         ("SnapshotInfo", v(&info(None))),
         ("SnapshotInfo", v(&old)),
+        ("SnapshotInfo", v(&selected)),
         ("SnapshotInfo", v(&ended("reset", None))),
         ("SnapshotInfo", v(&ended("session", Some("qa run 7")))),
         (
             "SnapshotList",
             v(&SnapshotList {
                 service: "greeter".into(),
-                snapshots: vec![info(None), info(Some("scheduled"))],
+                snapshots: vec![info(None), info(Some("scheduled")), selected.clone()],
             }),
         ),
         ("SnapshotDetail", v(&detail)),
@@ -851,6 +900,49 @@ fn schemas_are_the_types() {
     }
 }
 
+/// The limits the document puts on labels are those of `report::types::check_labels`, and a
+/// selector's canonical form is as it says (pairs sorted by key).
+#[test]
+fn label_limits_are_the_code() {
+    let doc = doc();
+    let labels = &doc["components"]["schemas"]["Registration"]["properties"]["labels"];
+    let max = labels["maxProperties"].as_u64().expect("maxProperties") as usize;
+    assert_eq!(max, report::types::MAX_LABELS);
+    let key_pattern = labels["propertyNames"]["pattern"].as_str().unwrap();
+    assert!(key_pattern.ends_with("{1,63}$"), "{key_pattern}");
+    let value_max = labels["additionalProperties"]["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let check = |pairs: Vec<(String, String)>| {
+        report::types::check_labels(&pairs.into_iter().collect()).is_ok()
+    };
+    let many = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    assert!(check(many(max)));
+    assert!(!check(many(max + 1)));
+    assert!(check(vec![("k".repeat(63), "v".repeat(value_max))]));
+    assert!(!check(vec![("k".repeat(64), "v".into())]));
+    assert!(!check(vec![("k".into(), "v".repeat(value_max + 1))]));
+    assert!(!check(vec![(String::new(), "v".into())]));
+    assert!(check(vec![(
+        "a.b_c-d/E9".into(),
+        "any text: but no comma".into()
+    )]));
+    for key in ["a b", "a=b", "a,b", "é"] {
+        assert!(!check(vec![(key.into(), "v".into())]), "key {key:?}");
+    }
+    for value in ["a,b", "a\nb", "a\u{7f}b", "a\u{85}b"] {
+        assert!(!check(vec![("k".into(), value.into())]), "value {value:?}");
+    }
+    let canonical = |s: &str| s.parse::<Selector>().map(|s| s.text());
+    assert_eq!(
+        canonical(" region=eu , env=staging").as_deref(),
+        Ok("env=staging,region=eu")
+    );
+    for bad in ["", " , ", "env", "env=qa,env=prod", "bad key=x", "env=a\tb"] {
+        assert!(canonical(bad).is_err(), "selector {bad:?}");
+    }
+}
+
 /// The fields of `full` (a whole serialized `T`) without which it no longer deserializes.
 fn required_by_serde<T: DeserializeOwned>(full: &Value) -> BTreeSet<String> {
     serde_json::from_value::<T>(full.clone()).expect("the whole sample deserializes");
@@ -984,7 +1076,9 @@ async fn served_answers_match_the_document() {
     let build = Arc::new(SimBuild::synthetic(Mode::Set, 3, 4, "openapi"));
     let agent = SimAgent::start(build.clone(), Some("agent-secret".into())).await;
     let reg = "/api/v1/agents/register";
-    let r = agent.registration("svc", "i0");
+    // Where it runs, as the agent tells it (`LIVECOV_LABELS` and what it learns itself).
+    let mut r = agent.registration("svc", "i0");
+    r["labels"] = json!({"env": "staging", "region": "eu", "vcs.revision": "4f2a9c1e"});
     assert_eq!(
         c.call("post", reg, reg, body(r.clone()), None).await.status,
         401
@@ -1009,6 +1103,24 @@ async fn served_answers_match_the_document() {
             .status,
         400
     );
+    let too_many: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for labels in [
+        json!({"env": "a,b"}),
+        json!({"bad key": "x"}),
+        json!({"env": 5}),
+        Value::Object(too_many),
+    ] {
+        let mut wrong = r.clone();
+        wrong["labels"] = labels.clone();
+        assert_eq!(
+            c.call("post", reg, reg, body(wrong), agent_token)
+                .await
+                .status,
+            400,
+            "labels {labels}"
+        );
+    }
     assert_eq!(
         c.call("post", reg, reg, body(r.clone()), agent_token)
             .await
@@ -1084,6 +1196,56 @@ async fn served_answers_match_the_document() {
     );
     let nope = "/api/v1/services/nope/snapshots";
     assert_eq!(c.call("post", snaps, nope, None, admin).await.status, 404);
+
+    // A snapshot of the live instances whose labels match a selector, kept canonical.
+    let eu = || body(json!({"label": "eu", "selector": " region=eu, env=staging"}));
+    let picked = c.call("post", snaps, svc_snaps, eu(), admin).await;
+    assert_eq!(picked.status, 201);
+    assert_eq!(picked.json["selector"], "env=staging,region=eu");
+    assert_eq!(picked.json["kind"], "snapshot");
+    assert_eq!(picked.json["instances_ok"], 1);
+    assert_eq!(first.json["selector"], Value::Null);
+    let qa_only = body(json!({"selector": "env=qa"}));
+    let unmatched = c.call("post", snaps, svc_snaps, qa_only, admin).await;
+    assert_eq!(unmatched.status, 409);
+    assert_eq!(
+        unmatched.json["error"],
+        "no live instance of service \"svc\" has the labels env=qa"
+    );
+    for selector in ["env", "env=qa,env=prod", "", " , ", "bad key=x", "env=a,b"] {
+        let bad = body(json!({"selector": selector}));
+        assert_eq!(
+            c.call("post", snaps, svc_snaps, bad, admin).await.status,
+            400,
+            "selector {selector:?}"
+        );
+    }
+    // A reset ends every instance's round: it takes no selector.
+    assert_eq!(
+        c.call("post", snaps, reset_q, eu(), admin).await.status,
+        400
+    );
+    let picked_id = picked.json["id"].as_i64().unwrap();
+    let by_selector = |q: &str| format!("/api/v1/services/svc/snapshots?selector={q}");
+    // Compared in canonical form: any order of the pairs lists the same snapshots.
+    for q in ["env%3Dstaging%2Cregion%3Deu", "region%3Deu%2Cenv%3Dstaging"] {
+        let listed = c.call("get", snaps, &by_selector(q), None, None).await;
+        assert_eq!(listed.status, 200);
+        let ids: Vec<i64> = listed.json["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [picked_id], "{q}");
+    }
+    let none = c
+        .call("get", snaps, &by_selector("env%3Dqa"), None, None)
+        .await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.json["snapshots"], json!([]));
+    let garbled = by_selector("env");
+    assert_eq!(c.call("get", snaps, &garbled, None, None).await.status, 400);
     let (a, b) = (
         first.json["id"].as_i64().unwrap(),
         second.json["id"].as_i64().unwrap(),
@@ -1155,11 +1317,11 @@ async fn served_answers_match_the_document() {
     let list = "/api/v1/services";
     assert_eq!(c.call("get", list, list, None, None).await.status, 200);
     let one = "/api/v1/services/{service}";
+    let svc = c.call("get", one, "/api/v1/services/svc", None, None).await;
+    assert_eq!(svc.status, 200);
     assert_eq!(
-        c.call("get", one, "/api/v1/services/svc", None, None)
-            .await
-            .status,
-        200
+        svc.json["instance_list"][0]["labels"],
+        json!({"env": "staging", "region": "eu", "vcs.revision": "4f2a9c1e"})
     );
     assert_eq!(
         c.call("get", one, "/api/v1/services/nope", None, None)
@@ -1522,6 +1684,25 @@ async fn served_answers_match_the_document() {
             .status,
         404
     );
+
+    // In the rolling update, a selector reads only the labelled instance, of the old build;
+    // the new instance registered without labels.
+    let staging = body(json!({"selector": "env=staging"}));
+    let old_only = c.call("post", snaps, svc_snaps, staging, admin).await;
+    assert_eq!(old_only.status, 201);
+    assert_eq!(old_only.json["selector"], "env=staging");
+    assert_eq!(old_only.json["instances_ok"], 1);
+    assert_eq!(old_only.json["build"], build.id.as_str());
+    assert_eq!(old_only.json["build_count"], 1);
+    let both = c.call("get", one, "/api/v1/services/svc", None, None).await;
+    let labels: BTreeMap<&str, &Value> = both.json["instance_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap(), &i["labels"]))
+        .collect();
+    assert_eq!(labels["i1"], &json!({}));
+    assert_eq!(labels["i0"]["env"], "staging");
 
     // Another service of another build: compared against its build (every function added or
     // removed); no answer (502).

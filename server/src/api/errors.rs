@@ -41,7 +41,9 @@ impl From<SnapshotError> for ApiError {
             SnapshotError::UnknownService(_)
             | SnapshotError::NotFound(_)
             | SnapshotError::UnknownBuild(_) => ApiError::NotFound(message),
-            SnapshotError::NoLiveInstances(_) => ApiError::Conflict(message),
+            SnapshotError::NoLiveInstances(_) | SnapshotError::NoMatch { .. } => {
+                ApiError::Conflict(message)
+            }
             SnapshotError::NoAnswer { .. } => ApiError::BadGateway(message),
             SnapshotError::Store(e) => e.into(),
             SnapshotError::Build(e) => e.into(),

@@ -313,9 +313,16 @@ async fn take_snapshot(
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = if params.reset {
+        no_selector(&req, "a reset ends the round of every instance")?;
         round::reset(&app, &service, req.label).await?
     } else {
-        round::take(&app, &service, req.label).await?
+        let selector = req
+            .selector
+            .as_deref()
+            .map(str::parse::<crate::types::Selector>)
+            .transpose()
+            .map_err(ApiError::BadRequest)?;
+        round::take(&app, &service, req.label, selector.as_ref()).await?
     };
     created(&app, id).await
 }
@@ -326,8 +333,17 @@ async fn reset(
     ApiPath(service): ApiPath<String>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    no_selector(&req, "a reset ends the round of every instance")?;
     let id = round::reset(&app, &service, req.label).await?;
     created(&app, id).await
+}
+
+/// A selector where every instance is read is refused, never ignored.
+fn no_selector(req: &SnapshotRequest, why: &str) -> Result<(), ApiError> {
+    match req.selector {
+        Some(_) => Err(ApiError::BadRequest(format!("{why}: it takes no selector"))),
+        None => Ok(()),
+    }
 }
 
 /// `201 Created` with the detail of the snapshot just stored.
@@ -363,6 +379,10 @@ async fn stop_session(
     ApiPath((service, name)): ApiPath<(String, String)>,
     OptionalJson(req): OptionalJson<SnapshotRequest>,
 ) -> Result<Response, ApiError> {
+    no_selector(
+        &req,
+        "a session's snapshot holds every instance the session saw",
+    )?;
     let id = round::stop_session(&app, &service, &name, req.label).await?;
     created(&app, id).await
 }
@@ -371,6 +391,7 @@ async fn stop_session(
 struct ListParams {
     limit: Option<i64>,
     before: Option<i64>,
+    selector: Option<String>,
 }
 
 async fn list_snapshots(
@@ -378,7 +399,20 @@ async fn list_snapshots(
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    let list = snapshot::list(&app, service, params.limit, params.before).await?;
+    let selector = params
+        .selector
+        .as_deref()
+        .map(str::parse::<crate::types::Selector>)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let list = snapshot::list(
+        &app,
+        service,
+        params.limit,
+        params.before,
+        selector.as_ref(),
+    )
+    .await?;
     Ok(Json(list))
 }
 

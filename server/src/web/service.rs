@@ -138,6 +138,8 @@ fn refusals(out: &mut String, refusals: &[registry::Refusal]) {
 pub struct PageParams {
     /// Show the snapshots older than this one (the history's next page).
     before: Option<String>,
+    /// Show the instances with these labels, and the snapshots taken of them.
+    selector: Option<String>,
 }
 
 pub async fn page(
@@ -149,8 +151,22 @@ pub async fn page(
         Some(b) => Some(parse_id("snapshot", b)?),
         None => None,
     };
-    let (service, instances) = registry::service(&app, &name).await?;
-    let snapshots = app.store.snapshots(&name, HISTORY, before).await?;
+    let selector = match params.selector.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            s.parse::<crate::types::Selector>()
+                .map_err(super::page::bad_request)?,
+        ),
+        None => None,
+    };
+    let (service, mut instances) = registry::service(&app, &name).await?;
+    let text = selector.as_ref().map(|s| s.text());
+    let snapshots = app
+        .store
+        .snapshots(&name, HISTORY, before, text.as_deref())
+        .await?;
+    if let Some(sel) = &selector {
+        instances.retain(|i| sel.matches(&i.labels));
+    }
     let sessions = app.store.sessions(&name).await?;
 
     let mut page = Page::new(&name, &[(&name, None)], snapshots.len() * 500);
@@ -163,7 +179,14 @@ pub async fn page(
         service.live_instances,
         service.instances
     );
-    actions(out, &name);
+    actions(out, &name, text.as_deref());
+    if let Some(t) = &text {
+        out.push_str("<p class=\"selector\">Only the instances labelled <code>");
+        escape(out, t);
+        out.push_str("</code>, and the snapshots taken of them. <a href=\"");
+        escape(out, &service_href(&name));
+        out.push_str("\">All</a></p>\n");
+    }
 
     out.push_str("<h2>Coverage over time</h2>\n");
     if snapshots.is_empty() && before.is_some() {
@@ -171,7 +194,12 @@ pub async fn page(
     } else if snapshots.is_empty() {
         out.push_str("<p class=\"empty\">No snapshot yet: take one with the button above.</p>\n");
     } else {
-        trend(out, &snapshots);
+        // The revision each build was made from, where its instances said (vcs.revision).
+        let revisions: std::collections::BTreeMap<&str, &str> = instances
+            .iter()
+            .filter_map(|i| Some((i.build.as_str(), i.labels.get("vcs.revision")?.as_str())))
+            .collect();
+        trend(out, &snapshots, &revisions);
         compare(out, &snapshots);
         cycle(out, &name, &snapshots);
         history(out, &snapshots);
@@ -188,7 +216,12 @@ pub async fn page(
     {
         out.push_str("<a class=\"older\" href=\"");
         escape(out, &service_href(&name));
-        let _ = write!(out, "?before={}\">Older snapshots</a>", last.id);
+        let _ = write!(out, "?before={}", last.id);
+        if let Some(t) = &text {
+            out.push_str("&amp;selector=");
+            escape(out, &query_value(t));
+        }
+        out.push_str("\">Older snapshots</a>");
     }
 
     self::sessions(out, &name, &sessions);
@@ -199,7 +232,7 @@ pub async fn page(
          <th class=\"l\">State</th><th class=\"l\">Build</th><th class=\"l\">Mode</th>\
          <th class=\"l\">Address</th><th class=\"l\">Host</th><th data-k=\"n\">PID</th>\
          <th class=\"l\">Go</th><th class=\"l\">Registered</th><th class=\"l\">Last seen</th>\
-         </tr></thead>\n<tbody>\n",
+         <th class=\"l\">Labels</th></tr></thead>\n<tbody>\n",
     );
     for i in &instances {
         out.push_str("<tr><td class=\"l\"><code>");
@@ -218,12 +251,24 @@ pub async fn page(
         num_cell(out, i.pid);
         out.push_str("<td class=\"l\">");
         escape(out, &i.go_version);
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            "</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l labels\">",
             time(i.registered_at),
             time(i.last_seen)
         );
+        for (k, v) in &i.labels {
+            // Each label links to the page of the instances that have it.
+            let pair = format!("{k}={v}");
+            out.push_str("<a class=\"label\" href=\"");
+            escape(out, &service_href(&name));
+            out.push_str("?selector=");
+            escape(out, &query_value(&pair));
+            out.push_str("\">");
+            escape(out, &pair);
+            out.push_str("</a> ");
+        }
+        out.push_str("</td></tr>\n");
     }
     out.push_str("</tbody>\n</table>\n");
     Ok(page.finish())
@@ -240,7 +285,7 @@ fn build_id(out: &mut String, id: &str) {
 
 /// The snapshot and reset buttons. They call the API from the browser (`livecov.js`) with
 /// the admin token typed in here, which the browser keeps for the tab's session only.
-fn actions(out: &mut String, service: &str) {
+fn actions(out: &mut String, service: &str, selector: Option<&str>) {
     out.push_str("<form id=\"actions\" class=\"actions\" data-api=\"/api/v1/services/");
     escape(out, &segment(service));
     out.push_str("/snapshots\" data-service=\"");
@@ -248,6 +293,12 @@ fn actions(out: &mut String, service: &str) {
     out.push_str(
         "\">\n<label>Label <input id=\"label\" name=\"label\" maxlength=\"1024\" \
          placeholder=\"optional, e.g. round 2\"></label>\n\
+         <label>Instances <input id=\"selector\" name=\"selector\" maxlength=\"2048\" \
+         placeholder=\"all, or labels: env=staging\" value=\"",
+    );
+    escape(out, selector.unwrap_or(""));
+    out.push_str(
+        "\"></label>\n\
          <label>Admin token <input id=\"token\" name=\"token\" type=\"password\" \
          autocomplete=\"off\" placeholder=\"if the server has one\"></label>\n\
          <button type=\"button\" id=\"take-snapshot\">Take snapshot</button>\n\
@@ -260,7 +311,11 @@ fn actions(out: &mut String, service: &str) {
 /// inline SVG, so the chart needs no script. Each point links to its snapshot; reset
 /// snapshots are drawn hollow, since the counters start again after them; a dashed line
 /// marks where the build changes.
-fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
+fn trend(
+    out: &mut String,
+    snapshots: &[SnapshotRow],
+    revisions: &std::collections::BTreeMap<&str, &str>,
+) {
     const W: f64 = 800.0;
     const H: f64 = 200.0;
     const LEFT: f64 = 40.0;
@@ -315,6 +370,11 @@ fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
                 H - BOTTOM
             );
             escape(out, next);
+            let revision = revisions.get(next.as_str()).copied();
+            if let Some(r) = revision {
+                out.push_str(", commit ");
+                escape(out, r);
+            }
             let _ = writeln!(
                 out,
                 " from #{}</title></line><text class=\"build-label\" x=\"{:.1}\" y=\"{}\">",
@@ -322,7 +382,9 @@ fn trend(out: &mut String, snapshots: &[SnapshotRow]) {
                 xx + 2.0,
                 TOP + 8.0
             );
-            escape(out, next.get(..7).unwrap_or(next));
+            // The commit when known, else the build id.
+            let shown = revision.unwrap_or(next);
+            escape(out, shown.get(..7).unwrap_or(shown));
             out.push_str("</text>\n");
         }
     }
@@ -484,6 +546,11 @@ fn history(out: &mut String, snapshots: &[SnapshotRow]) {
             out.push_str("session ");
             escape(out, session);
             out.push_str(if s.label.is_some() { ": " } else { "" });
+        }
+        if let Some(sel) = &s.selector {
+            out.push_str("<code class=\"selector\">");
+            escape(out, sel);
+            out.push_str("</code> ");
         }
         escape(out, s.label.as_deref().unwrap_or(""));
         let _ = write!(

@@ -6,6 +6,7 @@
   if (!form) { return; }
   var token = document.getElementById('token');
   var label = document.getElementById('label');
+  var selector = document.getElementById('selector');
   var status = document.getElementById('action-status');
   var buttons = form.querySelectorAll('button');
   try { token.value = sessionStorage.getItem('livecov-token') || ''; } catch (e) { /* private mode */ }
@@ -28,6 +29,7 @@
     var headers = { 'Content-Type': 'application/json' };
     if (token.value) { headers.Authorization = 'Bearer ' + token.value; }
     var body = label.value ? { label: label.value } : {};
+    if (selector && selector.value) { body.selector = selector.value; }
     busy(true);
     say(reset ? 'Ending the round…' : 'Pulling the counters…', false);
     fetch(form.getAttribute('data-api') + (reset ? '?reset=true' : ''), {
@@ -93,6 +95,7 @@
     stops[i].addEventListener('click', function (e) {
       var n = e.target.getAttribute('data-name');
       var body = label.value ? { label: label.value } : {};
+    if (selector && selector.value) { body.selector = selector.value; }
       post(api + '/' + encodeURIComponent(n) + '/stop', body, function (b) {
         window.location.href = '/snapshots/' + b.id;
       });
