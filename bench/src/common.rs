@@ -171,7 +171,19 @@ pub struct LiveServer {
 
 impl LiveServer {
     pub async fn start(livecov: &Path, url: &str, log: &Path) -> Result<LiveServer> {
+        LiveServer::start_with_ttl(livecov, url, log, "1h").await
+    }
+
+    /// [`LiveServer::start`] with `--instance-ttl ttl` (a humantime duration) instead of an
+    /// hour: an instance whose heartbeats stop is marked gone that long after its last one.
+    pub async fn start_with_ttl(
+        livecov: &Path,
+        url: &str,
+        log: &Path,
+        ttl: &str,
+    ) -> Result<LiveServer> {
         let (livecov, url, log) = (livecov.to_path_buf(), url.to_string(), log.to_path_buf());
+        let ttl = ttl.to_string();
         let server = tokio::task::spawn_blocking(move || {
             let concurrency = SERVER_PULL_CONCURRENCY.to_string();
             let args = [
@@ -180,7 +192,7 @@ impl LiveServer {
                 "--pull-concurrency",
                 &concurrency,
                 "--instance-ttl",
-                "1h",
+                &ttl,
                 // The benchmarks register thousands of instances from one address: what they
                 // measure is the registry, not its quotas.
                 "--max-instances",

@@ -17,6 +17,11 @@
 //!                                             the server: snapshots of 200 sparse instances,
 //!                                             a 1,000,000-block diff, registration and
 //!                                             heartbeat load, on SQLite and PostgreSQL
+//! livecov-bench builds [--snapshots N] [--calls N]
+//!                                             one service, many builds: a snapshot of two
+//!                                             builds against one of one, and the cycle view
+//!                                             over 50 builds of a 50,000-block service against
+//!                                             one snapshot's export, on SQLite and PostgreSQL
 //! livecov-bench dashboard [--requests N]      the dashboard's pages for a snapshot of a
 //!                                             generated 100,000-block Go module, against the
 //!                                             exports and `go tool cover -html`
@@ -28,14 +33,16 @@
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov. `build`, `runtime`, `agent`, `server`, `dashboard` and `service`
-//! drive the livecov executable, `LIVECOV_BIN` or else `target/release/livecov` (`cargo build
-//! --release -p livecov`). `server` measures PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names
-//! a server where it may create databases (`scripts/postgres.sh` prints such a URL). `service`
-//! builds the Go module `bench/service/` with the `go` on PATH, or GOTOOLCHAIN's.
+//! say nothing about livecov. `build`, `runtime`, `agent`, `server`, `builds`, `dashboard` and
+//! `service` drive the livecov executable, `LIVECOV_BIN` or else `target/release/livecov`
+//! (`cargo build --release -p livecov`). `server` and `builds` measure PostgreSQL too when
+//! `LIVECOV_BENCH_POSTGRES` names a server where it may create databases (`scripts/postgres.sh`
+//! prints such a URL). `service` builds the Go module `bench/service/` with the `go` on PATH,
+//! or GOTOOLCHAIN's.
 
 mod agent;
 mod build;
+mod builds;
 mod common;
 mod dashboard;
 mod instrument;
@@ -67,6 +74,8 @@ enum Bench {
     Agent(agent::Args),
     /// The server: snapshots, a 1,000,000-block diff, registration and heartbeat load.
     Server(server::Options),
+    /// One service, many builds: mixed-build snapshots and the cycle view over 50 builds.
+    Builds(builds::Options),
     /// The dashboard's pages against the exports and `go tool cover -html`.
     Dashboard(dashboard::Args),
     /// Requests per second of a real HTTP service built plain, with Go's coverage and
@@ -88,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
         Bench::Runtime(args) => runtime::run(args),
         Bench::Agent(args) => agent::run(args),
         Bench::Server(args) => server::run(args),
+        Bench::Builds(args) => builds::run(args),
         Bench::Dashboard(args) => dashboard::run(args),
         Bench::Service(args) => service::run(args),
     }
