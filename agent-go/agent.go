@@ -28,6 +28,7 @@ type config struct {
 	backoffMax time.Duration     // largest delay after failed requests
 	logger     *log.Logger       // debug log; nil for none
 	labels     map[string]string // sent with the registration
+	final      time.Duration     // bound on the delivery of the last counters; 0 for none
 }
 
 const (
@@ -35,6 +36,7 @@ const (
 	minHeartbeat     = 10 * time.Millisecond
 	defaultFlush     = 10 * time.Second
 	minFlush         = 10 * time.Millisecond
+	defaultFinal     = 2 * time.Second
 )
 
 // configFromEnv returns the configuration given by the environment and the build.
@@ -49,6 +51,7 @@ func configFromEnv(b buildInfo) config {
 		timeout:    5 * time.Second,
 		backoffMin: time.Second,
 		backoffMax: time.Minute,
+		final:      defaultFinal,
 	}
 	if os.Getenv("LIVECOV_DEBUG") != "" {
 		cfg.logger = log.New(os.Stderr, "livecov: ", log.LstdFlags|log.Lmsgprefix)
@@ -81,6 +84,11 @@ func configFromEnv(b buildInfo) config {
 	cfg.heartbeat = envInterval(cfg.logger, "LIVECOV_HEARTBEAT", cfg.heartbeat, minHeartbeat)
 	cfg.flush = envInterval(cfg.logger, "LIVECOV_FLUSH", cfg.flush, minFlush)
 	cfg.labels = labelsFromEnv(cfg.logger)
+	if v := os.Getenv("LIVECOV_FINAL_TIMEOUT"); v == "off" || v == "0" {
+		cfg.final = 0
+	} else {
+		cfg.final = envInterval(cfg.logger, "LIVECOV_FINAL_TIMEOUT", cfg.final, minHeartbeat)
+	}
 	return cfg
 }
 

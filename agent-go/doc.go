@@ -34,6 +34,10 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 	LIVECOV_LABELS      labels to register with, "env=staging,version=1.4.2"; beside them the
 	                    agent sends the build's VCS revision (vcs.revision, vcs.modified) and,
 	                    in a Kubernetes pod, k8s.pod and k8s.namespace (labels.go)
+	LIVECOV_FINAL_TIMEOUT
+	                    how long Finish may take to deliver the last counters to the server
+	                    when main returns, a Go duration (default 2s); "off" or "0" delivers
+	                    nothing
 	LIVECOV_HEARTBEAT   interval between heartbeats, a Go duration (default 10s, at least
 	                    10ms)
 	LIVECOV_DIR         directory in which to keep the counters on disk (see "Processes that
@@ -138,21 +142,28 @@ it; the two never write at once. An error (the directory cannot be created, the 
 is logged under LIVECOV_DEBUG, once until a write succeeds, and the agent tries again at the
 next write; the host never notices.
 
-livecov's build makes `defer Flush()` the first statement of the program's func main. What
-is kept therefore depends on how the process ends:
+livecov's build makes `defer Finish()` the first statement of the program's func main.
+[Finish] writes the counters as [Flush] does and, when the agent has a server, delivers them
+to it (POST /api/v1/agents/<instance>/final, with the registration, within
+LIVECOV_FINAL_TIMEOUT, default 2s; the build's metadata first if the server lacks it): a
+short-lived process that no pull reached counts all the same, and the server holds the
+instance as exited. Finish delivers once, and returns: main's return goes on as without
+livecov, with the same exit status. What is kept depends on how the process ends:
 
-  - main returns: everything. The deferred Flush writes the counters as they are then
-    (increments that other goroutines make after it, while the process exits, are lost).
+  - main returns: everything. The deferred Finish writes and delivers the counters as they
+    are then (increments that other goroutines make after it, while the process exits, are
+    lost).
   - A panic on the main goroutine that nothing recovers: everything up to the panic. Go runs
-    deferred calls while the panic unwinds main, so Flush writes, and the panic then goes
-    on and ends the process as it would have (Flush does not stop it).
+    deferred calls while the panic unwinds main, so Finish writes and delivers, and the panic
+    then goes on and ends the process as it would have (Finish does not stop it).
   - os.Exit, wherever it is called (log.Fatal calls it; so may a deferred call that runs
-    before Flush); a panic on any other goroutine; a fatal runtime error (concurrent map
+    before Finish); a panic on any other goroutine; a fatal runtime error (concurrent map
     writes, out of memory in the Go runtime, a stack overflow); SIGTERM, SIGINT or SIGQUIT
     with Go's default handling; SIGKILL; the kernel's OOM killer: no deferred call runs. What is kept is what the last periodic write saw, so at most one
     LIVECOV_FLUSH interval of counts is lost (plus the time one write takes); a process that
     ends so before the first periodic write (one interval after start) and before any call
-    of Flush leaves no counters file.
+    of Flush leaves no counters file. `livecov collect DIR` sends what the files hold to the
+    server, which counts each process once (it keeps, per counter, the most it was sent).
 
 The agent does not sync the files to the storage device, so a crash of the machine (not of
 the process) may lose more than that, as file systems allow.

@@ -16,7 +16,7 @@ import (
 )
 
 // exitProgMain is a program as livecov builds it: its counters registered from an init
-// function, `defer Flush()` first in main. EXITPROG says how it ends.
+// function, `defer Finish()` first in main. EXITPROG says how it ends.
 const exitProgMain = `package main
 
 import (
@@ -40,7 +40,7 @@ func init() {
 }
 
 func main() {
-	defer agent.Flush()
+	defer agent.Finish()
 	atomic.AddUint32(&f0[0], 1)
 	atomic.AddUint32(&f0[3], 4)
 	atomic.AddUint32(&f2[1], 2)
@@ -120,6 +120,15 @@ func buildExitProgIn(goBin, tmp string) (string, error) {
 // code and what it wrote.
 func runExitProg(t *testing.T, prog, dir, how, flush string) (int, string, string) {
 	t.Helper()
+	code, stdout, stderr, _ := runProg(t, prog, "EXITPROG="+how, "LIVECOV_DIR="+dir,
+		"LIVECOV_FLUSH="+flush, "LIVECOV_AGENT_ADDR=off", "LIVECOV_SERVER=off")
+	return code, stdout, stderr
+}
+
+// runProg runs prog with the environment but its LIVECOV_ variables, and env; its exit code,
+// output and how long it took.
+func runProg(t *testing.T, prog string, env ...string) (int, string, string, time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog)
@@ -128,11 +137,12 @@ func runExitProg(t *testing.T, prog, dir, how, flush string) (int, string, strin
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "EXITPROG="+how, "LIVECOV_DIR="+dir, "LIVECOV_FLUSH="+flush,
-		"LIVECOV_AGENT_ADDR=off", "LIVECOV_SERVER=off")
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start)
 	code := 0
 	var exit *exec.ExitError
 	switch {
@@ -141,7 +151,7 @@ func runExitProg(t *testing.T, prog, dir, how, flush string) (int, string, strin
 	case err != nil:
 		t.Fatal(err)
 	}
-	return code, stdout.String(), stderr.String()
+	return code, stdout.String(), stderr.String(), took
 }
 
 // TestProcessEnds runs a real program built with the agent and checks what its counters file

@@ -82,20 +82,7 @@ func (a *agent) report(port int) {
 	}
 	instance := a.instanceID()
 	secret := a.processSecret()
-	hostname, _ := os.Hostname()
-	body, _ := json.Marshal(registration{
-		Service:   a.cfg.service,
-		Instance:  instance,
-		Build:     a.reg.build.ID,
-		Hostname:  hostname,
-		PID:       os.Getpid(),
-		StartTime: a.started.UTC().Format(time.RFC3339),
-		Mode:      a.reg.build.Mode,
-		Port:      port,
-		GoVersion: runtime.Version(),
-		Secret:    secret,
-		Labels:    a.cfg.labels,
-	})
+	body, _ := json.Marshal(a.registration(port))
 	beat, _ := json.Marshal(heartbeat{Secret: secret})
 	registerURL := base + "/api/v1/agents/register"
 	heartbeatURL := base + "/api/v1/agents/" + url.PathEscape(instance) + "/heartbeat"
@@ -137,6 +124,24 @@ func (a *agent) report(port int) {
 	}
 }
 
+// registration is what the agent registers with, serving on port (0: not serving).
+func (a *agent) registration(port int) registration {
+	hostname, _ := os.Hostname()
+	return registration{
+		Service:   a.cfg.service,
+		Instance:  a.instanceID(),
+		Build:     a.reg.build.ID,
+		Hostname:  hostname,
+		PID:       os.Getpid(),
+		StartTime: a.started.UTC().Format(time.RFC3339),
+		Mode:      a.reg.build.Mode,
+		Port:      port,
+		GoVersion: runtime.Version(),
+		Secret:    a.processSecret(),
+		Labels:    a.cfg.labels,
+	}
+}
+
 // statusError is a non-2xx answer of the server.
 type statusError int
 
@@ -149,11 +154,17 @@ func (e statusError) Error() string {
 func (a *agent) post(url string, body []byte) error {
 	ctx, cancel := context.WithTimeout(a.ctx, a.cfg.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	return a.send(ctx, http.MethodPost, url, "application/json", body)
+}
+
+// send sends body of type ctype to url with method and succeeds on a 2xx answer, within
+// ctx. It reads at most maxResponse bytes of the answer.
+func (a *agent) send(ctx context.Context, method, url, ctype string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("User-Agent", "livecov-agent/1")
 	if a.cfg.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.cfg.token)

@@ -212,6 +212,22 @@ pub struct CycleArgs {
     conn: Conn,
 }
 
+/// Upload the counters that agents kept in a LIVECOV_DIR: what processes that died (killed,
+/// crashed, ended by os.Exit or a signal) ran since their last pull.
+///
+/// Sends each build's metadata (`<build>.meta.json.gz`) and each process's counters
+/// (`<service>-<instance>.lcc`) to the server, which keeps per instance the most it was
+/// sent: collecting a directory twice, or files the agent also delivered, changes nothing.
+/// The processes' counts join the snapshots of the round they ran in.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  livecov collect /var/lib/livecov")]
+pub struct CollectArgs {
+    /// The directory, as LIVECOV_DIR named it.
+    dir: PathBuf,
+    #[command(flatten)]
+    conn: Conn,
+}
+
 /// Export a snapshot's coverage as a Go coverprofile, an lcov tracefile, Cobertura XML, JSON
 /// or an HTML report, to a file or stdout; or, with --diff-base, report its patch coverage.
 ///
@@ -353,7 +369,7 @@ impl Endpoint {
         self.send(reqwest::Method::PUT, path, Some(("application/gzip", body)))
     }
 
-    fn send(
+    pub fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -770,6 +786,113 @@ pub fn diff(args: DiffArgs) -> Result<()> {
             d.b
         );
     }
+    Ok(())
+}
+
+pub fn collect(args: CollectArgs) -> Result<()> {
+    let entries =
+        std::fs::read_dir(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
+    let mut metas = Vec::new();
+    let mut counters = Vec::new();
+    for e in entries {
+        let path = e?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Temporary files of a write in progress start with '.'.
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(build) = name.strip_suffix(".meta.json.gz") {
+            metas.push((build.to_string(), path.clone()));
+        } else if let Some(stem) = name.strip_suffix(".lcc") {
+            // `<service>-<instance>`: the instance id is the agent's 32 hex digits.
+            match stem.rsplit_once('-') {
+                Some((service, instance)) if !service.is_empty() && !instance.is_empty() => {
+                    counters.push((service.to_string(), instance.to_string(), path.clone()))
+                }
+                _ => bail!(
+                    "{}: not a counters file of an agent (<service>-<instance>.lcc)",
+                    path.display()
+                ),
+            }
+        }
+    }
+    if metas.is_empty() && counters.is_empty() {
+        bail!(
+            "{} holds no counters: an agent writes <service>-<instance>.lcc there when \
+             LIVECOV_DIR names it",
+            args.dir.display()
+        );
+    }
+    metas.sort();
+    counters.sort();
+    // Read them all before sending any: a file that cannot be read changes nothing.
+    let mut bodies = Vec::new();
+    for (build, path) in &metas {
+        bodies.push((
+            format!("/api/v1/builds/{}", path_segment(build)),
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        ));
+    }
+    for (build, (path, body)) in metas.iter().zip(&bodies) {
+        args.conn
+            .endpoint
+            .put_gzip(path, body.clone())
+            .with_context(|| format!("sending the metadata of build {}", build.0))?;
+    }
+    let mut results = Vec::new();
+    for (service, instance, path) in &counters {
+        let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let url = format!(
+            "/api/v1/services/{}/collect?instance={}",
+            path_segment(service),
+            path_segment(instance)
+        );
+        let text = args
+            .conn
+            .endpoint
+            .send(
+                reqwest::Method::POST,
+                &url,
+                Some(("application/octet-stream", body)),
+            )
+            .with_context(|| format!("sending {}", path.display()))?;
+        let ended: report::types::Ended = serde_json::from_str(&text)
+            .with_context(|| format!("the server's answer to {url} does not parse"))?;
+        results.push((ended, text));
+    }
+    if args.conn.json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(_, t)| serde_json::from_str(t).unwrap_or_default())
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "builds": metas.len(), "instances": list })
+        );
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "SERVICE".to_string(),
+        "INSTANCE".into(),
+        "STATE".into(),
+        "NEW COUNTS".into(),
+    ]];
+    for (e, _) in &results {
+        rows.push(vec![
+            e.service.clone(),
+            e.instance.clone(),
+            e.state.clone(),
+            if e.changed { "yes" } else { "no" }.into(),
+        ]);
+    }
+    println!(
+        "{} builds' metadata and {} counters files sent",
+        metas.len(),
+        results.len()
+    );
+    print!("{}", table(&rows));
     Ok(())
 }
 

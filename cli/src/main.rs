@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 /// its blocks, and with an agent that serves the running program's live counters over HTTP.
 /// `livecov server` registers those programs, pulls their counters on request and stores them
 /// as snapshots that can be diffed and exported; `services`, `snapshots`, `snapshot`, `reset`,
-/// `session`, `diff`, `cycle` and `report` ask a server from the command line.
+/// `session`, `diff`, `cycle`, `collect` and `report` ask a server from the command line.
 #[derive(Parser)]
 #[command(name = "livecov", version, about, long_about)]
 struct Cli {
@@ -37,6 +37,7 @@ enum Command {
     Session(client::SessionArgs),
     Diff(client::DiffArgs),
     Cycle(client::CycleArgs),
+    Collect(client::CollectArgs),
     Report(client::ReportArgs),
     Blocks(blocks::Args),
 }
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Session(args) => client::session(args).map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => client::diff(args).map(|()| ExitCode::SUCCESS),
         Command::Cycle(args) => client::cycle(args).map(|()| ExitCode::SUCCESS),
+        Command::Collect(args) => client::collect(args).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => client::report(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

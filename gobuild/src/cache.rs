@@ -91,12 +91,13 @@ pub fn instrument(
     })
 }
 
-/// What every binary's `func main()` runs first: a deferred final write of the counters, so
-/// that counts up to a normal return of main are kept (see the agent's `Flush`).
+/// What every binary's `func main()` runs first: a deferred final write and delivery of the
+/// counters, so that counts up to a normal return of main are kept (see the agent's
+/// `Finish`).
 fn main_prologue(agent_import: &str) -> Prologue {
     Prologue {
         import: ("_livecov_agent".into(), agent_import.into()),
-        statement: "defer _livecov_agent.Flush()".into(),
+        statement: "defer _livecov_agent.Finish()".into(),
     }
 }
 

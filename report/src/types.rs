@@ -125,6 +125,10 @@ pub struct InstanceInfo {
     /// The labels it registered with.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// When its process ended, for an `exited` instance: its last counters were delivered
+    /// by its agent or collected.
+    #[serde(default)]
+    pub exited_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -525,4 +529,27 @@ impl Selector {
         let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pairs.join(",")
     }
+}
+
+/// `POST /api/v1/agents/{instance}/final`: an agent's last counters, sent as its process
+/// ends, with its registration (the process may end before it ever registered).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinalDelivery {
+    /// As `POST /api/v1/agents/register` takes it; `port` 0 when the agent never listened.
+    pub registration: Registration,
+    /// The counters, `LCC1` (docs/COUNTERS.md), base64 (standard alphabet, padded).
+    pub counters: String,
+}
+
+/// The answer to a final delivery or a collected counters file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ended {
+    pub service: String,
+    pub instance: String,
+    pub build: String,
+    /// `exited`, or `live` for a process still running whose counters file was collected.
+    pub state: String,
+    /// Whether these counters held anything the server did not have: false for a copy it
+    /// had already (a delivery or a collection repeated changes nothing).
+    pub changed: bool,
 }

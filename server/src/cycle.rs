@@ -17,7 +17,7 @@ use report::types::{Cycle, CycleBuild, CycleFile, GoneFunc, StateCounts, Totals}
 
 use crate::App;
 use crate::meta::Build;
-use crate::snapshot::{SnapshotError, View, known_build, stored};
+use crate::snapshot::{Against, BuildCounts, SnapshotError, View, known_build, stored};
 
 /// The most snapshots one cycle spans.
 pub const MAX_SNAPSHOTS: i64 = 10_000;
@@ -36,24 +36,9 @@ pub struct CycleView {
     pub spans: Vec<(i64, i64)>,
 }
 
-impl CycleView {
-    pub fn parts(&self) -> Vec<report::Part<'_>> {
-        self.parts
-            .iter()
-            .map(|(b, v)| report::Part {
-                build: &b.id,
-                meta: &b.meta,
-                values: v,
-            })
-            .collect()
-    }
-
-    pub fn target(&self) -> &Arc<Build> {
-        &self.parts[self.target].0
-    }
-
-    pub fn project(&self) -> report::Projection {
-        report::project::project(&self.parts(), self.target)
+impl Against for CycleView {
+    fn builds(&self) -> (&[BuildCounts], usize) {
+        (&self.parts, self.target)
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::App;
 use crate::meta::Build;
-use crate::snapshot::{SnapshotError, View, against, stored};
+use crate::snapshot::{Against, SnapshotError, View, against, stored};
 use crate::types::{BlockRef, Diff, DiffTotals, FileDiff, FuncDiff};
 use report::project::Change;
 

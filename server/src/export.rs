@@ -20,7 +20,7 @@ use report::types::PatchCoverage;
 use report::{Coverage, Format, Options};
 
 use crate::App;
-use crate::snapshot::{SnapshotError, View, projected};
+use crate::snapshot::{Against, SnapshotError, View, projected};
 use crate::store::SnapshotRow;
 
 /// Snapshot `id`'s `view` in `format`, against `build` (default: the build it was taken

@@ -125,6 +125,25 @@ fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {
     out.push(x as u8);
 }
 
+/// The build id an `LCC1` body names, read before its build's metadata is at hand (a body
+/// from disk names its build only there). Everything else is checked by [`decode`].
+pub fn build_of(body: &[u8]) -> Result<String, DecodeError> {
+    let mut r = Reader::new(body, 0);
+    if r.take(4).ok() != Some(MAGIC.as_slice()) {
+        r.pos = 0;
+        return r.fail("not LCC1 counters (bad magic)");
+    }
+    let id_len = r.uvarint()?;
+    if id_len > 128 || id_len > r.left() as u64 {
+        return r.fail(format!("build id of {id_len} bytes, {} left", r.left()));
+    }
+    let id = r.take(id_len as usize)?;
+    match std::str::from_utf8(id) {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => r.fail("the build id is not text"),
+    }
+}
+
 /// Encodes the dense counters `values` (file after file, as `shape` cuts them) with the
 /// fewest runs.
 pub fn encode(build: &str, mode: Mode, shape: &[u32], values: &[u32]) -> Vec<u8> {

@@ -17,6 +17,7 @@ mod bytes;
 pub mod cycle;
 pub mod diff;
 pub mod error;
+pub mod exited;
 pub mod export;
 mod json;
 pub mod lcc;

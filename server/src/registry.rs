@@ -179,64 +179,11 @@ async fn register_checked(
     forwarded_for: Option<&str>,
     r: Registration,
 ) -> Result<Registered, RegistryError> {
-    check_name("service", &r.service, 256)?;
-    if r.instance.is_empty()
-        || r.instance.len() > 128
-        || !r
-            .instance
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(RegistryError::Invalid(
-            "instance: 1 to 128 letters, digits, '-', '_' or '.'".into(),
-        ));
-    }
-    if !is_build_id(&r.build) {
-        return Err(RegistryError::Invalid(
-            "build: want 64 lower-case hex digits".into(),
-        ));
-    }
-    if r.mode.parse::<instrumenter::Mode>().is_err() {
-        return Err(RegistryError::Invalid(format!(
-            "mode {:?}: want set, count or atomic",
-            r.mode
-        )));
-    }
+    check_registration(&r)?;
     if r.port == 0 {
         return Err(RegistryError::Invalid("port: want 1 to 65535".into()));
     }
-    for (what, v) in [
-        ("hostname", &r.hostname),
-        ("start_time", &r.start_time),
-        ("go_version", &r.go_version),
-    ] {
-        if v.len() > 256 || v.chars().any(char::is_control) {
-            return Err(RegistryError::Invalid(format!(
-                "{what}: at most 256 characters, none of them control characters"
-            )));
-        }
-    }
-    report::types::check_labels(&r.labels).map_err(RegistryError::Invalid)?;
-    if let Some(secret) = &r.secret
-        && (secret.len() < 16
-            || secret.len() > 128
-            || !secret.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
-        return Err(RegistryError::Invalid(
-            "secret: 16 to 128 ASCII letters or digits".into(),
-        ));
-    }
-    let ip = client_ip(peer.ip(), forwarded_for, &app.config.trusted_proxies)?;
-    if !app
-        .registrations
-        .allow(ip, app.config.registrations_per_minute)
-    {
-        return Err(RegistryError::TooMany(format!(
-            "more than {} registrations from {ip} in a minute (the server's \
-             --registrations-per-minute): try again in a minute",
-            app.config.registrations_per_minute
-        )));
-    }
+    let ip = registering_ip(app, peer, forwarded_for)?;
     let address = SocketAddr::new(ip, r.port).to_string();
     let instance = NewInstance {
         id: r.instance.clone(),
@@ -381,8 +328,8 @@ pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetai
         instance_list: instances
             .into_iter()
             .map(|i| InstanceInfo {
+                state: i.state().to_string(),
                 id: i.id,
-                state: if i.live { "live" } else { "gone" }.to_string(),
                 build: i.build,
                 mode: i.mode,
                 address: i.address,
@@ -394,6 +341,7 @@ pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetai
                 last_seen: report::rfc3339(i.last_seen),
                 gone_at: i.gone_at.map(report::rfc3339),
                 labels: i.labels,
+                exited_at: i.exited_at.map(report::rfc3339),
             })
             .collect(),
     }
@@ -411,6 +359,77 @@ pub async fn sweep(app: &App) {
 }
 
 /// Checks a service name: see [`report::types::check_text`].
+/// The IP a registration (or a final delivery) comes from, within its rate
+/// (`--registrations-per-minute`).
+pub(crate) fn registering_ip(
+    app: &App,
+    peer: SocketAddr,
+    forwarded_for: Option<&str>,
+) -> Result<IpAddr, RegistryError> {
+    let ip = client_ip(peer.ip(), forwarded_for, &app.config.trusted_proxies)?;
+    if !app
+        .registrations
+        .allow(ip, app.config.registrations_per_minute)
+    {
+        return Err(RegistryError::TooMany(format!(
+            "more than {} registrations from {ip} in a minute (the server's \
+             --registrations-per-minute): try again in a minute",
+            app.config.registrations_per_minute
+        )));
+    }
+    Ok(ip)
+}
+
+/// The checks of a registration's fields but its port (which a process that ends before it
+/// listens has none of), field by field: the error names the field.
+pub(crate) fn check_registration(r: &Registration) -> Result<(), RegistryError> {
+    check_name("service", &r.service, 256)?;
+    if r.instance.is_empty()
+        || r.instance.len() > 128
+        || !r
+            .instance
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(RegistryError::Invalid(
+            "instance: 1 to 128 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    if !is_build_id(&r.build) {
+        return Err(RegistryError::Invalid(
+            "build: want 64 lower-case hex digits".into(),
+        ));
+    }
+    if r.mode.parse::<instrumenter::Mode>().is_err() {
+        return Err(RegistryError::Invalid(format!(
+            "mode {:?}: want set, count or atomic",
+            r.mode
+        )));
+    }
+    for (what, v) in [
+        ("hostname", &r.hostname),
+        ("start_time", &r.start_time),
+        ("go_version", &r.go_version),
+    ] {
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(RegistryError::Invalid(format!(
+                "{what}: at most 256 characters, none of them control characters"
+            )));
+        }
+    }
+    report::types::check_labels(&r.labels).map_err(RegistryError::Invalid)?;
+    if let Some(secret) = &r.secret
+        && (secret.len() < 16
+            || secret.len() > 128
+            || !secret.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(RegistryError::Invalid(
+            "secret: 16 to 128 ASCII letters or digits".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn check_name(what: &str, name: &str, max: usize) -> Result<(), RegistryError> {
     report::types::check_text(what, name, max).map_err(RegistryError::Invalid)
 }

@@ -120,24 +120,36 @@ pub async fn take(
     let started = Instant::now();
     snapshot::check_label(label.as_deref())?;
     let _held = enter(app, service).await;
-    let mut live = snapshot::live_instances(app, service).await?;
+    if !app.store.service_exists(service).await? {
+        return Err(SnapshotError::UnknownService(service.to_string()));
+    }
+    let mut live = app.store.instances(service, true).await?;
     if let Some(sel) = selector {
         live.retain(|i| sel.matches(&i.labels));
-        if live.is_empty() {
-            return Err(SnapshotError::NoMatch {
+    }
+    let round = app.store.round_boundary(service).await?;
+    // The processes that ended in this round count with the live ones.
+    let since_ms = round.as_ref().map_or(0, |r| r.created_at);
+    let ended = crate::exited::pulls(app, service, since_ms, selector).await?;
+    if live.is_empty() && ended.is_empty() {
+        return Err(match selector {
+            Some(sel) => SnapshotError::NoMatch {
                 service: service.to_string(),
                 selector: sel.text(),
-            });
-        }
+            },
+            None => SnapshotError::NoLiveInstances(service.to_string()),
+        });
     }
+    app.store.ping().await?;
     let taken_at = now_ms();
-    let round = app.store.round_boundary(service).await?;
     let mut notes = BTreeMap::new();
     let since = match &round {
         Some(r) => join_late(app, r, &live, &mut notes).await?,
         None => BTreeMap::new(),
     };
-    let pulled = snapshot::gather(app, live, None).await?;
+    let mut pulled = snapshot::gather(app, live, None).await?;
+    notes.extend(ended.iter().map(ended_note));
+    pulled.extend(ended);
     let window = Window {
         kind: "snapshot".into(),
         session: None,
@@ -339,7 +351,7 @@ async fn finish_once(app: &Arc<App>, b: &BoundaryRow) -> Result<Option<i64>, Sna
         BoundaryKind::Start => None,
         BoundaryKind::Round => {
             let start = app.store.round_boundary(&b.service).await?;
-            Some(ending(app, b, start, "reset", None, &pulled, started, taken_at).await)
+            Some(ending(app, b, start, "reset", None, pulled, started, taken_at).await)
         }
         BoundaryKind::Stop => {
             let session = match b.session_id {
@@ -351,7 +363,7 @@ async fn finish_once(app: &Arc<App>, b: &BoundaryRow) -> Result<Option<i64>, Sna
                 None => None,
             };
             let name = session.map(|s| s.name);
-            Some(ending(app, b, start, "session", name, &pulled, started, taken_at).await)
+            Some(ending(app, b, start, "session", name, pulled, started, taken_at).await)
         }
     };
     let composed = match composed {
@@ -386,7 +398,7 @@ async fn ending(
     start: Option<BoundaryRow>,
     kind: &str,
     session: Option<String>,
-    pulled: &[Pulled],
+    mut pulled: Vec<Pulled>,
     started: Instant,
     taken_at: i64,
 ) -> Result<crate::store::NewSnapshot, SnapshotError> {
@@ -394,6 +406,11 @@ async fn ending(
         Some(s) => records(app, s).await?,
         None => BTreeMap::new(),
     };
+    // The processes that ended in the window count with those that answered the boundary.
+    let since_ms = start.as_ref().map_or(0, |s| s.created_at);
+    let ended = crate::exited::pulls(app, &b.service, since_ms, None).await?;
+    let notes: BTreeMap<String, String> = ended.iter().map(ended_note).collect();
+    pulled.extend(ended);
     let window = Window {
         kind: kind.to_string(),
         session,
@@ -406,10 +423,20 @@ async fn ending(
         b.kind == BoundaryKind::Round,
         started,
         taken_at,
-        pulled,
+        &pulled,
         |i| window::since(start.as_ref(), &starts, i),
-        &BTreeMap::new(),
+        &notes,
     )
+}
+
+/// What a snapshot says of a process that ended: its outcome is its last counters.
+fn ended_note(p: &Pulled) -> (String, String) {
+    let when = p.inst.exited_at.unwrap_or(p.inst.last_seen);
+    let note = format!(
+        "ended at {}: its last counters, delivered by its agent or collected",
+        report::rfc3339(when)
+    );
+    (p.inst.id.clone(), note)
 }
 
 /// A boundary's token: unique across servers and databases, so that an agent never takes a

@@ -549,9 +549,18 @@ pub struct Projected {
     pub ran_target: bool,
 }
 
-impl Projected {
-    pub fn parts(&self) -> Vec<report::Part<'_>> {
-        self.parts
+/// A build with its counters, dense, in its counter order.
+pub type BuildCounts = (Arc<Build>, Vec<u32>);
+
+/// Builds' counters seen against one of them: a stored snapshot ([`Projected`]) or a cycle
+/// (`crate::cycle::CycleView`).
+pub trait Against {
+    /// The builds with their counters, oldest first, and which is the target.
+    fn builds(&self) -> (&[BuildCounts], usize);
+
+    fn parts(&self) -> Vec<report::Part<'_>> {
+        self.builds()
+            .0
             .iter()
             .map(|(b, v)| report::Part {
                 build: &b.id,
@@ -561,13 +570,20 @@ impl Projected {
             .collect()
     }
 
-    pub fn target(&self) -> &Arc<Build> {
-        &self.parts[self.target].0
+    fn target(&self) -> &Arc<Build> {
+        let (parts, target) = self.builds();
+        &parts[target].0
     }
 
     /// The view of every part against the target.
-    pub fn project(&self) -> report::Projection {
-        report::project::project(&self.parts(), self.target)
+    fn project(&self) -> report::Projection {
+        report::project::project(&self.parts(), self.builds().1)
+    }
+}
+
+impl Against for Projected {
+    fn builds(&self) -> (&[BuildCounts], usize) {
+        (&self.parts, self.target)
     }
 }
 

@@ -145,6 +145,15 @@ pub struct NewInstance {
     pub labels: BTreeMap<String, String>,
 }
 
+/// How an instance's last counters came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its agent delivered them as the process ended.
+    Now,
+    /// Collected from the directory its agent kept them in (`LIVECOV_DIR`).
+    Collected,
+}
+
 /// What became of a registration or a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -192,6 +201,8 @@ pub struct InstanceRow {
     /// Presented on pulls; never shown.
     pub secret: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// When its process was known to have ended (its last counters delivered or collected).
+    pub exited_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -567,38 +578,10 @@ impl Store {
 
     async fn register_now(&self, i: &NewInstance, quota: Quota, now: i64) -> Result<Registering> {
         let mut tx = self.pool.begin().await?;
-        let new_service = sqlx::query(
-            "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&i.service)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if new_service {
-            let services: i64 = sqlx::query("SELECT COUNT(*) AS n FROM services")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-            if services as u64 > quota.services {
-                return Ok(Registering::TooManyServices);
-            }
-        }
-        // Read after the first write, so that under SQLite the transaction holds the write
-        // lock already (a read that upgrades to a write can fail instead of waiting).
-        let held: Option<Option<String>> =
-            sqlx::query("SELECT secret FROM instances WHERE id = $1")
-                .bind(&i.id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("secret"))
-                .transpose()?;
-        if let Some(Some(held)) = &held
-            && !crate::secret::same(i.secret.as_deref(), held)
-        {
-            return Ok(Registering::WrongSecret);
-        }
+        let held = match claim(&mut tx, i, quota, true, now).await? {
+            Ok(held) => held,
+            Err(refused) => return Ok(refused),
+        };
         if held.is_none() {
             let live: i64 = sqlx::query(
                 "SELECT COUNT(*) AS n FROM instances WHERE service = $1 AND state = 'live'",
@@ -672,6 +655,130 @@ impl Store {
         })
     }
 
+    /// The instance `id`, whatever its state.
+    pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as::<_, InstanceRow>(
+            "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
+                    registered_at, last_seen, state, gone_at, secret, labels, exited_at
+             FROM instances WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The last counters received of instance `id` (LCC1), if any.
+    pub async fn final_counters(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT counters FROM instance_finals WHERE instance = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("counters")).transpose()?)
+    }
+
+    /// Stores `counters` as the last counters of instance `i`: a row for it if it has none
+    /// (state `exited`), and the instance marked exited as `ended` says. A live instance
+    /// collected from disk stays live. Delivered by its agent (`Ended::Now`), an instance
+    /// registered with a secret must show it.
+    pub async fn put_final(
+        &self,
+        i: &NewInstance,
+        counters: &[u8],
+        ended: Ended,
+        quota: Quota,
+        now: i64,
+    ) -> Result<Registering> {
+        let r = self.put_final_now(i, counters, ended, quota, now).await;
+        self.wrote(r)
+    }
+
+    async fn put_final_now(
+        &self,
+        i: &NewInstance,
+        counters: &[u8],
+        ended: Ended,
+        quota: Quota,
+        now: i64,
+    ) -> Result<Registering> {
+        let mut tx = self.pool.begin().await?;
+        if let Err(refused) = claim(&mut tx, i, quota, ended == Ended::Now, now).await? {
+            return Ok(refused);
+        }
+        sqlx::query(
+            "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
+                 go_version, address, registered_at, last_seen, state, gone_at, secret, labels,
+                 exited_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'exited', NULL, $11, $12, $10)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&i.id)
+        .bind(&i.service)
+        .bind(&i.build)
+        .bind(&i.mode)
+        .bind(&i.hostname)
+        .bind(i.pid)
+        .bind(&i.start_time)
+        .bind(&i.go_version)
+        .bind(&i.address)
+        .bind(now)
+        .bind(i.secret.as_deref())
+        .bind(labels_json(&i.labels))
+        .execute(&mut *tx)
+        .await?;
+        let update = match ended {
+            // Its agent: the process ends now.
+            Ended::Now => {
+                "UPDATE instances SET state = 'exited', exited_at = $2, last_seen = $2
+                 WHERE id = $1"
+            }
+            // Collected: a process that is gone ended when it was last seen.
+            Ended::Collected => {
+                "UPDATE instances SET state = 'exited', exited_at = COALESCE(gone_at, $2)
+                 WHERE id = $1 AND state = 'gone'"
+            }
+        };
+        sqlx::query(update)
+            .bind(&i.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO instance_finals (instance, counters, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (instance) DO UPDATE SET counters = excluded.counters,
+                 received_at = excluded.received_at",
+        )
+        .bind(&i.id)
+        .bind(counters)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Registering::Accepted)
+    }
+
+    /// The instances of `service` that are not live and whose last counters the server has,
+    /// seen live at `since` or later, with those counters: the processes that ended in a
+    /// window that began then.
+    pub async fn finals(&self, service: &str, since: i64) -> Result<Vec<(InstanceRow, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.service, i.build, i.mode, i.hostname, i.pid, i.start_time,
+                    i.go_version, i.address, i.registered_at, i.last_seen, i.state, i.gone_at,
+                    i.secret, i.labels, i.exited_at, f.counters
+             FROM instances i JOIN instance_finals f ON f.instance = i.id
+             WHERE i.service = $1 AND i.state <> 'live' AND i.last_seen >= $2
+             ORDER BY i.id",
+        )
+        .bind(service)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((InstanceRow::from_row(r)?, r.try_get("counters")?));
+        }
+        Ok(out)
+    }
+
     /// Marks gone every live instance not seen since `cutoff`; returns how many.
     pub async fn sweep(&self, cutoff: i64, now: i64) -> Result<u64> {
         let done = sqlx::query(
@@ -697,7 +804,7 @@ impl Store {
     pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
         let rows = sqlx::query_as::<_, InstanceRow>(
             "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
-                    registered_at, last_seen, state, gone_at, secret, labels
+                    registered_at, last_seen, state, gone_at, secret, labels, exited_at
              FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
              ORDER BY state DESC, registered_at DESC, id",
         )
@@ -901,6 +1008,51 @@ impl Store {
     }
 }
 
+/// In `tx`, the service of `i` recorded (within `quota.services`) and, with `check_secret`,
+/// its instance id claimed: an instance registered with a secret must show it. Answers the
+/// secret the instance is held with (`None`: no such instance yet), or why it is refused.
+async fn claim(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    i: &NewInstance,
+    quota: Quota,
+    check_secret: bool,
+    now: i64,
+) -> Result<std::result::Result<Option<Option<String>>, Registering>> {
+    let new_service = sqlx::query(
+        "INSERT INTO services (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&i.service)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if new_service {
+        let services: i64 = sqlx::query("SELECT COUNT(*) AS n FROM services")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+        if services as u64 > quota.services {
+            return Ok(Err(Registering::TooManyServices));
+        }
+    }
+    // Read after the first write, so that under SQLite the transaction holds the write lock
+    // already (a read that upgrades to a write can fail instead of waiting).
+    let held: Option<Option<String>> = sqlx::query("SELECT secret FROM instances WHERE id = $1")
+        .bind(&i.id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("secret"))
+        .transpose()?;
+    if check_secret
+        && let Some(Some(secret)) = &held
+        && !crate::secret::same(i.secret.as_deref(), secret)
+    {
+        return Ok(Err(Registering::WrongSecret));
+    }
+    Ok(Ok(held))
+}
+
 /// Writes a snapshot in `tx`; returns its id.
 async fn write_snapshot(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &NewSnapshot) -> Result<i64> {
     let ok = s.instances.iter().filter(|i| i.outcome == "ok").count() as i64;
@@ -1058,6 +1210,18 @@ impl FromRow<'_, AnyRow> for SnapshotRow {
     }
 }
 
+impl InstanceRow {
+    /// `live`; `exited` when its process ended and its last counters are in; else `gone`
+    /// (no heartbeat for the TTL).
+    pub fn state(&self) -> &'static str {
+        match (self.live, self.exited_at) {
+            (true, _) => "live",
+            (false, Some(_)) => "exited",
+            (false, None) => "gone",
+        }
+    }
+}
+
 impl FromRow<'_, AnyRow> for InstanceRow {
     fn from_row(r: &AnyRow) -> sqlx::Result<InstanceRow> {
         Ok(InstanceRow {
@@ -1079,6 +1243,7 @@ impl FromRow<'_, AnyRow> for InstanceRow {
                 .try_get::<Option<String>, _>("labels")?
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
+            exited_at: r.try_get("exited_at")?,
         })
     }
 }

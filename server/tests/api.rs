@@ -35,6 +35,7 @@ on_every_db!(
     quotas_bound_what_registrations_keep,
     services_come_a_page_at_a_time,
     labels_choose_the_instances_a_snapshot_reads,
+    ended_processes_count_in_their_round_once,
 );
 
 mod cases {
@@ -904,6 +905,113 @@ mod cases {
         assert!(page.text.contains("value=\"env=staging\""), "{}", page.text);
         let bad = get(&server, "/services/svc?selector=nope").await;
         assert_eq!(bad.status, 400);
+        server.stop().await.unwrap();
+    }
+
+    pub async fn ended_processes_count_in_their_round_once(db: &Db) {
+        use base64::Engine as _;
+        let server = start(config(&db.url)).await;
+        let b = set_build("ended");
+        let a = agents(&server, &b, "svc", 1).await;
+        a[0].hit(0, 1);
+        // The build is stored once an instance of it was read.
+        snapshot(&server, "svc", "").await;
+        let counters = |hit: usize| {
+            let mut v = vec![0u32; b.meta.num_blocks()];
+            v[hit] = 1;
+            server::lcc::encode(&b.id, Mode::Set, &b.shape, &v)
+        };
+        let delivery = |instance: &str, hit: usize| {
+            let mut r = a[0].registration("svc", instance);
+            r["port"] = 0.into();
+            r["secret"] = format!("s3cret{instance}xxxxxxxxxxxxxx").into();
+            serde_json::json!({
+                "registration": r,
+                "counters": base64::engine::general_purpose::STANDARD.encode(counters(hit)),
+            })
+        };
+        let d = post(&server, "/api/v1/agents/e1/final", delivery("e1", 5)).await;
+        assert_eq!(d.status, 200, "{}", d.text);
+        assert_eq!(
+            (&d.json["state"], &d.json["changed"]),
+            (&"exited".into(), &true.into())
+        );
+        let again = post(&server, "/api/v1/agents/e1/final", delivery("e1", 5)).await;
+        assert_eq!(again.json["changed"], false, "{}", again.text);
+
+        // Refused, changing nothing.
+        let mut other_build = delivery("e2", 1);
+        other_build["registration"]["build"] = "ab".repeat(32).into();
+        let mut not_base64 = delivery("e2", 1);
+        not_base64["counters"] = "%%%".into();
+        let mut garbage = delivery("e2", 1);
+        garbage["counters"] = base64::engine::general_purpose::STANDARD
+            .encode(b"LCC1 nonsense")
+            .into();
+        let mut stolen = delivery("i0", 1);
+        stolen["registration"]["secret"] = "y".repeat(32).into();
+        for (path, body, status) in [
+            ("/api/v1/agents/e3/final", delivery("e2", 1), 400),
+            ("/api/v1/agents/e2/final", not_base64, 400),
+            ("/api/v1/agents/e2/final", garbage, 400),
+            ("/api/v1/agents/e2/final", other_build, 409),
+            ("/api/v1/agents/i0/final", stolen, 403),
+        ] {
+            let r = post(&server, path, body).await;
+            assert_eq!(r.status, status, "{path}: {}", r.text);
+        }
+
+        // A counters file collected from disk, of a process the server never heard of.
+        let url = |q: &str| format!("http://{}/api/v1/services/svc/collect{q}", server.addr);
+        let c = call("POST", url("?instance=k1"), Some(counters(9)), None).await;
+        assert_eq!(c.status, 200, "{}", c.text);
+        assert_eq!(c.json["state"], "exited");
+        for (u, body, status) in [
+            (url(""), counters(9), 400),
+            (url("?instance=k2"), b"LCC1 nonsense".to_vec(), 400),
+            (
+                format!(
+                    "http://{}/api/v1/services/other/collect?instance=i0",
+                    server.addr
+                ),
+                counters(9),
+                400,
+            ),
+        ] {
+            let r = call("POST", u.clone(), Some(body), None).await;
+            assert_eq!(r.status, status, "{u}: {}", r.text);
+        }
+
+        // The round holds the live instance and both ended ones, each once.
+        let s = snapshot(&server, "svc", "").await;
+        assert_eq!(s["instances_ok"], 3, "{s}");
+        assert_eq!(s["totals"]["blocks_covered"], 3, "{s}");
+        let ended = s["instance_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("ended at"))
+            })
+            .count();
+        assert_eq!(ended, 2, "{s}");
+        let svc = get(&server, "/api/v1/services/svc").await;
+        let exited: Vec<&serde_json::Value> = svc.json["instance_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["state"] == "exited")
+            .collect();
+        assert_eq!(exited.len(), 2, "{}", svc.text);
+        assert!(exited.iter().all(|i| i["exited_at"].is_string()));
+
+        // The next round does not: they ended in this one.
+        snapshot(&server, "svc", "?reset=true").await;
+        let next = snapshot(&server, "svc", "").await;
+        assert_eq!(next["instances_ok"], 1, "{next}");
+        assert_eq!(next["totals"]["blocks_covered"], 0, "{next}");
         server.stop().await.unwrap();
     }
 

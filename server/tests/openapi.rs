@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use common::*;
 use instrumenter::{BuildMeta, Mode};
 use report::json::ExportGone;
@@ -421,25 +422,32 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("vcs.modified", "true"),
         ("vcs.revision", "4f2a9c1e"),
     ]);
-    let instance = |gone_at: Option<&str>| InstanceInfo {
+    // `live`, `gone` or `exited` (its process ended, its last counters came).
+    let instance = |state: &str| InstanceInfo {
         id: "i0".into(),
-        state: if gone_at.is_some() { "gone" } else { "live" }.into(),
+        state: state.into(),
         build: "b".repeat(64),
         mode: "set".into(),
-        address: "10.0.0.7:38211".into(),
+        // A process that ended before it listened has no address.
+        address: if state == "exited" {
+            String::new()
+        } else {
+            "10.0.0.7:38211".into()
+        },
         hostname: "web-1".into(),
         pid: 4242,
         start_time: "2026-11-25T20:26:26Z".into(),
         go_version: "go1.26.0".into(),
         registered_at: "2026-11-25T20:26:26.635Z".into(),
         last_seen: "2026-11-25T20:26:56.635Z".into(),
-        gone_at: gone_at.map(String::from),
+        gone_at: (state == "gone").then(|| "2026-11-25T20:27:26.635Z".into()),
         // A gone instance of an agent without labels: `{}`.
-        labels: if gone_at.is_some() {
+        labels: if state == "gone" {
             BTreeMap::new()
         } else {
             where_it_runs.clone()
         },
+        exited_at: (state == "exited").then(|| "2026-11-25T20:26:57.012Z".into()),
     };
     let part = BuildPart {
         build: "b".repeat(64),
@@ -631,6 +639,13 @@ fn samples() -> Vec<(&'static str, Value)> {
         secret: Some("5f0c2a9e41d37b86a1e0c4d29b7f3e58".into()),
         labels: where_it_runs.clone(),
     };
+    let ended_as = |state: &str, changed: bool| Ended {
+        service: "greeter".into(),
+        instance: "3ef5394d651a2bf934544ff7c6bf2332".into(),
+        build: "b".repeat(64),
+        state: state.into(),
+        changed,
+    };
     let session = |snapshot: Option<i64>| SessionInfo {
         id: 2,
         service: "greeter".into(),
@@ -664,6 +679,19 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         ("Heartbeat", v(&Heartbeat::default())),
         (
+            "FinalDelivery",
+            v(&FinalDelivery {
+                // A process that ended before it listened.
+                registration: Registration {
+                    port: 0,
+                    ..registration.clone()
+                },
+                counters: "TENDMUBiYmJi".into(),
+            }),
+        ),
+        ("Ended", v(&ended_as("exited", true))),
+        ("Ended", v(&ended_as("live", false))),
+        (
             "Registered",
             v(&Registered {
                 instance: "i0".into(),
@@ -684,14 +712,12 @@ fn samples() -> Vec<(&'static str, Value)> {
             "ServiceDetail",
             v(&ServiceDetail {
                 service: service(Some(info(None))),
-                instance_list: vec![instance(None), instance(Some("2026-11-25T20:27:26.635Z"))],
+                instance_list: vec![instance("live"), instance("gone"), instance("exited")],
             }),
         ),
-        ("InstanceInfo", v(&instance(None))),
-        (
-            "InstanceInfo",
-            v(&instance(Some("2026-11-25T20:27:26.635Z"))),
-        ),
+        ("InstanceInfo", v(&instance("live"))),
+        ("InstanceInfo", v(&instance("gone"))),
+        ("InstanceInfo", v(&instance("exited"))),
         (
             "SnapshotRequest",
             v(&SnapshotRequest {
@@ -873,6 +899,7 @@ fn schemas_are_the_types() {
         requests,
         BTreeSet::from(
             [
+                "FinalDelivery",
                 "Heartbeat",
                 "Registration",
                 "SessionRequest",
@@ -885,6 +912,7 @@ fn schemas_are_the_types() {
     for name in &requests {
         let full = &samples.iter().find(|(n, _)| n == name).unwrap().1;
         let by_serde = match name.as_str() {
+            "FinalDelivery" => required_by_serde::<FinalDelivery>(full),
             "Heartbeat" => required_by_serde::<Heartbeat>(full),
             "Registration" => required_by_serde::<Registration>(full),
             "SessionRequest" => required_by_serde::<SessionRequest>(full),
@@ -975,6 +1003,7 @@ struct Answer {
 }
 
 impl Client {
+    /// A request with a JSON body (or none).
     async fn call(
         &mut self,
         method: &str,
@@ -983,12 +1012,26 @@ impl Client {
         body: Option<Vec<u8>>,
         token: Option<&str>,
     ) -> Answer {
+        self.send(method, template, path, body, "application/json", token)
+            .await
+    }
+
+    /// A request with a body of media type `media`.
+    async fn send(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        media: &str,
+        token: Option<&str>,
+    ) -> Answer {
         let mut req = client().request(
             method.to_uppercase().parse().unwrap(),
             format!("{}{path}", self.base),
         );
         if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b);
+            req = req.header("Content-Type", media).body(b);
         }
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -1051,6 +1094,8 @@ async fn served_answers_match_the_document() {
     let mut cfg = config(&url);
     cfg.admin_token = Some("admin-secret".into());
     cfg.agent_token = Some("agent-secret".into());
+    // svc, svc2 and svc3: a fourth service is refused (429).
+    cfg.max_services = 3;
     let server = start(cfg).await;
     let mut c = Client {
         doc: doc(),
@@ -1747,6 +1792,165 @@ async fn served_answers_match_the_document() {
     );
     let still = c.call("get", sessions, svc2_sessions, None, None).await;
     assert_eq!(still.json["sessions"][0]["state"], "open");
+    // Processes that end, of svc3: their last counters, delivered by their agents or
+    // collected from the files the agents kept, of a build the server has not read yet.
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let ending = Arc::new(SimBuild::synthetic(Mode::Count, 2, 4, "ended"));
+    let counted = |hits: &[usize], mode: Mode| {
+        let mut values = vec![0u32; ending.num_blocks()];
+        for &h in hits {
+            values[h] += 1;
+        }
+        server::lcc::encode(&ending.id, mode, &ending.shape, &values)
+    };
+    let last = SimAgent::start(ending.clone(), Some("agent-secret".into())).await;
+    // It never listened: port 0.
+    let delivery = |instance: &str, counters: &[u8]| {
+        let mut r = last.registration("svc3", instance);
+        r["port"] = json!(0);
+        json!({"registration": r, "counters": b64(counters)})
+    };
+    let fin = "/api/v1/agents/{instance}/final";
+    let k0 = "/api/v1/agents/k0/final";
+    let hits = counted(&[0, 5], Mode::Count);
+    let deliver = || body(delivery("k0", &hits));
+    // The server wants the build's metadata first; the agent sends it and delivers again.
+    let unstored = c.call("post", fin, k0, deliver(), agent_token).await;
+    assert_eq!(unstored.status, 409);
+    let ending_meta = format!("/api/v1/builds/{}", ending.id);
+    let gz = Some(ending.gz.clone());
+    assert_eq!(
+        c.call("put", pb, &ending_meta, gz, agent_token)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(c.call("post", fin, k0, deliver(), None).await.status, 401);
+    let elsewhere = "/api/v1/agents/k9/final";
+    assert_eq!(
+        c.call("post", fin, elsewhere, deliver(), agent_token)
+            .await
+            .status,
+        400
+    );
+    let mut not_base64 = delivery("k0", &hits);
+    not_base64["counters"] = json!("%%%");
+    let other_mode = delivery("k0", &counted(&[0], Mode::Set));
+    let mut no_build = delivery("k0", &hits);
+    no_build["registration"]["build"] = json!("abc");
+    for wrong in [not_base64, other_mode, no_build] {
+        assert_eq!(
+            c.call("post", fin, k0, body(wrong.clone()), agent_token)
+                .await
+                .status,
+            400,
+            "{wrong}"
+        );
+    }
+    let huge = Some(vec![b' '; (16 << 20) + 1]);
+    assert_eq!(c.call("post", fin, k0, huge, agent_token).await.status, 413);
+    let delivered = c.call("post", fin, k0, deliver(), agent_token).await;
+    assert_eq!(delivered.status, 200);
+    assert_eq!(delivered.json["state"], "exited");
+    assert_eq!(delivered.json["build"], ending.id.as_str());
+    assert_eq!(delivered.json["changed"], true);
+    let again = c.call("post", fin, k0, deliver(), agent_token).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["changed"], false);
+    let mut stolen = delivery("k0", &hits);
+    stolen["registration"]["secret"] = json!("0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        c.call("post", fin, k0, body(stolen), agent_token)
+            .await
+            .status,
+        403
+    );
+    // svc, svc2 and svc3 are all the services the server keeps (`max_services`).
+    let mut crowded = delivery("k5", &hits);
+    crowded["registration"]["service"] = json!("svc4");
+    let k5 = "/api/v1/agents/k5/final";
+    assert_eq!(
+        c.call("post", fin, k5, body(crowded), agent_token)
+            .await
+            .status,
+        429
+    );
+
+    let collect = "/api/v1/services/{service}/collect";
+    let octets = "application/octet-stream";
+    let k1 = "/api/v1/services/svc3/collect?instance=k1";
+    let file = || Some(counted(&[2], Mode::Count));
+    let post_file = async |c: &mut Client, path: &str, bytes: Option<Vec<u8>>, token| {
+        c.send("post", collect, path, bytes, octets, token).await
+    };
+    assert_eq!(post_file(&mut c, k1, file(), None).await.status, 401);
+    let collected = post_file(&mut c, k1, file(), admin).await;
+    assert_eq!(collected.status, 200);
+    assert_eq!(collected.json["state"], "exited");
+    assert_eq!(collected.json["changed"], true);
+    let again = post_file(&mut c, k1, file(), admin).await;
+    assert_eq!(again.json["changed"], false);
+    let of_svc = server::lcc::encode(
+        &build.id,
+        Mode::Set,
+        &build.shape,
+        &vec![0; build.num_blocks()],
+    );
+    let never_read = SimBuild::synthetic(Mode::Count, 1, 3, "never-read");
+    let unread = server::lcc::encode(&never_read.id, Mode::Count, &never_read.shape, &[1, 0, 0]);
+    for (path, bytes, status) in [
+        ("/api/v1/services/svc3/collect", file(), 400),
+        (k1, Some(b"LCC1 nonsense".to_vec()), 400),
+        // k1 is of svc3, and runs the build `ending`.
+        ("/api/v1/services/svc/collect?instance=k1", file(), 400),
+        (k1, Some(of_svc), 400),
+        (
+            "/api/v1/services/svc3/collect?instance=k7",
+            Some(unread),
+            409,
+        ),
+        (k1, Some(vec![0; (16 << 20) + 1]), 413),
+        ("/api/v1/services/svc4/collect?instance=k8", file(), 429),
+    ] {
+        let answer = post_file(&mut c, path, bytes, admin).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.json);
+    }
+    let svc3 = c
+        .call("get", one, "/api/v1/services/svc3", None, None)
+        .await;
+    assert_eq!(svc3.status, 200);
+    for i in svc3.json["instance_list"].as_array().unwrap() {
+        assert_eq!(i["state"], "exited", "{i}");
+        assert!(i["exited_at"].is_string(), "{i}");
+    }
+    // No instance of svc3 is live, but two processes ended in its round: they are read.
+    let svc3_snaps = "/api/v1/services/svc3/snapshots";
+    let of_ended = c.call("post", snaps, svc3_snaps, None, admin).await;
+    assert_eq!(of_ended.status, 201);
+    assert_eq!(of_ended.json["instances_ok"], 2);
+    assert_eq!(of_ended.json["totals"]["blocks_covered"], 3);
+    for r in of_ended.json["instance_results"].as_array().unwrap() {
+        assert_eq!(r["outcome"], "ok", "{r}");
+        assert!(
+            r["message"].as_str().unwrap().starts_with("ended at"),
+            "{r}"
+        );
+    }
+    // A live instance's counters file: it stays live, and is pulled as well.
+    let r = last.registration("svc3", "k2");
+    assert_eq!(
+        c.call("post", reg, reg, body(r), agent_token).await.status,
+        200
+    );
+    let k2 = "/api/v1/services/svc3/collect?instance=k2";
+    let live = post_file(&mut c, k2, file(), admin).await;
+    assert_eq!(live.status, 200);
+    assert_eq!(live.json["state"], "live");
+    let with_live = c.call("post", snaps, svc3_snaps, None, admin).await;
+    assert_eq!(with_live.status, 201);
+    assert_eq!(with_live.json["instances_ok"], 3);
+    last.stop();
+
     let health = c.call("get", "/healthz", "/healthz", None, None).await;
     assert_eq!(health.json["pending_boundaries"], 0);
 

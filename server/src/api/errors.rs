@@ -4,6 +4,7 @@
 
 use crate::BuildError;
 use crate::error::{ApiError, Cause};
+use crate::exited::EndedError;
 use crate::export::PatchError;
 use crate::registry::RegistryError;
 use crate::snapshot::SnapshotError;
@@ -19,6 +20,18 @@ impl From<RegistryError> for ApiError {
             RegistryError::WrongSecret(_) => ApiError::Forbidden(e.to_string()),
             RegistryError::TooMany(_) => ApiError::TooMany(e.to_string()),
             RegistryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<EndedError> for ApiError {
+    fn from(e: EndedError) -> ApiError {
+        match e {
+            EndedError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            EndedError::UnknownBuild(_) => ApiError::Conflict(e.to_string()),
+            EndedError::Registry(e) => e.into(),
+            EndedError::Build(e) => e.into(),
+            EndedError::Store(e) => e.into(),
         }
     }
 }

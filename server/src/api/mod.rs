@@ -15,6 +15,7 @@ use crate::json::Json;
 use serde::Deserialize;
 
 mod cross_site;
+mod ended;
 mod errors;
 mod extract;
 mod patch;
@@ -27,7 +28,7 @@ use crate::error::ApiError;
 use crate::export;
 use crate::registry;
 use crate::round;
-use crate::snapshot;
+use crate::snapshot::{self, Against};
 use crate::types::{
     ServiceDetail, ServiceList, SessionList, SessionRequest, SnapshotList, SnapshotRequest,
 };
@@ -67,6 +68,20 @@ fn agents() -> Vec<Endpoint> {
             "/api/v1/agents/{instance}/heartbeat",
             heartbeat,
         ),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/agents/{instance}/final",
+            ended::deliver,
+        )
+        .map(|h| h.layer(ended::body_limit())),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/services/{service}/collect",
+            ended::collect,
+        )
+        .map(|h| h.layer(ended::body_limit())),
     ]
 }
 

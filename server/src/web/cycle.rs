@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::page::{Page, WebError, bad_request, escape, parse_id, percent, service_href};
 use crate::App;
-use crate::snapshot::View;
+use crate::snapshot::{Against, View};
 use report::html::{self, Header, Sources};
 use report::{Coverage, Options};
 

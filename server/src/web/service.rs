@@ -237,7 +237,7 @@ pub async fn page(
     for i in &instances {
         out.push_str("<tr><td class=\"l\"><code>");
         escape(out, &i.id);
-        let state = if i.live { "live" } else { "gone" };
+        let state = i.state();
         let _ = write!(
             out,
             "</code></td><td class=\"l state-{state}\">{state}</td><td class=\"l\">"

@@ -15,7 +15,7 @@ use super::page::{
 };
 use crate::App;
 use crate::error::ApiError;
-use crate::snapshot::{View, projected};
+use crate::snapshot::{Against, View, projected};
 use report::html::{self, Header, Sources};
 use report::{Coverage, Options};
 

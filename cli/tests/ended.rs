@@ -1,0 +1,268 @@
+//! Processes that end, with real parts: a short-lived program built by `livecov build` in
+//! count mode, run 20 times between two snapshots of a round. Nineteen runs return from main
+//! (their agents deliver their last counters as they end); one is killed with SIGKILL after
+//! its agent wrote its counters to `LIVECOV_DIR`, and `livecov collect` sends them. The
+//! round's snapshot holds exactly the sum of the 20 runs' counts, once, however often they
+//! are collected; every run's exit status and output are its own. On SQLite, and on
+//! PostgreSQL when `LIVECOV_TEST_POSTGRES` is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use livecov_testkit::LiveServer;
+use serde_json::Value;
+
+const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
+
+/// `work(n)` calls `step` n times; `step`'s `if` sends even i one way, odd i the other.
+const PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+func work(n int) int {
+	s := 0
+	for i := 0; i < n; i++ {
+		s += step(i)
+	}
+	return s
+}
+
+func step(i int) int {
+	if i%2 == 0 {
+		return i
+	}
+	return 1
+}
+
+func main() {
+	n, _ := strconv.Atoi(os.Args[1])
+	fmt.Println(work(n))
+	if len(os.Args) > 2 && os.Args[2] == "hang" {
+		time.Sleep(time.Hour)
+	}
+}
+"#;
+
+fn build(dir: &Path) -> PathBuf {
+    let src = dir.join("short");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("go.mod"), "module example.com/short\n\ngo 1.22\n").unwrap();
+    std::fs::write(src.join("main.go"), PROGRAM).unwrap();
+    let bin = dir.join("short-bin");
+    run_ok(
+        Command::new(LIVECOV)
+            .args(["build", "--mode", "count", "--cache-dir"])
+            .arg(dir.join("cache"))
+            .args(["--", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(&src),
+    );
+    bin
+}
+
+/// The program with `args`, its agent pointed at the server on `port` and its counters kept
+/// in `dir`.
+fn program(bin: &Path, port: u16, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("LIVECOV_SERVER", format!("http://127.0.0.1:{port}"))
+        .env("LIVECOV_SERVICE", "short")
+        .env("LIVECOV_AGENT_ADDR", "127.0.0.1:0")
+        .env("LIVECOV_HEARTBEAT", "200ms")
+        .env("LIVECOV_DIR", dir)
+        .env("LIVECOV_FLUSH", "50ms");
+    cmd
+}
+
+fn client(port: u16, args: &[&str]) -> Value {
+    let out = run_ok(Command::new(LIVECOV).args(args).args([
+        "--json",
+        "--server",
+        &format!("http://127.0.0.1:{port}"),
+    ]));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn get(port: u16, path: &str) -> Value {
+    let (status, body) = http("GET", port, path).unwrap();
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Entry counts of `work`, `step` and `main`, and the count of `step`'s even branch, in
+/// snapshot `id`'s JSON export.
+fn counts(port: u16, id: i64) -> [u64; 4] {
+    let e = get(port, &format!("/api/v1/snapshots/{id}/profile?format=json"));
+    let funcs = e["files"][0]["functions"].as_array().unwrap();
+    let f = |name: &str| {
+        funcs
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {e}"))
+            .clone()
+    };
+    let step = f("step");
+    [
+        f("work")["count"].as_u64().unwrap(),
+        step["count"].as_u64().unwrap(),
+        f("main")["count"].as_u64().unwrap(),
+        step["blocks"][1]["count"].as_u64().unwrap(),
+    ]
+}
+
+#[test]
+fn short_lived_and_killed_processes_count_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = build(tmp.path());
+    let mut stores = vec![(
+        "sqlite",
+        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
+    )];
+    if let Some(admin) = livecov_testkit::test_postgres() {
+        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
+    }
+    for (kind, url) in stores {
+        eprintln!("== on {kind}");
+        flow(&bin, &url, &tmp.path().join(kind));
+    }
+}
+
+fn flow(bin: &Path, url: &str, tmp: &Path) {
+    std::fs::create_dir_all(tmp).unwrap();
+    let dir = tmp.join("livecov");
+    let port = free_port();
+    let args = ["--database-url", url, "--instance-ttl", "2s"];
+    let _server = LiveServer::start_on(
+        port,
+        Path::new(LIVECOV),
+        &args,
+        &[],
+        &tmp.join("server.log"),
+    )
+    .unwrap();
+    let live = || get(port, "/api/v1/services/short")["live_instances"].as_i64();
+
+    // A long-running instance, so that the round can begin before the short runs.
+    let anchor = program(bin, port, &dir, &["0", "hang"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _anchor = Service(anchor);
+    wait_until("the anchor registered", || {
+        http("GET", port, "/api/v1/services/short").is_ok_and(|(s, _)| s == 200)
+            && live() == Some(1)
+    });
+    let reset = client(port, &["reset", "short"]);
+    assert_eq!(reset["instances_ok"], 1, "{reset}");
+
+    // Nineteen runs that return from main, n = 1 to 19: exit 0, their own output.
+    for n in 1..=19 {
+        let out = program(bin, port, &dir, &[&n.to_string()])
+            .output()
+            .unwrap();
+        let want: i64 = (0..n).map(|i| if i % 2 == 0 { i } else { 1 }).sum();
+        assert_eq!(out.status.code(), Some(0), "run {n}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want}\n"));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    }
+    // One more, n = 20, killed once its agent wrote its counters (its output is out first).
+    let mut killed = Service(
+        program(bin, port, &dir, &["20", "hang"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(killed.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "100\n");
+    std::thread::sleep(Duration::from_millis(300)); // a few LIVECOV_FLUSH periods
+    killed.0.kill().unwrap();
+    let status = killed.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+
+    // Its instance goes (no heartbeat); the 19 others are exited, not pulled.
+    wait_until("only the anchor live", || live() == Some(1));
+    let collected = client(port, &["collect", dir.to_str().unwrap()]);
+    let instances = collected["instances"].as_array().unwrap();
+    // The anchor's file too (it is live: it stays live), and the 19 runs' (already in): new
+    // are the killed run's counts and the anchor's.
+    assert_eq!(instances.len(), 21, "{collected}");
+    let mut new: Vec<&str> = instances
+        .iter()
+        .filter(|i| i["changed"] == true)
+        .map(|i| i["state"].as_str().unwrap())
+        .collect();
+    new.sort();
+    assert_eq!(new, ["exited", "live"], "{collected}");
+    assert_eq!(
+        instances.iter().filter(|i| i["state"] == "live").count(),
+        1,
+        "{collected}"
+    );
+
+    // The round: the anchor ran nothing since the reset; the 20 runs ran work 20 times,
+    // step 1 + 2 + … + 20 = 210 times, 110 of them even (ceil(n/2) summed), main 20 times.
+    let s1 = client(port, &["snapshot", "short"]);
+    assert_eq!(s1["instances_failed"], 0, "{s1}");
+    assert_eq!(s1["instances_ok"], 21, "{s1}");
+    let id1 = s1["id"].as_i64().unwrap();
+    assert_eq!(counts(port, id1), [20, 210, 20, 110]);
+    let svc = get(port, "/api/v1/services/short");
+    let states: Vec<&str> = svc["instance_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "exited").count(),
+        20,
+        "{svc}"
+    );
+
+    // Once only: collecting again, and a later snapshot of the round, change nothing.
+    let again = client(port, &["collect", dir.to_str().unwrap()]);
+    assert!(
+        again["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["changed"] == false),
+        "{again}"
+    );
+    let id2 = client(port, &["snapshot", "short"])["id"].as_i64().unwrap();
+    assert_eq!(counts(port, id2), [20, 210, 20, 110]);
+
+    // A new round holds none of them: they ended in the last one.
+    let r = client(port, &["reset", "short"]);
+    assert_eq!(counts(port, r["id"].as_i64().unwrap()), [20, 210, 20, 110]);
+    let id3 = client(port, &["snapshot", "short"])["id"].as_i64().unwrap();
+    assert_eq!(counts(port, id3), [0, 0, 0, 0]);
+}
