@@ -9,6 +9,7 @@ use server::sim::{SimAgent, SimBuild};
 
 use super::code::{Expected, expected};
 use super::*;
+use server::snapshot::Against as _;
 
 const SERVICE: &str = "bench-cycle";
 pub(super) const BUILDS: usize = 50;

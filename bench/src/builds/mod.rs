@@ -62,7 +62,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use sqlx::{Connection, Row};
 
-use crate::common::{self, LiveServer, cpu_of, median, secs};
+use crate::common::{self, LiveServer, median, secs};
+use crate::server::{Database, Kind, per_ms};
 
 use code::{Changes, Code};
 
@@ -235,107 +236,6 @@ pub(super) struct Calls {
     pub(super) server_cpu_ms: f64,
     pub(super) db_cpu_ms: Option<f64>,
     pub(super) peak_rss: u64,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Sqlite => "SQLite",
-            Kind::Postgres => "PostgreSQL",
-        }
-    }
-}
-
-/// A database made for one part of the benchmark.
-struct Database {
-    kind: Kind,
-    url: String,
-    /// PostgreSQL: the admin URL and the database's name, to drop it afterwards.
-    admin: Option<(String, String)>,
-}
-
-impl Database {
-    /// Waits until the store holds the metadata of build `id`.
-    async fn wait_for_build(&self, id: &str) -> Result<()> {
-        let sql = "SELECT COUNT(*) FROM builds WHERE build = $1";
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let n: i64 = match self.kind {
-                Kind::Sqlite => {
-                    let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
-                    let n = sqlx::query(sql).bind(id).fetch_one(&mut conn).await?.get(0);
-                    conn.close().await?;
-                    n
-                }
-                Kind::Postgres => {
-                    let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-                    let n = sqlx::query(sql).bind(id).fetch_one(&mut conn).await?.get(0);
-                    conn.close().await?;
-                    n
-                }
-            };
-            if n > 0 {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the server did not store the metadata of build {id} within 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// The CPU time of the database's own processes: none for SQLite, which runs in the
-    /// server's.
-    fn cpu(&self) -> Result<Option<Duration>> {
-        match self.kind {
-            Kind::Sqlite => Ok(None),
-            Kind::Postgres => postgres_cpu().map(Some),
-        }
-    }
-
-    /// Drops a PostgreSQL database; SQLite's goes with the scratch directory.
-    async fn remove(self) -> Result<()> {
-        if let Some((admin, name)) = self.admin {
-            let mut conn = sqlx::PgConnection::connect(&admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await?;
-        }
-        Ok(())
-    }
-}
-
-/// The CPU time of every `postgres` process on this machine, with that of their exited
-/// children: the backends of closed connections count in the postmaster's.
-fn postgres_cpu() -> Result<Duration> {
-    let mut total = Duration::ZERO;
-    for entry in std::fs::read_dir("/proc")? {
-        let path = entry?.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        let is_postgres = stat
-            .split_once(" (")
-            .and_then(|(_, rest)| rest.rsplit_once(')'))
-            .is_some_and(|(comm, _)| comm == "postgres");
-        if is_postgres {
-            total += cpu_of(&stat, true).unwrap_or_default();
-        }
-    }
-    Ok(total)
-}
-
-/// Milliseconds of CPU from `before` to `after`, divided by `n`.
-fn per_ms(before: Option<Duration>, after: Option<Duration>, n: f64) -> Option<f64> {
-    Some(secs(after?.saturating_sub(before?)) * 1e3 / n)
 }
 
 /// Milliseconds `f` takes, with what it returns.

@@ -295,13 +295,13 @@ where
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Sqlite,
     Postgres,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Sqlite => "SQLite",
             Kind::Postgres => "PostgreSQL",
@@ -310,11 +310,11 @@ impl Kind {
 }
 
 /// A database made for one part of the benchmark.
-struct Database {
-    kind: Kind,
-    url: String,
+pub(crate) struct Database {
+    pub(crate) kind: Kind,
+    pub(crate) url: String,
     /// PostgreSQL: the admin URL and the database's name, to drop it afterwards.
-    admin: Option<(String, String)>,
+    pub(crate) admin: Option<(String, String)>,
 }
 
 /// What the database holds, in bytes.
@@ -388,7 +388,7 @@ impl Database {
     }
 
     /// Waits until the store holds the metadata of build `id`.
-    async fn wait_for_build(&self, id: &str) -> Result<()> {
+    pub(crate) async fn wait_for_build(&self, id: &str) -> Result<()> {
         let sql = "SELECT COUNT(*) FROM builds WHERE build = $1";
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -419,7 +419,7 @@ impl Database {
 
     /// The CPU time of the database's own processes: none for SQLite, which runs in the
     /// server's.
-    fn cpu(&self) -> Result<Option<Duration>> {
+    pub(crate) fn cpu(&self) -> Result<Option<Duration>> {
         match self.kind {
             Kind::Sqlite => Ok(None),
             Kind::Postgres => postgres_cpu().map(Some),
@@ -427,7 +427,7 @@ impl Database {
     }
 
     /// Drops a PostgreSQL database; SQLite's goes with the scratch directory.
-    async fn remove(self) -> Result<()> {
+    pub(crate) async fn remove(self) -> Result<()> {
         if let Some((admin, name)) = self.admin {
             let mut conn = sqlx::PgConnection::connect(&admin).await?;
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -441,7 +441,7 @@ impl Database {
 
 /// The CPU time of every `postgres` process on this machine, with that of their exited
 /// children: the backends of closed connections count in the postmaster's.
-fn postgres_cpu() -> Result<Duration> {
+pub(crate) fn postgres_cpu() -> Result<Duration> {
     let mut total = Duration::ZERO;
     for entry in std::fs::read_dir("/proc")? {
         let path = entry?.path();
@@ -460,6 +460,6 @@ fn postgres_cpu() -> Result<Duration> {
 }
 
 /// Milliseconds of CPU from `before` to `after`, divided by `n`.
-fn per_ms(before: Option<Duration>, after: Option<Duration>, n: f64) -> Option<f64> {
+pub(crate) fn per_ms(before: Option<Duration>, after: Option<Duration>, n: f64) -> Option<f64> {
     Some(secs(after?.saturating_sub(before?)) * 1e3 / n)
 }
