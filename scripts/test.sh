@@ -72,6 +72,9 @@ for d in "${go_dirs[@]}"; do (cd "$d" && go vet ./... && on_go127 go vet ./...);
 step "Docker files: docker-compose.yml by compose-go, its Dockerfiles by BuildKit's parser"
 (cd scripts/check-docker && go run . ../../docker-compose.yml)
 
+step "Kubernetes manifests: the API's schema (kubernetes-validate, strict), and each other"
+scripts/check-k8s.sh
+
 step "agent: go test -race, on Go 1.26 and Go 1.27"
 (cd agent-go && go test -race -count=1 ./... && on_go127 go test -race -count=1 ./...)
 
