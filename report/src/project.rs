@@ -224,13 +224,17 @@ fn offsets(meta: &BuildMeta) -> Vec<usize> {
 struct Mapped {
     /// Per (file, function) of the other build: the target's (file, function) it is.
     funcs: Vec<Vec<Option<(usize, usize)>>>,
+    /// Per file of the other build: whether it is the target's file of that name, unchanged
+    /// (all its functions are the target's, nothing of it is gone).
+    identical: Vec<bool>,
 }
 
 /// The target's index: files by name, and per file its functions by (hash, occurrence).
 struct Index<'a> {
     meta: &'a BuildMeta,
     files: HashMap<&'a str, usize>,
-    by_func: Vec<Vec<Vec<usize>>>,
+    /// Per file, per function: its blocks in position order.
+    sorted: Vec<Vec<Vec<usize>>>,
     ids: Vec<HashMap<([u8; 32], u32), usize>>,
 }
 
@@ -244,7 +248,16 @@ impl<'a> Index<'a> {
                 .enumerate()
                 .map(|(i, f)| (f.name.as_str(), i))
                 .collect(),
-            by_func: meta.files.iter().map(blocks_by_func).collect(),
+            sorted: meta
+                .files
+                .iter()
+                .map(|f| {
+                    let by_func = blocks_by_func(f);
+                    (0..f.funcs.len())
+                        .map(|g| func_blocks(f, g, &by_func))
+                        .collect()
+                })
+                .collect(),
             ids: meta
                 .files
                 .iter()
@@ -264,6 +277,7 @@ impl<'a> Index<'a> {
     fn map(&self, other: &BuildMeta, mut each: impl FnMut(usize, usize)) -> Mapped {
         let (ot, oo) = (offsets(self.meta), offsets(other));
         let mut funcs = Vec::with_capacity(other.files.len());
+        let mut identical = vec![false; other.files.len()];
         for (fi, file) in other.files.iter().enumerate() {
             let Some(&ti) = self.files.get(file.name.as_str()) else {
                 funcs.push(vec![None; file.funcs.len()]);
@@ -275,18 +289,19 @@ impl<'a> Index<'a> {
                     each(oo[fi] + i, ot[ti] + i);
                 }
                 funcs.push((0..file.funcs.len()).map(|g| Some((ti, g))).collect());
+                identical[fi] = true;
                 continue;
             }
             let by_func = blocks_by_func(file);
             let mut row = Vec::with_capacity(file.funcs.len());
             for (g, id) in occurrences(file).into_iter().enumerate() {
                 let same = self.ids[ti].get(&id).and_then(|&t| {
-                    let tb = func_blocks(target, t, &self.by_func[ti]);
+                    let tb = &self.sorted[ti][t];
                     let ob = func_blocks(file, g, &by_func);
-                    same_shape(file, &ob, target, &tb).then_some((t, ob, tb))
+                    same_shape(file, &ob, target, tb).then_some((t, ob, tb))
                 });
                 row.push(same.map(|(t, ob, tb)| {
-                    for (o, t) in ob.into_iter().zip(tb) {
+                    for (&o, &t) in ob.iter().zip(tb) {
                         each(oo[fi] + o, ot[ti] + t);
                     }
                     (ti, t)
@@ -294,7 +309,7 @@ impl<'a> Index<'a> {
             }
             funcs.push(row);
         }
-        Mapped { funcs }
+        Mapped { funcs, identical }
     }
 }
 
@@ -329,7 +344,17 @@ pub fn project(parts: &[Part], target: usize) -> Projection {
         });
         let oo = offsets(p.meta);
         for (fi, file) in p.meta.files.iter().enumerate() {
-            let by_func = blocks_by_func(file);
+            if mapped.identical[fi] {
+                // Every function is the target's: matched, none gone, no name to add that
+                // the target's own file does not have.
+                for (ti, tf) in mapped.funcs[fi].iter().flatten() {
+                    matched[*ti][*tf] = true;
+                }
+                continue;
+            }
+            // Grouped only if some function of the file is gone: most differing files merely
+            // moved.
+            let mut by_func: Option<Vec<Vec<usize>>> = None;
             for (g, func) in file.funcs.iter().enumerate() {
                 names.insert((file.name.as_str(), func.name.as_str()));
                 if let Some((ti, tf)) = mapped.funcs[fi][g] {
@@ -351,6 +376,7 @@ pub fn project(parts: &[Part], target: usize) -> Projection {
                 // Named after the newest build that has it; what older builds measured on
                 // the same text only raises what it covers.
                 let (mut b, mut s, mut bc, mut sc) = (0, 0, 0, 0);
+                let by_func = by_func.get_or_insert_with(|| blocks_by_func(file));
                 for &i in &by_func[g] {
                     let block = &file.blocks[i];
                     b += 1;

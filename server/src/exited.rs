@@ -92,6 +92,11 @@ pub async fn collect(
 ) -> Result<types::Ended, EndedError> {
     report::types::check_text("service", service, 256).map_err(EndedError::Invalid)?;
     let build = lcc::build_of(body).map_err(|e| EndedError::Invalid(e.to_string()))?;
+    if !crate::meta::is_build_id(&build) {
+        return Err(EndedError::Invalid(format!(
+            "the counters name build {build:?}, not a build id"
+        )));
+    }
     let known = app.store.instance(instance).await?;
     let i = match known {
         Some(k) if k.service != service => {

@@ -630,11 +630,7 @@ pub async fn against(
 
 /// A build the server stores, asked for by id.
 pub async fn known_build(app: &App, build: &str) -> Result<Arc<Build>, SnapshotError> {
-    if build.len() != 64
-        || !build
-            .bytes()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if !crate::meta::is_build_id(build) {
         return Err(SnapshotError::Invalid(format!(
             "build {build:?}: want a build id, 64 lower-case hex digits"
         )));

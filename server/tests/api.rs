@@ -970,6 +970,16 @@ mod cases {
             (url(""), counters(9), 400),
             (url("?instance=k2"), b"LCC1 nonsense".to_vec(), 400),
             (
+                url("?instance=k2"),
+                server::lcc::encode(
+                    "not-a-build",
+                    Mode::Set,
+                    &b.shape,
+                    &vec![0; b.meta.num_blocks()],
+                ),
+                400,
+            ),
+            (
                 format!(
                     "http://{}/api/v1/services/other/collect?instance=i0",
                     server.addr
