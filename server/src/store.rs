@@ -594,29 +594,21 @@ impl Store {
                 return Ok(Registering::TooManyInstances);
             }
         }
-        sqlx::query(
-            "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
-                 go_version, address, registered_at, last_seen, state, gone_at, secret, labels)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL, $11, $12)
-             ON CONFLICT (id) DO UPDATE SET service = excluded.service, build = excluded.build,
-                 mode = excluded.mode, hostname = excluded.hostname, pid = excluded.pid,
-                 start_time = excluded.start_time, go_version = excluded.go_version,
-                 address = excluded.address, last_seen = excluded.last_seen,
-                 state = 'live', gone_at = NULL, labels = excluded.labels,
-                 secret = COALESCE(instances.secret, excluded.secret)",
+        bind_instance(
+            sqlx::query(
+                "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
+                     go_version, address, registered_at, last_seen, state, gone_at, secret, labels)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'live', NULL, $11, $12)
+                 ON CONFLICT (id) DO UPDATE SET service = excluded.service, build = excluded.build,
+                     mode = excluded.mode, hostname = excluded.hostname, pid = excluded.pid,
+                     start_time = excluded.start_time, go_version = excluded.go_version,
+                     address = excluded.address, last_seen = excluded.last_seen,
+                     state = 'live', gone_at = NULL, labels = excluded.labels,
+                     secret = COALESCE(instances.secret, excluded.secret)",
+            ),
+            i,
+            now,
         )
-        .bind(&i.id)
-        .bind(&i.service)
-        .bind(&i.build)
-        .bind(&i.mode)
-        .bind(&i.hostname)
-        .bind(i.pid)
-        .bind(&i.start_time)
-        .bind(&i.go_version)
-        .bind(&i.address)
-        .bind(now)
-        .bind(i.secret.as_deref())
-        .bind(labels_json(&i.labels))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -657,14 +649,12 @@ impl Store {
 
     /// The instance `id`, whatever its state.
     pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as::<_, InstanceRow>(
-            "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
-                    registered_at, last_seen, state, gone_at, secret, labels, exited_at
-             FROM instances WHERE id = $1",
+        Ok(
+            sqlx::query_as::<_, InstanceRow>(&format!("{INSTANCE_COLUMNS} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// The last counters received of instance `id` (LCC1), if any.
@@ -704,25 +694,17 @@ impl Store {
         if let Err(refused) = claim(&mut tx, i, quota, ended == Ended::Now, now).await? {
             return Ok(refused);
         }
-        sqlx::query(
-            "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
-                 go_version, address, registered_at, last_seen, state, gone_at, secret, labels,
-                 exited_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'exited', NULL, $11, $12, $10)
-             ON CONFLICT (id) DO NOTHING",
+        bind_instance(
+            sqlx::query(
+                "INSERT INTO instances (id, service, build, mode, hostname, pid, start_time,
+                     go_version, address, registered_at, last_seen, state, gone_at, secret, labels,
+                     exited_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'exited', NULL, $11, $12, $10)
+                 ON CONFLICT (id) DO NOTHING",
+            ),
+            i,
+            now,
         )
-        .bind(&i.id)
-        .bind(&i.service)
-        .bind(&i.build)
-        .bind(&i.mode)
-        .bind(&i.hostname)
-        .bind(i.pid)
-        .bind(&i.start_time)
-        .bind(&i.go_version)
-        .bind(&i.address)
-        .bind(now)
-        .bind(i.secret.as_deref())
-        .bind(labels_json(&i.labels))
         .execute(&mut *tx)
         .await?;
         let update = match ended {
@@ -802,12 +784,10 @@ impl Store {
 
     /// Instances of `service`, live ones first, newest first; only live ones if `live_only`.
     pub async fn instances(&self, service: &str, live_only: bool) -> Result<Vec<InstanceRow>> {
-        let rows = sqlx::query_as::<_, InstanceRow>(
-            "SELECT id, service, build, mode, hostname, pid, start_time, go_version, address,
-                    registered_at, last_seen, state, gone_at, secret, labels, exited_at
-             FROM instances WHERE service = $1 AND (state = 'live' OR $2 = 0)
-             ORDER BY state DESC, registered_at DESC, id",
-        )
+        let rows = sqlx::query_as::<_, InstanceRow>(&format!(
+            "{INSTANCE_COLUMNS} WHERE service = $1 AND (state = 'live' OR $2 = 0)
+             ORDER BY state DESC, registered_at DESC, id"
+        ))
         .bind(service)
         .bind(i64::from(live_only))
         .fetch_all(&self.pool)
@@ -1167,6 +1147,11 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
     sql
 }
 
+/// The columns of an [`InstanceRow`], for `FROM instances`.
+const INSTANCE_COLUMNS: &str = "SELECT id, service, build, mode, hostname, pid, start_time,
+    go_version, address, registered_at, last_seen, state, gone_at, secret, labels, exited_at
+    FROM instances";
+
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, kind, session, since, taken_at,
     duration_ms, instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered,
     deploy_blocks_covered, deploy_stmts_covered, selector,
@@ -1266,6 +1251,27 @@ impl FromRow<'_, AnyRow> for SnapshotBuild {
             files: Vec::new(),
         })
     }
+}
+
+/// `q` with the instance's columns bound as `$1` to `$12`: id, service, build, mode,
+/// hostname, pid, start time, Go version, address, `now`, secret, labels.
+fn bind_instance<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    i: &'q NewInstance,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&i.id)
+        .bind(&i.service)
+        .bind(&i.build)
+        .bind(&i.mode)
+        .bind(&i.hostname)
+        .bind(i.pid)
+        .bind(&i.start_time)
+        .bind(&i.go_version)
+        .bind(&i.address)
+        .bind(now)
+        .bind(i.secret.as_deref())
+        .bind(labels_json(&i.labels))
 }
 
 /// An instance's labels as stored: a JSON object, or NULL for none.
