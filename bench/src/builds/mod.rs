@@ -150,40 +150,7 @@ impl Bench {
 
     /// A fresh database of `kind` for `part`.
     async fn database(&self, kind: Kind, part: &str) -> Result<Database> {
-        match kind {
-            Kind::Sqlite => {
-                let dir = self.scratch.join(part);
-                std::fs::create_dir_all(&dir)?;
-                Ok(Database {
-                    kind,
-                    url: format!("sqlite://{}", dir.join("livecov.db").display()),
-                    admin: None,
-                })
-            }
-            Kind::Postgres => {
-                let admin = self.postgres.clone().context("no PostgreSQL")?;
-                let name = format!("livecov_bench_{}_{part}", std::process::id());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .context("connecting to LIVECOV_BENCH_POSTGRES")?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .context("creating a database: the role needs CREATEDB")?;
-                conn.close().await?;
-                let (base, _) = admin
-                    .rsplit_once('/')
-                    .context("LIVECOV_BENCH_POSTGRES has no database part")?;
-                Ok(Database {
-                    kind,
-                    url: format!("{base}/{name}"),
-                    admin: Some((admin, name)),
-                })
-            }
-        }
+        Database::create(kind, &self.scratch, self.postgres.as_deref(), part).await
     }
 
     fn log(&self, name: &str) -> PathBuf {

@@ -207,40 +207,7 @@ impl Bench {
 
     /// A fresh database of `kind` for `part`.
     async fn database(&self, kind: Kind, part: &str) -> Result<Database> {
-        match kind {
-            Kind::Sqlite => {
-                let dir = self.scratch.join(part);
-                std::fs::create_dir_all(&dir)?;
-                Ok(Database {
-                    kind,
-                    url: format!("sqlite://{}", dir.join("livecov.db").display()),
-                    admin: None,
-                })
-            }
-            Kind::Postgres => {
-                let admin = self.postgres.clone().context("no PostgreSQL")?;
-                let name = format!("livecov_bench_{}_{part}", std::process::id());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .context("connecting to LIVECOV_BENCH_POSTGRES")?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .context("creating a database: the role needs CREATEDB")?;
-                conn.close().await?;
-                let (base, _) = admin
-                    .rsplit_once('/')
-                    .context("LIVECOV_BENCH_POSTGRES has no database part")?;
-                Ok(Database {
-                    kind,
-                    url: format!("{base}/{name}"),
-                    admin: Some((admin, name)),
-                })
-            }
-        }
+        Database::create(kind, &self.scratch, self.postgres.as_deref(), part).await
     }
 
     async fn start_server(&self, db: &Database, log: &str) -> Result<LiveServer> {
@@ -328,6 +295,50 @@ struct Sizes {
 }
 
 impl Database {
+    /// A fresh database of `kind` for `part`: SQLite in `scratch`, or a new database on the
+    /// PostgreSQL server `postgres` names.
+    pub(crate) async fn create(
+        kind: Kind,
+        scratch: &std::path::Path,
+        postgres: Option<&str>,
+        part: &str,
+    ) -> Result<Database> {
+        match kind {
+            Kind::Sqlite => {
+                let dir = scratch.join(part);
+                std::fs::create_dir_all(&dir)?;
+                Ok(Database {
+                    kind,
+                    url: format!("sqlite://{}", dir.join("livecov.db").display()),
+                    admin: None,
+                })
+            }
+            Kind::Postgres => {
+                let admin = postgres.context("no PostgreSQL")?.to_string();
+                let name = format!("livecov_bench_{}_{part}", std::process::id());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .context("connecting to LIVECOV_BENCH_POSTGRES")?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .context("creating a database: the role needs CREATEDB")?;
+                conn.close().await?;
+                let (base, _) = admin
+                    .rsplit_once('/')
+                    .context("LIVECOV_BENCH_POSTGRES has no database part")?;
+                Ok(Database {
+                    kind,
+                    url: format!("{base}/{name}"),
+                    admin: Some((admin, name)),
+                })
+            }
+        }
+    }
+
     async fn sizes(&self) -> Result<Sizes> {
         let counters_sql = "SELECT COALESCE(SUM(LENGTH(counters)), 0) FROM snapshot_builds";
         match self.kind {
