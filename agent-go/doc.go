@@ -36,8 +36,11 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 	                    in a Kubernetes pod, k8s.pod and k8s.namespace (labels.go)
 	LIVECOV_FINAL_TIMEOUT
 	                    how long Finish may take to deliver the last counters to the server
-	                    when main returns, a Go duration (default 2s); "off" or "0" delivers
-	                    nothing
+	                    when main returns or SIGTERM or SIGINT ends the process, a Go
+	                    duration (default 2s); "off" or "0" delivers nothing
+	LIVECOV_SIGNALS     "off": never take SIGTERM or SIGINT, not even in a program that has
+	                    no handler of its own (see "Processes that stop"); anything else: take
+	                    them there
 	LIVECOV_HEARTBEAT   interval between heartbeats, a Go duration (default 10s, at least
 	                    10ms)
 	LIVECOV_DIR         directory in which to keep the counters on disk (see "Processes that
@@ -148,7 +151,8 @@ to it (POST /api/v1/agents/<instance>/final, with the registration, within
 LIVECOV_FINAL_TIMEOUT, default 2s; the build's metadata first if the server lacks it): a
 short-lived process that no pull reached counts all the same, and the server holds the
 instance as exited. Finish delivers once, and returns: main's return goes on as without
-livecov, with the same exit status. What is kept depends on how the process ends:
+livecov, with the same exit status. SIGTERM and SIGINT in a program that does not handle
+them do the same (see below). What is kept depends on how the process ends:
 
   - main returns: everything. The deferred Finish writes and delivers the counters as they
     are then (increments that other goroutines make after it, while the process exits, are
@@ -156,10 +160,14 @@ livecov, with the same exit status. What is kept depends on how the process ends
   - A panic on the main goroutine that nothing recovers: everything up to the panic. Go runs
     deferred calls while the panic unwinds main, so Finish writes and delivers, and the panic
     then goes on and ends the process as it would have (Finish does not stop it).
+  - SIGTERM or SIGINT in a program that has no handler of its own: everything up to the
+    signal. The agent writes and delivers the counters as Finish does, then the process dies
+    of the signal (see "Signals").
   - os.Exit, wherever it is called (log.Fatal calls it; so may a deferred call that runs
     before Finish); a panic on any other goroutine; a fatal runtime error (concurrent map
-    writes, out of memory in the Go runtime, a stack overflow); SIGTERM, SIGINT or SIGQUIT
-    with Go's default handling; SIGKILL; the kernel's OOM killer: no deferred call runs. What is kept is what the last periodic write saw, so at most one
+    writes, out of memory in the Go runtime, a stack overflow); SIGQUIT, and SIGTERM or SIGINT
+    with LIVECOV_SIGNALS=off, with Go's default handling; SIGKILL; the kernel's OOM killer:
+    no deferred call runs. What is kept is what the last periodic write saw, so at most one
     LIVECOV_FLUSH interval of counts is lost (plus the time one write takes); a process that
     ends so before the first periodic write (one interval after start) and before any call
     of Flush leaves no counters file. `livecov collect DIR` sends what the files hold to the
@@ -167,11 +175,6 @@ livecov, with the same exit status. What is kept depends on how the process ends
 
 The agent does not sync the files to the storage device, so a crash of the machine (not of
 the process) may lose more than that, as file systems allow.
-
-A program that handles SIGTERM itself (signal.Notify) and returns from main to shut down, as
-servers commonly do, keeps everything. The agent deliberately installs no signal handler: a
-handler changes what a signal does to the host (signal.Notify for SIGTERM means SIGTERM no
-longer ends the process), and the agent must never change its host's behaviour.
 
 The counters file holds what GET /livecov/v1/counters would have answered at its write. A
 boundary does not rewrite it, and need not: a boundary destroys nothing, so every later write
@@ -183,6 +186,32 @@ process stops: the counts since its last pull.
 
 Test binaries (LIVECOV_TEST_DIR set) never write to LIVECOV_DIR: [AfterRun] writes their
 coverage.
+
+# Signals
+
+A program that handles SIGTERM itself (signal.Notify) and returns from main to shut down, as
+servers commonly do, keeps everything through Finish. The agent then touches no signal: a
+handler of its own would change what a signal does to the host, which the agent must never
+do. But a Go program can install a handler only through os/signal, so `livecov build` knows
+which programs cannot have one: no package of the build imports os/signal. It says so in
+zz_build.go (HostSignals false), and only in such a program does the agent take SIGTERM and
+SIGINT, and only when it has something to do at the end (a server to deliver to, or
+LIVECOV_DIR) and LIVECOV_SIGNALS is not "off". A signal that is ignored when the process
+starts (SIGINT in a background job of a shell script, or wherever the parent ignored it)
+stays ignored: the agent leaves it alone.
+
+Without livecov, such a signal kills the process at once. With it, the first one makes the
+agent write and deliver the counters, as Finish does (once, whichever of the two comes
+first), within LIVECOV_FINAL_TIMEOUT; a second SIGTERM or SIGINT cuts the delivery short.
+Then the agent stops taking signals, which gives them back to Go's default handling, and
+sends the first signal to the process again: it dies of it, with the exit status it would
+have had without livecov (killed by SIGTERM or SIGINT; a shell reports 143 or 130). The host
+runs on while the agent delivers, for at most the final timeout; should main return
+meanwhile, the deferred Finish waits instead of returning, and the process still dies of the
+signal.
+In the standard library only testing/internal/testdeps (fuzzing) imports os/signal, so test
+binaries count as handling signals themselves, which changes nothing: their counters are
+AfterRun's. On systems other than Unix the agent takes no signal.
 
 # Reading counters while they change
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 )
 
 // finalDelivery is the body of POST /api/v1/agents/<instance>/final: the registration (the
@@ -18,8 +19,16 @@ type finalDelivery struct {
 	Counters     string       `json:"counters"` // LCC1, base64
 }
 
-// finishOnce makes Finish deliver once, however often it is called.
-var finishOnce sync.Once
+var (
+	// finishOnce makes Finish deliver once, however often it is called, and from whichever
+	// goroutine: main's deferred Finish or the end of a signal (signal.go).
+	finishOnce sync.Once
+	// finalCtx bounds the final delivery besides LIVECOV_FINAL_TIMEOUT: a second signal
+	// cancels it (cutFinal), to end the process at once.
+	finalCtx, cutFinal = context.WithCancel(context.Background())
+	// dying is closed when the agent has taken a signal that ends the process (signal.go).
+	dying = make(chan struct{})
+)
 
 // Finish is what a program built by livecov runs when its main function returns: livecov's
 // build makes `defer Finish()` the first statement of func main. It writes the counters to
@@ -31,8 +40,25 @@ var finishOnce sync.Once
 // Finish never panics, never writes to standard output, and changes nothing of how the
 // process ends: it returns, and main's return goes on as without livecov. Like any deferred
 // call it does not run when the process ends by os.Exit or a signal; see "Processes that
-// stop" in the package documentation.
+// stop" in the package documentation (SIGTERM and SIGINT that the agent takes do what Finish
+// does, see "Signals"). The one exception: once the agent has taken such a signal, Finish
+// does not return, so that the process dies of the signal, as it would have without livecov.
 func Finish() {
+	defer func() { recover() }()
+	finish()
+	select {
+	case <-dying:
+		// The signal ends the process as soon as the delivery is done: main must not return
+		// first, which the process, dead without livecov, could not have done.
+		for {
+			time.Sleep(time.Hour)
+		}
+	default:
+	}
+}
+
+// finish writes the counters to LIVECOV_DIR and delivers them to the server, once.
+func finish() {
 	defer func() { recover() }()
 	Flush()
 	if a := stdAgent; a != nil {
@@ -40,12 +66,23 @@ func Finish() {
 	}
 }
 
+// hasEnd reports whether the agent has anything to do when the process ends: counters to
+// write to LIVECOV_DIR or to deliver to a server.
+func (a *agent) hasEnd() bool {
+	return a.disk != nil || a.delivers()
+}
+
+// delivers reports whether the agent delivers its last counters to a server.
+func (a *agent) delivers() bool {
+	return a.cfg.addr != "off" && a.cfg.server != "" && a.cfg.server != "off" && a.cfg.final > 0
+}
+
 // deliverFinal sends the counters as they are now to the server, registering the instance
 // with them. A server without the build's metadata (no instance of the build was ever read)
 // answers 409: the agent sends the metadata, then the counters again.
 func (a *agent) deliverFinal() {
 	defer a.recoverPanic("final delivery")
-	if a.cfg.addr == "off" || a.cfg.server == "" || a.cfg.server == "off" || a.cfg.final <= 0 {
+	if !a.delivers() {
 		return
 	}
 	base, err := serverURL(a.cfg.server)
@@ -55,7 +92,7 @@ func (a *agent) deliverFinal() {
 	// No more heartbeats: the server is about to hold the instance as exited, and a heartbeat
 	// after that would make it register again.
 	a.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.final)
+	ctx, cancel := context.WithTimeout(finalCtx, a.cfg.final)
 	defer cancel()
 	_, values, _, err := a.reg.counters()
 	if err != nil {

@@ -20,6 +20,9 @@ type buildInfo struct {
 	Server  string // server URL baked in at build time; "" for none
 	Meta    string // block metadata of the whole build, JSON
 	Files   int    // number of instrumented files
+	// HostSignals: some package of the build imports os/signal, so the host may handle
+	// SIGTERM and SIGINT itself, and the agent leaves every signal alone (signal.go).
+	HostSignals bool
 }
 
 // std holds the counters of this process's build. Package variables are initialized before

@@ -5,6 +5,9 @@
 //! round's snapshot holds exactly the sum of the 20 runs' counts, once, however often they
 //! are collected; every run's exit status and output are its own. On SQLite, and on
 //! PostgreSQL when `LIVECOV_TEST_POSTGRES` is set.
+//!
+//! And a run of the program, which has no signal handler, ended by SIGTERM: its agent
+//! delivers its counters, and it dies of the signal with the output of `go build`'s binary.
 
 mod common;
 
@@ -53,10 +56,19 @@ func main() {
 "#;
 
 fn build(dir: &Path) -> PathBuf {
+    build_with(dir, &[])
+}
+
+/// Builds PROGRAM with `extra` files (name, text) beside it, in `dir/short`, with the cache
+/// `dir/cache`.
+fn build_with(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     let src = dir.join("short");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("go.mod"), "module example.com/short\n\ngo 1.22\n").unwrap();
     std::fs::write(src.join("main.go"), PROGRAM).unwrap();
+    for (name, text) in extra {
+        std::fs::write(src.join(name), text).unwrap();
+    }
     let bin = dir.join("short-bin");
     run_ok(
         Command::new(LIVECOV)
@@ -265,4 +277,109 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     assert_eq!(counts(port, r["id"].as_i64().unwrap()), [20, 210, 20, 110]);
     let id3 = client(port, &["snapshot", "short"])["id"].as_i64().unwrap();
     assert_eq!(counts(port, id3), [0, 0, 0, 0]);
+}
+
+/// The generated `zz_build.go` of the one build in the cache `dir/cache`, checked to be as
+/// `gofmt` formats it.
+fn build_info(dir: &Path) -> String {
+    let builds: Vec<PathBuf> = std::fs::read_dir(dir.join("cache").join("builds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let file = builds[0].join("agent").join("zz_build.go");
+    let unformatted = run_ok(Command::new("gofmt").arg("-l").arg(&file));
+    assert_eq!(unformatted, "", "gofmt would change {}", file.display());
+    std::fs::read_to_string(file).unwrap()
+}
+
+#[test]
+fn the_build_says_whether_the_host_can_handle_signals() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(tmp.path());
+    let info = build_info(tmp.path());
+    assert!(info.contains("\tHostSignals: false,\n"), "{info}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let handler = "package main\n\nimport (\n\t\"os\"\n\t\"os/signal\"\n)\n\nfunc init() { signal.Notify(make(chan os.Signal, 1), os.Interrupt) }\n";
+    build_with(tmp.path(), &[("handler.go", handler)]);
+    let info = build_info(tmp.path());
+    assert!(info.contains("\tHostSignals: true,\n"), "{info}");
+}
+
+/// Runs `cmd` (which prints a line, then hangs) until it printed its line, sends it SIGTERM,
+/// and returns the signal that ended it, its output and its standard error.
+fn end_by_sigterm(cmd: &mut Command) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = Service(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut out = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut out).unwrap();
+    run_ok(Command::new("kill").args(["-TERM", &child.0.id().to_string()]));
+    let mut status = None;
+    wait_until("the process ended", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    stdout.read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status.unwrap());
+    (signal, out, err)
+}
+
+#[test]
+fn a_process_ended_by_sigterm_delivers_its_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = build(tmp.path());
+    let plain = tmp.path().join("short-plain");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&plain)
+            .arg(".")
+            .current_dir(tmp.path().join("short")),
+    );
+    let port = free_port();
+    let url = format!("sqlite://{}", tmp.path().join("livecov.db").display());
+    let _server = LiveServer::start_on(
+        port,
+        Path::new(LIVECOV),
+        &["--database-url", &url],
+        &[],
+        &tmp.path().join("server.log"),
+    )
+    .unwrap();
+    let dir = tmp.path().join("livecov");
+    let anchor = program(&bin, port, &dir, &["0", "hang"])
+        .env_remove("LIVECOV_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _anchor = Service(anchor);
+    wait_until("the anchor registered", || {
+        http("GET", port, "/api/v1/services/short").is_ok_and(|(s, _)| s == 200)
+    });
+    client(port, &["reset", "short"]);
+
+    let without = end_by_sigterm(Command::new(&plain).args(["20", "hang"]));
+    assert_eq!(without, (Some(15), "100\n".to_string(), String::new()));
+    // No LIVECOV_DIR: what the server gets, it gets from the agent as the process ends.
+    let with = end_by_sigterm(program(&bin, port, &dir, &["20", "hang"]).env_remove("LIVECOV_DIR"));
+    assert_eq!(with, without);
+    let s = client(port, &["snapshot", "short"]);
+    assert_eq!(counts(port, s["id"].as_i64().unwrap()), [1, 20, 1, 10]);
+    assert!(!dir.exists());
 }

@@ -27,6 +27,9 @@ pub struct Package {
     pub test_go_files: Vec<String>,
     #[serde(default)]
     pub x_test_go_files: Vec<String>,
+    /// The import paths the package's files import.
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// Set on the variant of a package compiled for another package's test.
     #[serde(default)]
     pub for_test: String,
@@ -76,7 +79,7 @@ pub fn list_cached(
     h.update(concat!(
         "livecov ",
         env!("CARGO_PKG_VERSION"),
-        " go list 1\n"
+        " go list 2\n"
     ));
     h.update(&env.raw);
     for part in [dir.to_string_lossy().as_ref(), "\0"]
@@ -126,7 +129,7 @@ fn run(dir: &Path, mode: &[&str], flags: &[String], patterns: &[String]) -> Resu
     let out = Command::new("go")
         .arg("list")
         .args(mode)
-        .arg("-json=Dir,ImportPath,Name,Standard,DepOnly,GoFiles,CgoFiles,TestGoFiles,XTestGoFiles,ForTest,Module,Error")
+        .arg("-json=Dir,ImportPath,Name,Standard,DepOnly,GoFiles,CgoFiles,TestGoFiles,XTestGoFiles,Imports,ForTest,Module,Error")
         .args(flags)
         .args(patterns)
         .current_dir(dir)

@@ -454,6 +454,8 @@ struct Plan<'a> {
     links_go_coverage: bool,
     /// A `go test` build.
     tests: bool,
+    /// Whether a package of the build imports `os/signal`: see [`host_signals`].
+    host_signals: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -496,6 +498,7 @@ impl<'a> Plan<'a> {
             user_gcflags: None,
             links_go_coverage: false,
             tests: false,
+            host_signals: host_signals(all),
             packages,
             jobs,
         })
@@ -720,7 +723,10 @@ impl<'a> Plan<'a> {
             .map(|(name, text)| (*name, text.to_string()))
             .collect();
         agent_files.push(("go.mod", format!("module {AGENT_MODULE}\n\ngo 1.13\n")));
-        agent_files.push(("zz_build.go", build_info_go(opts, &meta, &build_id)));
+        agent_files.push((
+            "zz_build.go",
+            build_info_go(opts, &meta, &build_id, self.host_signals),
+        ));
         let config = opts.cache_dir.join(gcflags::CONFIG_NAME);
         let (gcflags, main) = self.gcflags(&config);
         if !gcflags.is_empty()
@@ -813,12 +819,24 @@ fn instrument_all(
 /// link): it does nothing, so the program does not print Go's "not built with -cover".
 const COVERAGE_HOOK: &str = "package agent\n\nimport _ \"unsafe\" // for go:linkname\n\n// coverageInitHook is what a main package compiled with -coveragecfg calls first.\n//\n//go:linkname coverageInitHook runtime/coverage.initHook\nfunc coverageInitHook(istest bool) {}\n";
 
+/// Whether a package of the build (`all`, as `go list -deps` lists it), the agent aside,
+/// imports `os/signal`: only then can the program handle SIGTERM and SIGINT itself, and the
+/// agent then leaves every signal alone. In the standard library only
+/// `testing/internal/testdeps` imports it (for fuzzing), so every `go test` build counts as
+/// one that handles signals, which costs nothing: test binaries never take signals for the
+/// agent.
+fn host_signals(all: &[golist::Package]) -> bool {
+    all.iter()
+        .filter(|p| p.import_path != AGENT_MODULE && !p.import_path.ends_with("/_livecov_agent"))
+        .any(|p| p.imports.iter().any(|i| i == "os/signal"))
+}
+
 /// The generated `zz_build.go` of the agent package: this build's identity and metadata.
-fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str) -> String {
+fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str, host_signals: bool) -> String {
     // A raw string literal cannot hold a backquote; JSON can spell it inside strings.
     let json = meta_json(meta, build_id).replace('`', "\\u0060");
     format!(
-        "package agent\n\nvar build = buildInfo{{\n\tID:      {build_id:?},\n\tMode:    {:?},\n\tService: {:?},\n\tServer:  {:?},\n\tMeta:    `{json}`,\n\tFiles:   {},\n}}\n",
+        "package agent\n\nvar build = buildInfo{{\n\tID:          {build_id:?},\n\tMode:        {:?},\n\tService:     {:?},\n\tServer:      {:?},\n\tMeta:        `{json}`,\n\tFiles:       {},\n\tHostSignals: {host_signals},\n}}\n",
         meta.mode.as_str(),
         opts.service.as_deref().unwrap_or(""),
         opts.server.as_deref().unwrap_or(""),
