@@ -8,7 +8,9 @@
 //   3. The right token and a label: "Take snapshot" lands on the new snapshot's page, whose
 //      files table covers something, and clicking a "Coverage" heading sorts the rows by it
 //      (the files table, and a functions table: ascending, then descending). The build's
-//      sources were uploaded, so main.go links to its annotated source.
+//      sources were uploaded, so main.go links to its annotated source. The Exclude field,
+//      given **/main.go, empties the files table, says so, and its downloads keep the filter;
+//      "All files" takes it off.
 //   4. Back on the service page (through the trail), with the token kept for the tab: after a
 //      request to the greeter (made here with fetch), a second snapshot; the compare form opens
 //      the diff of the two, which has newly covered blocks and none lost.
@@ -223,6 +225,32 @@ async function run(page) {
   await shot(page, 'source');
   await page.goBack();
   await page.waitForLoadState('load');
+
+  // 3c. The Exclude field filters files out of the report, and the downloads keep it.
+  await page.locator('#exclude').fill('**/main.go');
+  await Promise.all([
+    page.waitForURL(/[?&]exclude=/),
+    page.locator('form.exclude button[type=submit]').click(),
+  ]);
+  await page.waitForLoadState('load');
+  check(await page.locator('table.files tbody tr').count() === 0,
+    'with **/main.go excluded, the files table is empty');
+  const filtered = await page.locator('dl.meta').first().textContent();
+  check(filtered.includes('Excluded from this report') && filtered.includes('1 file (**/main.go)'),
+    `the report says what the filter took out (${filtered})`);
+  const download = await page.locator('p.downloads a').first().getAttribute('href');
+  check(download.includes('exclude=**%2Fmain.go') || download.includes('exclude=%2A%2A%2Fmain.go'),
+    `the downloads keep the filter (${download})`);
+  const profile = await (await fetch(new URL(download, page.url()))).text();
+  check(profile.trim().split('\n').length === 1 && profile.startsWith('mode: '),
+    `the filtered coverprofile has no block (${profile})`);
+  await shot(page, 'snapshot-excluded');
+  await Promise.all([
+    page.waitForURL((u) => !u.search.includes('exclude')),
+    page.locator('form.exclude a').click(),
+  ]);
+  await page.waitForLoadState('load');
+  check(await page.locator('table.files tbody tr').count() === 1, 'All files lists main.go again');
 
   // 4. A request to the greeter, a second snapshot, and the diff of the two.
   await toServicePage(page);

@@ -55,6 +55,9 @@ pub struct Args {
     #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
     coverpkg: Vec<String>,
 
+    #[command(flatten)]
+    exclude: Exclude,
+
     /// Where instrumented files are cached [default: $XDG_CACHE_HOME/livecov or
     /// ~/.cache/livecov].
     #[arg(
@@ -91,6 +94,29 @@ fn parse_rules(s: &str) -> Result<Rules, String> {
     s.parse()
 }
 
+/// `--exclude` and `--skip-generated`: files left uninstrumented, shared by `build` and `test`.
+#[derive(clap::Args)]
+pub struct Exclude {
+    /// Leave these files uninstrumented (compiled as they are, counted nowhere): package
+    /// patterns as go list takes them (example.com/m/internal/mocks/...) or, ending in .go,
+    /// file globs on paths relative to the module root (**/*_mock.go, internal/gen/*.go).
+    /// Repeatable and comma-separated; a pattern that matches no file is an error.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+
+    /// Leave uninstrumented the files Go considers generated: a line `// Code generated …
+    /// DO NOT EDIT.` before the package clause.
+    #[arg(long)]
+    pub skip_generated: bool,
+}
+
+impl Exclude {
+    pub fn set(self, opts: &mut gobuild::Options) {
+        opts.exclude = self.exclude;
+        opts.skip_generated = self.skip_generated;
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let upload_to =
         if args.upload_sources {
@@ -110,6 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.server = args.server;
     opts.coverpkg = args.coverpkg;
     opts.rules = args.go.rules;
+    args.exclude.set(&mut opts);
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let terminal = std::io::stderr().is_terminal();
     if terminal {
@@ -132,6 +159,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             prepared.rules.releases(),
             prepared.build_id.get(..12).unwrap_or(&prepared.build_id)
         );
+    }
+    if let Some(excluded) = &prepared.excluded {
+        eprintln!("livecov: excluded {}", excluded.summary());
     }
     let status = prepared
         .command("build", &args.go_args)

@@ -280,6 +280,16 @@ pub struct ReportArgs {
     /// ran; not with --diff-base.
     #[arg(long, value_name = "ID", conflicts_with = "diff_base")]
     build: Option<String>,
+    /// Leave these files out of the report before anything is counted: package patterns as
+    /// go list takes them (example.com/m/internal/mocks/...) or, ending in .go, globs on file
+    /// names (**/*_mock.go). Repeatable and comma-separated; not with --diff-base.
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        value_delimiter = ',',
+        conflicts_with = "diff_base"
+    )]
+    exclude: Vec<String>,
     #[command(flatten)]
     endpoint: Endpoint,
 }
@@ -615,6 +625,15 @@ fn print_snapshot(d: &SnapshotDetail) {
              what the others measured carried into its unchanged functions",
             s.build_count
         );
+    }
+    for b in &d.builds {
+        if let Some(e) = &b.excluded {
+            println!(
+                "  excluded when build {} was built: {}",
+                b.build.get(..12).unwrap_or(&b.build),
+                e.summary()
+            );
+        }
     }
     let mut rows = vec![vec![
         "INSTANCE".to_string(),
@@ -989,6 +1008,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
     if let Some(b) = &args.build {
         let _ = write!(path, "&build={}", path_segment(b));
     }
+    path.push_str(&exclude_query(&args.exclude)?);
     for (name, value) in [("strip", &args.strip), ("source", &args.source)] {
         if let Some(v) = value {
             let _ = write!(path, "&{name}={}", path_segment(v));
@@ -1013,11 +1033,12 @@ fn html_report(args: &ReportArgs) -> Result<()> {
     let export: report::ExportJson = serde_json::from_str(&args.endpoint.fetch(
         reqwest::Method::GET,
         &format!(
-            "/api/v1/snapshots/{id}/profile?format=json&view={}{}",
+            "/api/v1/snapshots/{id}/profile?format=json&view={}{}{}",
             args.view.as_str(),
             args.build
                 .as_deref()
-                .map_or_else(String::new, |b| format!("&build={}", path_segment(b)))
+                .map_or_else(String::new, |b| format!("&build={}", path_segment(b))),
+            exclude_query(&args.exclude)?
         ),
         None,
     )?)?;
@@ -1028,6 +1049,19 @@ fn html_report(args: &ReportArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let text = crate::sources::html(&export, &detail.snapshot, &options, &cwd);
     write_output(args, &text)
+}
+
+/// `&exclude=…` for `--exclude`, checked here first so that a bad pattern is named before any
+/// request; empty when none was given.
+fn exclude_query(patterns: &[String]) -> Result<String> {
+    let filter = report::Filter::parse(patterns).map_err(|e| anyhow::anyhow!("--exclude: {e}"))?;
+    if filter.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "&exclude={}",
+        path_segment(&filter.texts().join(","))
+    ))
 }
 
 fn write_output(args: &ReportArgs, text: &str) -> Result<()> {
@@ -1139,7 +1173,11 @@ pub fn upload(
     server: &str,
     token: Option<&str>,
 ) -> Result<report::types::Uploaded> {
-    let meta = gobuild::meta_json(&prepared.meta, &prepared.build_id);
+    let meta = gobuild::meta_json_excluding(
+        &prepared.meta,
+        &prepared.build_id,
+        prepared.excluded.as_ref(),
+    );
     let mut files = Vec::with_capacity(prepared.sources.len());
     for (file, path) in prepared.meta.files.iter().zip(&prepared.sources) {
         let source = std::fs::read_to_string(path)

@@ -91,9 +91,11 @@ pub fn html(
         );
     }
     let source = |name: &str| found.get(name).map(String::as_str);
+    let notes = export.notes();
     let header = report::html::Header {
         service: &snapshot.service,
         label: snapshot.label.as_deref(),
+        notes: &notes,
     };
     report::html::write(
         &cov,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use instrumenter::Mode;
 
-use crate::build::{GoRules, cache_dir, exit_code, parse_mode};
+use crate::build::{Exclude, GoRules, cache_dir, exit_code, parse_mode};
 
 /// Run `go test` with livecov's coverage counters and write a Go coverprofile.
 ///
@@ -36,6 +36,9 @@ pub struct Args {
     cache_dir: Option<PathBuf>,
 
     #[command(flatten)]
+    exclude: Exclude,
+
+    #[command(flatten)]
     go: GoRules,
 
     /// Arguments for `go test`, after `--`.
@@ -46,6 +49,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut opts = gobuild::Options::new(args.mode, cache_dir(args.cache_dir)?);
     opts.rules = args.go.rules;
+    args.exclude.set(&mut opts);
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let status = gobuild::test(&opts, &dir, &args.go_args, &args.coverprofile)?;
     Ok(exit_code(status))

@@ -2,8 +2,8 @@
 //! registered with a real `livecov server` (SQLite, with an admin token), and
 //! `web-tests/dashboard.mjs` clicking through the pages in Debian's headless Chromium: the
 //! services list, a wrong and a right token on the snapshot button, a snapshot's sortable
-//! tables, the annotated source the build uploaded, the compare form's diff, and
-//! snapshot-and-reset on the trend. Screenshots of every
+//! tables, the annotated source the build uploaded, the snapshot's Exclude filter, the compare
+//! form's diff, and snapshot-and-reset on the trend. Screenshots of every
 //! page go to `target/screenshots/dashboard-*.png`.
 //!
 //! Needs node, Chromium (`/usr/bin/chromium`, or `CHROMIUM`) and `web-tests/node_modules`:

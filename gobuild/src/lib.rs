@@ -29,6 +29,7 @@ let status = prepared.command("build", &args).status().unwrap();
 
 mod args;
 mod cache;
+mod exclude;
 mod gcflags;
 mod golist;
 mod module;
@@ -114,6 +115,11 @@ pub struct Options {
     pub cache_dir: PathBuf,
     /// Whose block rules to cut by; `None`: those of the Go that builds (`go env GOVERSION`).
     pub rules: Option<Rules>,
+    /// Files left uninstrumented (`--exclude`): package patterns and file globs, see
+    /// [`report::filter`]. A pattern that matches no file is an error.
+    pub exclude: Vec<String>,
+    /// Leave uninstrumented the files Go considers generated (`--skip-generated`).
+    pub skip_generated: bool,
 }
 
 impl Options {
@@ -125,6 +131,8 @@ impl Options {
             coverpkg: Vec::new(),
             cache_dir,
             rules: None,
+            exclude: Vec::new(),
+            skip_generated: false,
         }
     }
 }
@@ -147,6 +155,8 @@ pub struct Prepared {
     /// The `-gcflags` that tell the compiler which variables are counters (`gcflags.rs`), one
     /// per instrumented package, to go after the user's flags.
     pub gcflags: Vec<String>,
+    /// What `--exclude` and `--skip-generated` left uninstrumented, when given.
+    pub excluded: Option<report::types::BuildExcluded>,
     dir: PathBuf,
     setup: module::Setup,
 }
@@ -454,6 +464,8 @@ struct Plan<'a> {
     links_go_coverage: bool,
     /// A `go test` build.
     tests: bool,
+    /// What `--exclude` and `--skip-generated` left out of `jobs`.
+    excluded: Option<report::types::BuildExcluded>,
     /// Whether a package of the build imports `os/signal`: see [`host_signals`].
     host_signals: bool,
 }
@@ -487,6 +499,8 @@ impl<'a> Plan<'a> {
                     .map(move |f| (p, pkg.dir.join(f), format!("{}/{f}", pkg.import_path)))
             })
             .collect();
+        let (packages, jobs, excluded) =
+            exclude::apply(&opts.exclude, opts.skip_generated, packages, jobs)?;
         Ok(Plan {
             opts,
             dir: dir.to_path_buf(),
@@ -501,6 +515,7 @@ impl<'a> Plan<'a> {
             host_signals: host_signals(all),
             packages,
             jobs,
+            excluded,
         })
     }
 
@@ -725,7 +740,13 @@ impl<'a> Plan<'a> {
         agent_files.push(("go.mod", format!("module {AGENT_MODULE}\n\ngo 1.13\n")));
         agent_files.push((
             "zz_build.go",
-            build_info_go(opts, &meta, &build_id, self.host_signals),
+            build_info_go(
+                opts,
+                &meta,
+                &build_id,
+                self.host_signals,
+                self.excluded.as_ref(),
+            ),
         ));
         let config = opts.cache_dir.join(gcflags::CONFIG_NAME);
         let (gcflags, main) = self.gcflags(&config);
@@ -776,6 +797,7 @@ impl<'a> Plan<'a> {
             rules: self.rules,
             go_version: self.env.goversion.clone(),
             gcflags,
+            excluded: self.excluded.clone(),
             dir: self.dir.clone(),
             setup,
         })
@@ -832,9 +854,15 @@ fn host_signals(all: &[golist::Package]) -> bool {
 }
 
 /// The generated `zz_build.go` of the agent package: this build's identity and metadata.
-fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str, host_signals: bool) -> String {
+fn build_info_go(
+    opts: &Options,
+    meta: &BuildMeta,
+    build_id: &str,
+    host_signals: bool,
+    excluded: Option<&report::types::BuildExcluded>,
+) -> String {
     // A raw string literal cannot hold a backquote; JSON can spell it inside strings.
-    let json = meta_json(meta, build_id).replace('`', "\\u0060");
+    let json = meta_json_excluding(meta, build_id, excluded).replace('`', "\\u0060");
     format!(
         "package agent\n\nvar build = buildInfo{{\n\tID:          {build_id:?},\n\tMode:        {:?},\n\tService:     {:?},\n\tServer:      {:?},\n\tMeta:        `{json}`,\n\tFiles:       {},\n\tHostSignals: {host_signals},\n}}\n",
         meta.mode.as_str(),
@@ -846,6 +874,16 @@ fn build_info_go(opts: &Options, meta: &BuildMeta, build_id: &str, host_signals:
 
 /// The block metadata as the agent serves it: see `docs/COUNTERS.md`.
 pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
+    meta_json_excluding(meta, build_id, None)
+}
+
+/// [`meta_json`] with what the build left uninstrumented (`"excluded"`, omitted when
+/// `None`; not part of the build id, which hashes the blocks only).
+pub fn meta_json_excluding(
+    meta: &BuildMeta,
+    build_id: &str,
+    excluded: Option<&report::types::BuildExcluded>,
+) -> String {
     let file = |f: &FileMeta| {
         serde_json::json!({
             "name": f.name,
@@ -858,12 +896,15 @@ pub fn meta_json(meta: &BuildMeta, build_id: &str) -> String {
             ]).collect::<Vec<_>>(),
         })
     };
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "build": build_id,
         "mode": meta.mode.as_str(),
         "files": meta.files.iter().map(file).collect::<Vec<_>>(),
-    })
-    .to_string()
+    });
+    if let Some(excluded) = excluded {
+        json["excluded"] = serde_json::to_value(excluded).expect("serializes");
+    }
+    json.to_string()
 }
 
 /// `path` as `go` writes it in messages when run in `dir`: relative to `dir` if that is

@@ -20,6 +20,9 @@ use crate::{Coverage, FileCov, Options};
 pub struct Header<'a> {
     pub service: &'a str,
     pub label: Option<&'a str>,
+    /// More facts, each a term and its text, after the others: what the builds left out
+    /// ("Excluded when built") and the files a filter took out of the report.
+    pub notes: &'a [(&'a str, String)],
 }
 
 pub const STYLE: &str = "\
@@ -189,9 +192,17 @@ pub fn body(
     percent(out, total);
     let _ = write!(
         out,
-        ")</dd>\n<dt>Files</dt><dd>{}</dd>\n<dt>Functions</dt><dd>{funcs}</dd>\n</dl>\n",
+        ")</dd>\n<dt>Files</dt><dd>{}</dd>\n<dt>Functions</dt><dd>{funcs}</dd>\n",
         files.len()
     );
+    for (term, text) in header.notes {
+        out.push_str("<dt>");
+        escape(out, term);
+        out.push_str("</dt><dd>");
+        escape(out, text);
+        out.push_str("</dd>\n");
+    }
+    out.push_str("</dl>\n");
 
     out.push_str(
         "<table class=\"files\">\n<thead><tr><th class=\"l\">File</th>\
@@ -473,6 +484,7 @@ mod tests {
     const HEADER: Header<'static> = Header {
         service: "svc <&> \"q\"",
         label: Some("round 'one'"),
+        notes: &[],
     };
 
     /// One file named with markup, its one function too.

@@ -21,6 +21,21 @@ pub struct ExportJson {
     /// was measured on them; in no total.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<ExportGone>,
+    /// The files an `exclude=` filter took out of this export, before any total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<ExportExcluded>,
+    /// What the builds left uninstrumented (`livecov build --exclude`, `--skip-generated`),
+    /// as one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_when_built: Option<String>,
+}
+
+/// What an `exclude=` filter took out of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportExcluded {
+    pub patterns: Vec<String>,
+    /// How many files it took out.
+    pub files: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,10 +169,28 @@ pub fn build(cov: &Coverage, options: &Options) -> ExportJson {
                 stmts_covered: u64::from(g.stmts_covered),
             })
             .collect(),
+        excluded: None,
+        excluded_when_built: None,
     }
 }
 
 impl ExportJson {
+    /// The facts the `html` report adds for what was excluded (see [`crate::Exclusions`]).
+    pub fn notes(&self) -> Vec<(&'static str, String)> {
+        let mut notes = Vec::new();
+        if let Some(built) = &self.excluded_when_built {
+            notes.push(("Excluded when built", built.clone()));
+        }
+        if let Some(e) = &self.excluded {
+            let s = if e.files == 1 { "" } else { "s" };
+            notes.push((
+                "Excluded from this report",
+                format!("{} file{s} ({})", e.files, e.patterns.join(", ")),
+            ));
+        }
+        notes
+    }
+
     /// The coverage this export was written from (file names as exported): the CLI renders
     /// the `html` report from it where the sources are at hand.
     pub fn coverage(&self) -> Coverage {

@@ -46,6 +46,7 @@ pub mod cobertura;
 #[cfg(test)]
 mod corpus_tests;
 pub mod coverage;
+pub mod filter;
 pub mod go;
 pub mod gzip;
 pub mod html;
@@ -58,6 +59,7 @@ pub mod types;
 use instrumenter::BuildMeta;
 
 pub use coverage::{BlockCov, Coverage, FileCov, FuncCov};
+pub use filter::{Filter, FilterError};
 pub use json::{ExportBlock, ExportFile, ExportFunc, ExportJson};
 pub use project::{Part, Projection, merge_count, merged_mode};
 
@@ -188,20 +190,96 @@ pub fn write_projected(
     snapshot: &Snapshot,
     options: &Options,
 ) -> String {
+    write_excluding(
+        format,
+        meta,
+        proj,
+        snapshot,
+        options,
+        &Exclusions::default(),
+    )
+    .0
+}
+
+/// What a report leaves out, and says it leaves out, besides its [`Options`].
+#[derive(Debug, Clone, Default)]
+pub struct Exclusions {
+    /// The files to take out before anything is counted (the exports' `exclude=`).
+    pub filter: Filter,
+    /// What the builds left uninstrumented ([`types::BuildExcluded::summary`]), for the
+    /// `html` report to say ("Excluded when built").
+    pub built: Option<String>,
+}
+
+impl Exclusions {
+    /// The facts the `html` report adds for these exclusions, `files` being how many the
+    /// filter took out.
+    pub fn notes(&self, files: usize) -> Vec<(&'static str, String)> {
+        let export = json::ExportJson {
+            snapshot: 0,
+            taken_at: String::new(),
+            stmts: 0,
+            stmts_covered: 0,
+            files: Vec::new(),
+            gone: Vec::new(),
+            excluded: (!self.filter.is_empty()).then(|| json::ExportExcluded {
+                patterns: self.filter.texts(),
+                files,
+            }),
+            excluded_when_built: self.built.clone(),
+        };
+        export.notes()
+    }
+}
+
+/// [`write_projected`] without the files `exclusions.filter` matches, taken out before
+/// anything is counted, so that totals, tables and profiles agree; the `json` export names
+/// the filter (`excluded`) and the `html` report says what was excluded. Answers the text
+/// and how many files the filter took out.
+pub fn write_excluding(
+    format: Format,
+    meta: &BuildMeta,
+    proj: &Projection,
+    snapshot: &Snapshot,
+    options: &Options,
+    exclusions: &Exclusions,
+) -> (String, usize) {
+    let filtered;
+    let (meta, proj, dropped) = if exclusions.filter.is_empty() {
+        (meta, proj, 0)
+    } else {
+        filtered = exclusions.filter.apply(meta, proj);
+        (&filtered.0, &filtered.1, filtered.2)
+    };
     let cov = || Coverage::of(snapshot.id, snapshot.taken_at, meta, proj);
-    match format {
+    let text = match format {
         Format::Go => go::write(meta, proj.mode, &proj.counts),
         Format::Lcov => lcov::write(&cov(), options),
         Format::Cobertura => cobertura::write(&cov(), options),
-        Format::Json => json::write(&cov(), options),
+        Format::Json => {
+            let mut export = json::build(&cov(), options);
+            if !exclusions.filter.is_empty() {
+                export.excluded = Some(json::ExportExcluded {
+                    patterns: exclusions.filter.texts(),
+                    files: dropped,
+                });
+            }
+            export.excluded_when_built = exclusions.built.clone();
+            let mut s = serde_json::to_string_pretty(&export).expect("serializes");
+            s.push('\n');
+            s
+        }
         Format::Html => {
+            let notes = exclusions.notes(dropped);
             let header = html::Header {
                 service: &snapshot.service,
                 label: snapshot.label.as_deref(),
+                notes: &notes,
             };
             html::write(&cov(), &header, options, html::Sources::None)
         }
-    }
+    };
+    (text, dropped)
 }
 
 /// The formats a restricted coverage ([`Coverage::restrict`]) is written in. Their lines,

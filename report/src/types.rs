@@ -198,6 +198,40 @@ pub struct BuildPart {
     pub instances: i64,
     pub totals: Totals,
     pub deploy: Totals,
+    /// What the build left uninstrumented, when it left something out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<BuildExcluded>,
+}
+
+/// What a build left uninstrumented (`livecov build --exclude`, `--skip-generated`), as its
+/// metadata records it: those files are compiled as they are and counted nowhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildExcluded {
+    /// The `--exclude` patterns.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Whether files marked `// Code generated … DO NOT EDIT.` were left out.
+    #[serde(default)]
+    pub generated: bool,
+    /// The files left out, by coverprofile name (`importpath/file.go`).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+impl BuildExcluded {
+    /// One line for people: `2 files (--exclude example.com/m/mocks/..., generated code)`.
+    pub fn summary(&self) -> String {
+        let mut why: Vec<String> = self.patterns.clone();
+        if self.generated {
+            why.push("generated code".into());
+        }
+        let n = self.files.len();
+        format!(
+            "{n} file{} ({})",
+            if n == 1 { "" } else { "s" },
+            why.join(", ")
+        )
+    }
 }
 
 /// `POST /api/v1/services/{service}/sessions`.

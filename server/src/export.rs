@@ -17,14 +17,16 @@ use std::collections::BTreeSet;
 
 use report::patch::{Patch, changed_lines, measure};
 use report::types::PatchCoverage;
-use report::{Coverage, Format, Options};
+use report::{Coverage, Exclusions, Filter, Format, Options};
 
 use crate::App;
+use crate::error::ApiError;
 use crate::snapshot::{Against, SnapshotError, View, projected};
 use crate::store::SnapshotRow;
 
 /// Snapshot `id`'s `view` in `format`, against `build` (default: the build it was taken
-/// against).
+/// against), without the files `exclude` matches; answers the text and how many files the
+/// filter took out. The `json` and `html` exports say what the build left uninstrumented.
 pub async fn export(
     app: &App,
     id: i64,
@@ -32,7 +34,8 @@ pub async fn export(
     build: Option<&str>,
     format: Format,
     options: &Options,
-) -> Result<String, SnapshotError> {
+    exclude: &Filter,
+) -> Result<(String, usize), SnapshotError> {
     let p = projected(app, id, view, build).await?;
     let snapshot = report::Snapshot {
         id,
@@ -40,13 +43,35 @@ pub async fn export(
         service: p.row.service.clone(),
         label: p.row.label.clone(),
     };
-    Ok(report::write(
+    let exclusions = Exclusions {
+        filter: exclude.clone(),
+        built: built_without(app, &p.target().id).await?,
+    };
+    let proj = p.project();
+    Ok(report::write_excluding(
         format,
-        &p.parts(),
-        p.target,
+        &p.target().meta,
+        &proj,
         &snapshot,
         options,
+        &exclusions,
     ))
+}
+
+/// The filter of a request's `exclude=` query parameters (repeatable, each a pattern or a
+/// comma-separated list of them, see [`report::filter`]); a bad pattern is a 400 that says
+/// why.
+pub fn excludes(uri: &axum::http::Uri) -> Result<Filter, ApiError> {
+    let axum::extract::Query(pairs) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Filter::parse(pairs.iter().filter(|(k, _)| k == "exclude").map(|(_, v)| v))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// What build `build` left uninstrumented, as one line for people.
+pub async fn built_without(app: &App, build: &str) -> Result<Option<String>, SnapshotError> {
+    Ok(app.store.build_excluded(build).await?.map(|e| e.summary()))
 }
 
 /// Snapshot `id`'s row and its window's coverage against the build it was taken against.

@@ -28,6 +28,10 @@ pub struct Build {
     pub offsets: Vec<usize>,
     /// Statements per file.
     pub file_stmts: Vec<u64>,
+    /// What the build left uninstrumented, as its metadata says (`"excluded"`): known for
+    /// metadata parsed from JSON, `None` for metadata decoded from the store's binary form
+    /// (the store keeps it in a column of its own).
+    pub excluded: Option<report::types::BuildExcluded>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,9 @@ struct RawMeta {
     build: String,
     mode: String,
     files: Vec<RawFile>,
+    /// Not part of the build id, which hashes the blocks only.
+    #[serde(default)]
+    excluded: Option<report::types::BuildExcluded>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +100,7 @@ impl Build {
             shape,
             offsets,
             file_stmts,
+            excluded: None,
         }
     }
 
@@ -142,7 +150,9 @@ impl Build {
                 raw.build
             )));
         }
-        Ok(Build::new(id, meta))
+        let mut build = Build::new(id, meta);
+        build.excluded = raw.excluded;
+        Ok(build)
     }
 
     /// Decodes the binary form the store keeps (`LCM1`, [`crate::lcm`]), which must be the
@@ -295,5 +305,54 @@ impl<R: std::io::Read> std::io::Read for Limited<R> {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn gz(json: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(json.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn what_a_build_excluded_is_kept_and_outside_its_id() {
+        let meta = BuildMeta {
+            mode: Mode::Set,
+            files: vec![FileMeta {
+                name: "example.com/m/a.go".into(),
+                blocks: vec![Block {
+                    start: Pos { line: 3, col: 10 },
+                    end: Pos { line: 5, col: 2 },
+                    num_stmt: 1,
+                    func: 0,
+                }],
+                funcs: vec![Func {
+                    name: "F".into(),
+                    hash: [7; 32],
+                }],
+            }],
+        };
+        let id = meta.build_id();
+        let files = format!(
+            r#""files":[{{"name":"example.com/m/a.go","funcs":[{{"name":"F","hash":"{}"}}],"blocks":[[3,10,5,2,1,0]]}}]"#,
+            instrumenter::hex(&[7; 32])
+        );
+        let plain = format!(r#"{{"build":"{id}","mode":"set",{files}}}"#);
+        let b = Build::parse_now(&gz(&plain), &id, Source::Outside, 1 << 20).unwrap();
+        assert_eq!(b.excluded, None);
+        let with = format!(
+            r#"{{"build":"{id}","mode":"set",{files},"excluded":{{"patterns":["**/*_mock.go"],"generated":true,"files":["example.com/m/a_mock.go"]}}}}"#
+        );
+        let b = Build::parse_now(&gz(&with), &id, Source::Outside, 1 << 20).unwrap();
+        let e = b.excluded.unwrap();
+        assert_eq!(e.patterns, ["**/*_mock.go"]);
+        assert!(e.generated);
+        assert_eq!(e.files, ["example.com/m/a_mock.go"]);
     }
 }

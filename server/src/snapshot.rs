@@ -488,11 +488,16 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, SnapshotError>
     let row = row(app, id).await?;
     let builds = app.store.snapshot_builds(id).await?;
     let instances = app.store.snapshot_instances(id).await?;
+    let mut excluded = Vec::with_capacity(builds.len());
+    for b in &builds {
+        excluded.push(app.store.build_excluded(&b.build).await?);
+    }
     Ok(SnapshotDetail {
         snapshot: info(&row),
         builds: builds
             .iter()
-            .map(|b| BuildPart {
+            .zip(excluded)
+            .map(|(b, excluded)| BuildPart {
                 build: b.build.clone(),
                 mode: b.mode.clone(),
                 instances: b.instances,
@@ -503,6 +508,7 @@ pub async fn detail(app: &App, id: i64) -> Result<SnapshotDetail, SnapshotError>
                     b.stmts,
                     b.deploy_stmts_covered,
                 ),
+                excluded,
             })
             .collect(),
         instance_results: instances,

@@ -432,6 +432,22 @@ impl Store {
         Ok(row.map(|r| r.try_get("meta")).transpose()?)
     }
 
+    /// What the stored `build` left uninstrumented (`livecov build --exclude`), if anything
+    /// and if it is stored.
+    pub async fn build_excluded(
+        &self,
+        build: &str,
+    ) -> Result<Option<report::types::BuildExcluded>> {
+        let row = sqlx::query("SELECT excluded FROM builds WHERE build = $1")
+            .bind(build)
+            .fetch_optional(&self.pool)
+            .await?;
+        let text: Option<String> = row.map(|r| r.try_get("excluded")).transpose()?.flatten();
+        // Written by insert_build from a value that serialized: one that does not parse back
+        // is as good as none.
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     /// The stored metadata of `build` in its binary form (`LCM1`): `None` if the build is not
     /// stored, `Some(None)` if it is but its binary form is not (a row stored before there
     /// was one).
@@ -465,8 +481,10 @@ impl Store {
     async fn insert_build_now(&self, b: &Build, gz: &[u8], bin: &[u8]) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO builds (build, mode, files, blocks, stmts, meta, meta_bin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (build) DO NOTHING RETURNING id",
+            "INSERT INTO builds (build, mode, files, blocks, stmts, meta, meta_bin, created_at,
+                                 excluded)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (build) DO NOTHING
+             RETURNING id",
         )
         .bind(&b.id)
         .bind(b.mode().as_str())
@@ -476,6 +494,11 @@ impl Store {
         .bind(gz)
         .bind(bin)
         .bind(now_ms())
+        .bind(
+            b.excluded
+                .as_ref()
+                .map(|e| serde_json::to_string(e).expect("serializes")),
+        )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {

@@ -455,6 +455,11 @@ fn samples() -> Vec<(&'static str, Value)> {
         instances: 2,
         totals: totals.clone(),
         deploy: deploy.clone(),
+        excluded: Some(report::types::BuildExcluded {
+            patterns: vec!["example.com/greeter/mocks/...".into()],
+            generated: true,
+            files: vec!["example.com/greeter/mocks/m.go".into()],
+        }),
     };
     let result = |message: Option<&str>| InstanceResult {
         instance: "i0".into(),
@@ -601,7 +606,13 @@ fn samples() -> Vec<(&'static str, Value)> {
         stmts: 5,
         stmts_covered: 3,
     };
+    // With and without the optional fields.
     let export = |gone: Vec<ExportGone>| ExportJson {
+        excluded: (!gone.is_empty()).then(|| report::json::ExportExcluded {
+            patterns: vec!["**/*_mock.go".into()],
+            files: 1,
+        }),
+        excluded_when_built: (!gone.is_empty()).then(|| "1 file (generated code)".into()),
         snapshot: 3,
         taken_at: "2026-11-25T20:26:28.698Z".into(),
         stmts: 12,
@@ -742,6 +753,13 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("SnapshotDetail", v(&detail)),
         ("BuildPart", v(&part)),
         (
+            "BuildPart",
+            v(&BuildPart {
+                excluded: None,
+                ..part.clone()
+            }),
+        ),
+        (
             "SessionRequest",
             v(&SessionRequest {
                 name: "qa run 7".into(),
@@ -758,6 +776,11 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         ("InstanceResult", v(&result(None))),
         ("InstanceResult", v(&result(Some("refused")))),
+        ("BuildExcluded", v(part.excluded.as_ref().unwrap())),
+        (
+            "ExportExcluded",
+            v(export(vec![export_gone.clone()]).excluded.as_ref().unwrap()),
+        ),
         ("Diff", v(&diff)),
         ("DiffTotals", v(&dt)),
         ("FileDiff", v(&file)),
@@ -1429,7 +1452,11 @@ async fn served_answers_match_the_document() {
     for format in ["go", "lcov", "cobertura", "json", "html"] {
         let q = format!("{p}?format={format}&strip=example.com/&source=src");
         assert_eq!(c.call("get", profile, &q, None, None).await.status, 200);
+        let q = format!("{p}?format={format}&exclude=**/*_mock.go&exclude=example.com/x/...");
+        assert_eq!(c.call("get", profile, &q, None, None).await.status, 200);
     }
+    let bad = format!("{p}?exclude=./mocks/...");
+    assert_eq!(c.call("get", profile, &bad, None, None).await.status, 400);
     let exported = c
         .call("get", profile, &format!("{p}?format=json"), None, None)
         .await;
@@ -1708,6 +1735,17 @@ async fn served_answers_match_the_document() {
         .await;
     assert_eq!(cycle_json.json["snapshot"], rolled);
     exported_across(&cycle_json.json);
+    let filtered = format!("{cp}&format=json&exclude=**/*.go");
+    let filtered = c.call("get", cycle_profile, &filtered, None, None).await;
+    assert_eq!(filtered.status, 200);
+    assert_eq!(filtered.json["stmts"], 0, "every file excluded");
+    let cycle_bad = format!("{cp}&exclude=a/**b/c.go");
+    assert_eq!(
+        c.call("get", cycle_profile, &cycle_bad, None, None)
+            .await
+            .status,
+        400
+    );
     let cycle_pdf = format!("{cp}&format=pdf");
     assert_eq!(
         c.call("get", cycle_profile, &cycle_pdf, None, None)

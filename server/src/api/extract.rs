@@ -165,3 +165,16 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
+
+/// The `exclude=` query parameters of an export (repeatable, each a pattern or a
+/// comma-separated list of them, see [`report::filter`]); a bad pattern is a 400 that says
+/// why.
+pub struct Excludes(pub report::Filter);
+
+impl<S: Send + Sync> FromRequestParts<S> for Excludes {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        crate::export::excludes(&parts.uri).map(Excludes)
+    }
+}

@@ -451,6 +451,7 @@ async fn profile(
     State(app): AppState,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ProfileParams>,
+    extract::Excludes(exclude): extract::Excludes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
@@ -459,8 +460,9 @@ async fn profile(
         source: params.source,
     };
     let view = view(params.view.as_deref())?;
-    let text = export::export(&app, id, view, params.build.as_deref(), format, &options).await?;
-    Ok((
+    let build = params.build.as_deref();
+    let (text, dropped) = export::export(&app, id, view, build, format, &options, &exclude).await?;
+    let mut response = (
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
             (
@@ -473,7 +475,25 @@ async fn profile(
         ],
         text,
     )
-        .into_response())
+        .into_response();
+    if let Some(value) = excluded_header(&exclude, dropped) {
+        response.headers_mut().insert(EXCLUDED_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The header of an export that an `exclude=` filter took files out of.
+const EXCLUDED_HEADER: &str = "livecov-excluded";
+
+/// `livecov-excluded: 2 files; example.com/m/mocks/...,**/*_mock.go`, when a filter was
+/// given.
+fn excluded_header(exclude: &report::Filter, files: usize) -> Option<header::HeaderValue> {
+    if exclude.is_empty() {
+        return None;
+    }
+    let s = if files == 1 { "" } else { "s" };
+    let text = format!("{files} file{s}; {}", exclude.texts().join(","));
+    header::HeaderValue::from_str(&text).ok()
 }
 
 #[derive(Deserialize)]
@@ -542,6 +562,7 @@ async fn cycle_profile(
     State(app): AppState,
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<CycleParams>,
+    extract::Excludes(exclude): extract::Excludes,
 ) -> Result<Response, ApiError> {
     let format: Format = params.format.as_deref().unwrap_or("go").parse()?;
     let c = params.load(&app, &service).await?;
@@ -555,8 +576,16 @@ async fn cycle_profile(
         service: c.service.clone(),
         label: Some(format!("cycle #{} to #{}", c.from, c.to)),
     };
-    let text = report::write(format, &c.parts(), c.target, &snapshot, &options);
-    Ok((
+    let parts = c.parts();
+    let proj = report::project::project(&parts, c.target);
+    let exclusions = report::Exclusions {
+        filter: exclude,
+        built: None,
+    };
+    let meta = parts[c.target].meta;
+    let (text, dropped) =
+        report::write_excluding(format, meta, &proj, &snapshot, &options, &exclusions);
+    let mut response = (
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
             (
@@ -571,5 +600,9 @@ async fn cycle_profile(
         ],
         text,
     )
-        .into_response())
+        .into_response();
+    if let Some(value) = excluded_header(&exclusions.filter, dropped) {
+        response.headers_mut().insert(EXCLUDED_HEADER, value);
+    }
+    Ok(response)
 }

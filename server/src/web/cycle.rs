@@ -92,6 +92,7 @@ pub async fn page(
     let header = Header {
         service: &name,
         label: Some(&title),
+        notes: &[],
     };
     html::body(out, &cov, &header, &Options::default(), Sources::None);
     Ok(page.finish())

@@ -28,17 +28,44 @@ pub async fn page(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
+    uri: axum::http::Uri,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id("snapshot", &id)?;
     let view: View = match params.view.as_deref() {
         None => View::Window,
         Some(v) => v.parse().map_err(ApiError::BadRequest)?,
     };
+    let exclude = crate::export::excludes(&uri)?;
     let detail = crate::snapshot::detail(&app, id).await?;
     let p = projected(&app, id, view, None).await?;
-    let cov = Coverage::of(id, p.row.taken_at, &p.target().meta, &p.project());
+    let proj = p.project();
+    let (cov, dropped) = if exclude.is_empty() {
+        (Coverage::of(id, p.row.taken_at, &p.target().meta, &proj), 0)
+    } else {
+        let (meta, proj, dropped) = exclude.apply(&p.target().meta, &proj);
+        (Coverage::of(id, p.row.taken_at, &meta, &proj), dropped)
+    };
     let row = &p.row;
     let target = p.target().id.clone();
+    let exclusions = report::Exclusions {
+        built: detail
+            .builds
+            .iter()
+            .find(|b| b.build == target)
+            .and_then(|b| b.excluded.as_ref())
+            .map(|e| e.summary()),
+        filter: exclude,
+    };
+    let notes = exclusions.notes(dropped);
+    // What links keep: the filter, as one comma-separated value.
+    let kept = if exclusions.filter.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "&amp;exclude={}",
+            query_value(&exclusions.filter.texts().join(","))
+        )
+    };
     let with_source: HashSet<String> = app
         .store
         .source_files(std::slice::from_ref(&target))
@@ -56,11 +83,18 @@ pub async fn page(
         html::capacity(&cov),
     );
     let out = &mut page.out;
-    window(out, &detail.snapshot, view);
+    window(out, &detail.snapshot, view, &kept);
+    if dropped > 0 || !exclusions.filter.is_empty() {
+        out.push_str(
+            "<p class=\"filtered\">These percentages count every file of the snapshot; the \
+             report below leaves out the files the filter excludes.</p>\n",
+        );
+    }
+    exclude_form(out, &exclusions.filter, view);
     let v = match view {
-        View::Window => "",
-        View::Deploy => "&amp;view=deploy",
-    };
+        View::Window => String::new(),
+        View::Deploy => "&amp;view=deploy".to_string(),
+    } + &kept;
     let _ = writeln!(
         out,
         "<p class=\"downloads\">Download: \
@@ -91,6 +125,7 @@ pub async fn page(
     let header = Header {
         service: &row.service,
         label: row.label.as_deref(),
+        notes: &notes,
     };
     html::body(
         out,
@@ -102,8 +137,32 @@ pub async fn page(
     Ok(page.finish())
 }
 
-/// What the snapshot measures, both coverages, and a link to the one not shown.
-fn window(out: &mut String, s: &crate::types::SnapshotInfo, view: View) {
+/// The form that filters files out of the report (`exclude=`), keeping the view.
+fn exclude_form(out: &mut String, filter: &report::Filter, view: View) {
+    out.push_str(
+        "<form class=\"actions exclude\" method=\"get\">\n<label>Exclude files \
+         <input id=\"exclude\" name=\"exclude\" maxlength=\"2048\" size=\"50\" \
+         placeholder=\"example.com/m/internal/mocks/..., **/*_mock.go\" value=\"",
+    );
+    escape(out, &filter.texts().join(","));
+    out.push_str("\"></label>\n");
+    if view == View::Deploy {
+        out.push_str("<input type=\"hidden\" name=\"view\" value=\"deploy\">\n");
+    }
+    out.push_str("<button type=\"submit\">Filter</button>\n");
+    if !filter.is_empty() {
+        let href = match view {
+            View::Window => "?",
+            View::Deploy => "?view=deploy",
+        };
+        let _ = writeln!(out, "<a href=\"{href}\">All files</a>");
+    }
+    out.push_str("</form>\n");
+}
+
+/// What the snapshot measures, both coverages, and a link to the one not shown (keeping
+/// `kept`, the rest of the query).
+fn window(out: &mut String, s: &crate::types::SnapshotInfo, view: View, kept: &str) {
     let since = s.since.as_deref().unwrap_or("the instances started");
     let what = match (s.kind.as_str(), &s.session) {
         ("session", Some(name)) => {
@@ -122,10 +181,14 @@ fn window(out: &mut String, s: &crate::types::SnapshotInfo, view: View) {
             "?",
         ),
     };
+    let kept = match view {
+        View::Window => kept,
+        View::Deploy => kept.strip_prefix("&amp;").unwrap_or(kept),
+    };
     let _ = writeln!(
         out,
         "<p class=\"window\">Measures {what}: <b>{:.2}%</b> of statements; since the instances \
-         started: <b>{:.2}%</b>{shown}. <a href=\"{href}\">Show {other}</a></p>",
+         started: <b>{:.2}%</b>{shown}. <a href=\"{href}{kept}\">Show {other}</a></p>",
         s.totals.coverage, s.deploy.coverage
     );
 }
