@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ type config struct {
 	logger     *log.Logger       // debug log; nil for none
 	labels     map[string]string // sent with the registration
 	final      time.Duration     // bound on the delivery of the last counters; 0 for none
+	channel    string            // when to connect to the server for its requests: "auto", "on", "off"
+	proxy      *url.URL          // HTTP proxy to the server; nil for none
 }
 
 const (
@@ -52,6 +55,7 @@ func configFromEnv(b buildInfo) config {
 		backoffMin: time.Second,
 		backoffMax: time.Minute,
 		final:      defaultFinal,
+		channel:    "auto",
 	}
 	if os.Getenv("LIVECOV_DEBUG") != "" {
 		cfg.logger = log.New(os.Stderr, "livecov: ", log.LstdFlags|log.Lmsgprefix)
@@ -84,6 +88,21 @@ func configFromEnv(b buildInfo) config {
 	cfg.heartbeat = envInterval(cfg.logger, "LIVECOV_HEARTBEAT", cfg.heartbeat, minHeartbeat)
 	cfg.flush = envInterval(cfg.logger, "LIVECOV_FLUSH", cfg.flush, minFlush)
 	cfg.labels = labelsFromEnv(cfg.logger)
+	if v := os.Getenv("LIVECOV_PROXY"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			logf(cfg.logger, "LIVECOV_PROXY=%q: want http://host:port; going to the server directly", v)
+		} else {
+			cfg.proxy = u
+		}
+	}
+	switch v := os.Getenv("LIVECOV_CHANNEL"); v {
+	case "", "auto":
+	case "on", "off":
+		cfg.channel = v
+	default:
+		logf(cfg.logger, "LIVECOV_CHANNEL=%q: want auto, on or off; using auto", v)
+	}
 	if v := os.Getenv("LIVECOV_FINAL_TIMEOUT"); v == "off" || v == "0" {
 		cfg.final = 0
 	} else {
@@ -129,6 +148,9 @@ type agent struct {
 	client  *http.Client
 	wg      sync.WaitGroup
 	disk    *diskWriter // keeps the counters in cfg.dir; nil if cfg.dir is ""
+	h       *handler    // serves the endpoints, on the listener and over the channel
+
+	channelOnce sync.Once // starts keepChannel
 
 	instanceOnce sync.Once
 	instance     string // see instanceID
@@ -153,9 +175,10 @@ func start(cfg config, reg *registry) *agent {
 		started: time.Now(),
 		ctx:     ctx,
 		cancel:  cancel,
-		client:  newClient(cfg.timeout),
+		client:  newClient(cfg.timeout, cfg.proxy),
 		ready:   make(chan struct{}),
 	}
+	a.h = &handler{reg: reg, secret: a.processSecret, token: cfg.token, log: cfg.logger}
 	if cfg.dir != "" {
 		a.disk = newDiskWriter(a)
 		a.wg.Add(1)
@@ -196,7 +219,7 @@ func (a *agent) run() {
 	}
 	a.addr = ln.Addr()
 	a.srv = &http.Server{
-		Handler:           &handler{reg: a.reg, secret: a.processSecret, token: a.cfg.token, log: a.cfg.logger},
+		Handler:           a.h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,

@@ -43,6 +43,12 @@ or cannot reach the server, it says so under LIVECOV_DEBUG and the host carries 
 	                    them there
 	LIVECOV_HEARTBEAT   interval between heartbeats, a Go duration (default 10s, at least
 	                    10ms)
+	LIVECOV_CHANNEL     when the agent keeps a connection to the server over which the server
+	                    reads it (see "The channel"): "auto" (default) when the server asks,
+	                    "on" from registration on, "off" never
+	LIVECOV_PROXY       a forward HTTP proxy, "http://host:port", through which the agent
+	                    reaches the server (default: none; HTTP_PROXY and the like are not
+	                    read, they are for the host's own traffic)
 	LIVECOV_DIR         directory in which to keep the counters on disk (see "Processes that
 	                    stop"); unset, empty or "off": none. A relative path is taken from
 	                    the working directory at start. Works with LIVECOV_AGENT_ADDR=off
@@ -72,6 +78,20 @@ read the agent; to query one by hand, set LIVECOV_TOKEN. A request without eithe
 401 before anything else, so that it learns nothing, not even which paths exist. Then an
 unknown path is answered 404 and a wrong method 405, with an Allow header; the GET endpoints
 answer HEAD too.
+
+# The channel
+
+A server that cannot connect to the agent (NAT, another network or cluster, a laptop) reads it
+over a connection the agent makes instead: a long poll, POST /api/v1/agents/<instance>/channel,
+that the server answers with its next request, or 204 when none came within its
+--channel-wait. The agent serves the request with the same handler as its port, carrying the
+Authorization a pull would carry, so the checks and answers are the same, and posts the answer
+to POST /api/v1/agents/<instance>/channel/<id>. Both requests carry the agent token, if any,
+and the process secret in a Livecov-Secret header: only the server the agent registered with
+can ask. They are ordinary HTTP requests, each shorter than proxies' idle timeouts. The agent
+opens the channel when a registration or heartbeat answer says {"channel": true} (the server
+could not connect to it, or is run with --agent-channel always), or from registration on under
+LIVECOV_CHANNEL=on, and keeps it for the life of the process (channel.go).
 
 The boundary endpoint answers 403 to any request that carries an Origin header, or a
 Sec-Fetch-Site header other than "same-origin" or "none": browsers send those, and no web page

@@ -49,20 +49,25 @@ type heartbeat struct {
 }
 
 // newClient returns the client for talking to the server. It shares nothing with the host's
-// http.DefaultClient, uses no proxy (the server pulls from the agent directly, so the agent
-// reaches the server directly too), follows no redirects, and bounds every request in time
-// and every response header in size.
-func newClient(timeout time.Duration) *http.Client {
+// http.DefaultClient, follows no redirects, and bounds every request in time and every
+// response header in size. It goes through proxy when one is given (LIVECOV_PROXY), and never
+// through the proxies of the host's environment (HTTP_PROXY and the like): those are set for
+// the host's own traffic, and a server in the agent's network would be reached through them.
+func newClient(timeout time.Duration, proxy *url.URL) *http.Client {
+	t := &http.Transport{
+		DialContext:            (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    timeout,
+		ResponseHeaderTimeout:  timeout,
+		MaxIdleConns:           1,
+		MaxIdleConnsPerHost:    1,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: maxResponse,
+	}
+	if proxy != nil {
+		t.Proxy = http.ProxyURL(proxy)
+	}
 	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:            (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:    timeout,
-			ResponseHeaderTimeout:  timeout,
-			MaxIdleConns:           1,
-			MaxIdleConnsPerHost:    1,
-			IdleConnTimeout:        90 * time.Second,
-			MaxResponseHeaderBytes: maxResponse,
-		},
+		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       timeout,
 	}
@@ -92,7 +97,7 @@ func (a *agent) report(port int) {
 	for {
 		var wait time.Duration
 		if !registered {
-			if err := a.post(registerURL, body); err != nil {
+			if answer, err := a.post(registerURL, body); err != nil {
 				logf(a.cfg.logger, "register with %s: %v", base, err)
 				wait = back.next()
 			} else {
@@ -100,14 +105,16 @@ func (a *agent) report(port int) {
 				registered = true
 				back.reset()
 				wait = a.cfg.heartbeat
+				a.channelIfAsked(answer)
 			}
 		} else {
-			err := a.post(heartbeatURL, beat)
+			answer, err := a.post(heartbeatURL, beat)
 			var status statusError
 			switch {
 			case err == nil:
 				back.reset()
 				wait = a.cfg.heartbeat
+				a.channelIfAsked(answer)
 			case errors.As(err, &status) && int(status) == http.StatusNotFound:
 				// The server forgot this instance (it restarted, or expired it): register again,
 				// now.
@@ -149,38 +156,51 @@ func (e statusError) Error() string {
 	return "server answered " + strconv.Itoa(int(e)) + " " + http.StatusText(int(e))
 }
 
-// post sends body as JSON to url and succeeds on a 2xx answer. It reads at most maxResponse
-// bytes of the answer and gives up after the configured timeout.
-func (a *agent) post(url string, body []byte) error {
+// post sends body as JSON to url and returns the answer, which must be a 2xx. It reads at
+// most maxResponse bytes of the answer and gives up after the configured timeout.
+func (a *agent) post(url string, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(a.ctx, a.cfg.timeout)
 	defer cancel()
-	return a.send(ctx, http.MethodPost, url, "application/json", body)
+	_, answer, err := a.call(ctx, a.client, http.MethodPost, url, "application/json", body, nil)
+	return answer, err
 }
 
 // send sends body of type ctype to url with method and succeeds on a 2xx answer, within
 // ctx. It reads at most maxResponse bytes of the answer.
 func (a *agent) send(ctx context.Context, method, url, ctype string, body []byte) error {
+	_, _, err := a.call(ctx, a.client, method, url, ctype, body, nil)
+	return err
+}
+
+// call sends body of type ctype, with header, to url with method through client, within
+// ctx, and returns the answer's status and (at most maxResponse bytes of) its body; an answer
+// other than 2xx is a statusError.
+func (a *agent) call(ctx context.Context, client *http.Client, method, url, ctype string, body []byte, header http.Header) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("User-Agent", "livecov-agent/1")
 	if a.cfg.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.cfg.token)
 	}
-	resp, err := a.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	// Reading (a bounded part of) the answer lets the connection be reused; closing a body
 	// that was not read to its end closes the connection instead.
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return statusError(resp.StatusCode)
+		return resp.StatusCode, nil, statusError(resp.StatusCode)
 	}
-	return nil
+	return resp.StatusCode, answer, err
 }
 
 // sleep waits for d, or until the agent is closed; it reports whether to go on.

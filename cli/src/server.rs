@@ -105,9 +105,28 @@ pub struct Args {
     #[arg(long, env = "LIVECOV_REGISTRATIONS_PER_MINUTE", hide_env_values = true, default_value_t = 600, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     registrations_per_minute: u32,
 
+    /// When agents keep a connection to the server, over which it reads them instead of
+    /// pulling: "auto" asks an agent to once a pull of it could not connect (NAT, another
+    /// network), "always" asks every agent, "never" only pulls.
+    #[arg(long, env = "LIVECOV_AGENT_CHANNEL", hide_env_values = true, default_value = "auto", value_name = "WHEN", value_parser = server::channel::Mode::parse)]
+    agent_channel: server::channel::Mode,
+
+    /// How long an agent's poll waits for a request before the server answers it empty; keep
+    /// it under the idle timeout of proxies between agents and the server.
+    #[arg(long, env = "LIVECOV_CHANNEL_WAIT", hide_env_values = true, default_value = "20s", value_name = "DURATION", value_parser = channel_wait)]
+    channel_wait: Duration,
+
     /// Log format.
     #[arg(long, env = "LIVECOV_LOG_FORMAT", hide_env_values = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+fn channel_wait(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(120) {
+        return Err(format!("{s}: want 100ms to 120s"));
+    }
+    Ok(d)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -135,6 +154,8 @@ pub fn run(args: Args) -> Result<()> {
         max_services: args.max_services,
         max_instances: args.max_instances,
         registrations_per_minute: args.registrations_per_minute,
+        agent_channel: args.agent_channel,
+        channel_wait: args.channel_wait,
         ..server::Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

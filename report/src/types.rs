@@ -72,6 +72,15 @@ pub struct Heartbeat {
     pub secret: Option<String>,
 }
 
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Beat {
+    /// The agent should keep a connection to the server open, over which the server reads
+    /// it: the server is told to ask every agent, or could not connect to this one.
+    #[serde(default)]
+    pub channel: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Registered {
     pub instance: String,
@@ -79,6 +88,9 @@ pub struct Registered {
     pub address: String,
     /// An instance that sends no heartbeat for this long is marked gone.
     pub instance_ttl_seconds: u64,
+    /// As in [`Beat`]: the agent should connect to the server now.
+    #[serde(default)]
+    pub channel: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +141,10 @@ pub struct InstanceInfo {
     /// by its agent or collected.
     #[serde(default)]
     pub exited_at: Option<String>,
+    /// Its agent keeps a connection to this server, and the server reads it over that
+    /// connection instead of pulling.
+    #[serde(default)]
+    pub channel: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

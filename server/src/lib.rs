@@ -14,6 +14,7 @@
 pub mod api;
 mod auth;
 mod bytes;
+pub mod channel;
 pub mod cycle;
 pub mod diff;
 pub mod error;
@@ -83,6 +84,11 @@ pub struct Config {
     /// Take a snapshot of every service with live instances this often (label `scheduled`),
     /// so that an instance that dies loses at most this much.
     pub snapshot_every: Option<Duration>,
+    /// When agents are asked to keep a connection to the server, over which it reads them
+    /// instead of pulling (`channel`).
+    pub agent_channel: channel::Mode,
+    /// How long a poll of an agent's connection waits for a request before it answers `204`.
+    pub channel_wait: Duration,
 }
 
 impl Default for Config {
@@ -102,6 +108,8 @@ impl Default for Config {
             registrations_per_minute: 600,
             snapshot_every: None,
             trusted_proxies: Vec::new(),
+            agent_channel: channel::Mode::Auto,
+            channel_wait: Duration::from_secs(20),
         }
     }
 }
@@ -145,7 +153,11 @@ pub struct App {
 impl App {
     pub async fn new(config: Config) -> Result<Arc<App>, StoreError> {
         let store = Store::open(&config.database_url).await?;
-        let agents = AgentClient::new(config.agent_token.clone(), config.pull_timeout);
+        let agents = AgentClient::new(
+            config.agent_token.clone(),
+            config.pull_timeout,
+            config.agent_channel,
+        );
         Ok(Arc::new(App {
             config,
             store,

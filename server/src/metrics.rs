@@ -229,5 +229,11 @@ pub async fn exposition(app: &App) -> String {
         Ok(p) => p.len(),
         Err(_) => 0,
     };
-    app.metrics.render(&services, up, pending)
+    let mut out = app.metrics.render(&services, up, pending);
+    let _ = writeln!(
+        out,
+        "# HELP livecov_agent_channels Agents that keep a connection to this server, over which it reads them.\n# TYPE livecov_agent_channels gauge\nlivecov_agent_channels {}",
+        app.agents.channels.open()
+    );
+    out
 }

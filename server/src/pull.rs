@@ -11,6 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::channel::{ChannelError, Channels, Mode, Reply};
 use crate::lcc::{self, Sparse};
 use crate::meta::Build;
 
@@ -66,6 +69,8 @@ impl Failure {
 /// that have none: the agent token, if any, is presented instead).
 #[derive(Debug, Clone)]
 pub struct Dial {
+    /// The instance's id: names its channel, if its agent keeps one (`channel`).
+    pub instance: String,
     pub address: String,
     pub secret: Option<String>,
 }
@@ -73,6 +78,7 @@ pub struct Dial {
 impl Dial {
     pub fn of(i: &crate::store::InstanceRow) -> Dial {
         Dial {
+            instance: i.id.clone(),
             address: i.address.clone(),
             secret: i.secret.clone(),
         }
@@ -95,6 +101,8 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct AgentClient {
     http: reqwest::Client,
+    /// Agents that keep a connection to this server: pulls of them go over it.
+    pub channels: Arc<Channels>,
     token: Option<String>,
     timeout: Duration,
 }
@@ -103,11 +111,13 @@ pub struct AgentClient {
 const MAX_META: usize = 128 << 20;
 
 impl AgentClient {
-    pub fn new(token: Option<String>, timeout: Duration) -> AgentClient {
+    pub fn new(token: Option<String>, timeout: Duration, channels: Mode) -> AgentClient {
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
+            // Shorter than the whole pull, so that an address that drops packets is known
+            // as one that cannot be connected to (`Channels::unreachable`).
+            .connect_timeout(timeout / 2)
             .timeout(timeout)
             .pool_max_idle_per_host(1)
             .user_agent(concat!("livecov-server/", env!("CARGO_PKG_VERSION")))
@@ -115,6 +125,7 @@ impl AgentClient {
             .expect("a client without TLS always builds");
         AgentClient {
             http,
+            channels: Arc::new(Channels::new(channels)),
             token,
             timeout,
         }
@@ -128,6 +139,70 @@ impl AgentClient {
         limit: usize,
         build: &str,
     ) -> Result<(Vec<u8>, Option<u32>), Failure> {
+        let reply = if self.channels.connected(&to.instance) {
+            self.through_channel(to, path, post, limit).await?
+        } else {
+            match tokio::time::timeout(self.timeout, self.direct(to, path, post, limit)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err((f, connect))) => {
+                    if connect {
+                        // Its heartbeats now ask the agent to connect to the server instead.
+                        self.channels.unreachable(&to.instance);
+                    }
+                    return Err(f);
+                }
+                Err(_) => {
+                    return Err(Failure::new(
+                        Outcome::Timeout,
+                        format!("no whole answer within {:?}", self.timeout),
+                    ));
+                }
+            }
+        };
+        if !(200..300).contains(&reply.status) {
+            let status = reqwest::StatusCode::from_u16(reply.status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| reply.status.to_string());
+            return Err(Failure::new(
+                Outcome::Error,
+                format!("agent answered {status}"),
+            ));
+        }
+        if let Some(got) = &reply.build
+            && got.as_slice() != build.as_bytes()
+        {
+            return Err(Failure::new(
+                Outcome::Rejected,
+                format!(
+                    "agent serves build {}, registered as {build}",
+                    String::from_utf8_lossy(got)
+                ),
+            ));
+        }
+        let epoch = match &reply.epoch {
+            None => None,
+            Some(v) => Some(
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|&e| e > 0)
+                    .ok_or_else(|| {
+                        Failure::new(Outcome::Rejected, "Livecov-Epoch is not an epoch")
+                    })?,
+            ),
+        };
+        Ok((reply.body, epoch))
+    }
+
+    /// What `to`'s agent answers at `path`, asked on a connection of the server's. The error
+    /// says whether no connection could be made.
+    async fn direct(
+        &self,
+        to: &Dial,
+        path: &str,
+        post: bool,
+        limit: usize,
+    ) -> Result<Reply, (Failure, bool)> {
         let url = format!("http://{}{path}", to.address);
         let mut req = if post {
             self.http.post(&url)
@@ -137,66 +212,82 @@ impl AgentClient {
         if let Some(token) = to.secret.as_ref().or(self.token.as_ref()) {
             req = req.bearer_auth(token);
         }
-        let work = async {
-            let mut resp = req.send().await.map_err(classify)?;
-            let status = resp.status();
-            if !status.is_success() {
-                return Err(Failure::new(
-                    Outcome::Error,
-                    format!("agent answered {status}"),
-                ));
-            }
-            if let Some(got) = resp.headers().get("Livecov-Build")
-                && got.as_bytes() != build.as_bytes()
-            {
-                return Err(Failure::new(
-                    Outcome::Rejected,
-                    format!(
-                        "agent serves build {}, registered as {build}",
-                        String::from_utf8_lossy(got.as_bytes())
-                    ),
-                ));
-            }
-            let epoch = match resp.headers().get("Livecov-Epoch") {
-                None => None,
-                Some(v) => Some(
-                    v.to_str()
-                        .ok()
-                        .and_then(|v| v.parse::<u32>().ok())
-                        .filter(|&e| e > 0)
-                        .ok_or_else(|| {
-                            Failure::new(Outcome::Rejected, "Livecov-Epoch is not an epoch")
-                        })?,
-                ),
-            };
-            if resp.content_length().is_some_and(|n| n > limit as u64) {
-                return Err(Failure::new(
-                    Outcome::Rejected,
-                    format!(
-                        "answer of {} bytes is over the limit of {limit}",
-                        resp.content_length().unwrap_or(0)
-                    ),
-                ));
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-                if body.len() + chunk.len() > limit {
-                    return Err(Failure::new(
-                        Outcome::Rejected,
-                        format!("answer is over the limit of {limit} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((body, epoch))
+        let failed = |e: reqwest::Error| {
+            let connect = e.is_connect();
+            (classify(e), connect)
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::new(
-                Outcome::Timeout,
-                format!("no whole answer within {:?}", self.timeout),
-            )),
+        let mut resp = req.send().await.map_err(failed)?;
+        let header = |name: &str| resp.headers().get(name).map(|v| v.as_bytes().to_vec());
+        let mut reply = Reply {
+            status: resp.status().as_u16(),
+            build: header("Livecov-Build"),
+            epoch: header("Livecov-Epoch"),
+            body: Vec::new(),
+        };
+        if !(200..300).contains(&reply.status) {
+            return Ok(reply);
         }
+        let too_large = |n: String| {
+            let f = Failure::new(
+                Outcome::Rejected,
+                format!("answer{n} is over the limit of {limit} bytes"),
+            );
+            (f, false)
+        };
+        if let Some(n) = resp.content_length().filter(|&n| n > limit as u64) {
+            return Err(too_large(format!(" of {n} bytes")));
+        }
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+            if reply.body.len() + chunk.len() > limit {
+                return Err(too_large(String::new()));
+            }
+            reply.body.extend_from_slice(&chunk);
+        }
+        Ok(reply)
+    }
+
+    /// What `to`'s agent answers at `path`, asked over the connection the agent keeps to the
+    /// server (`channel`).
+    async fn through_channel(
+        &self,
+        to: &Dial,
+        path: &str,
+        post: bool,
+        limit: usize,
+    ) -> Result<Reply, Failure> {
+        let authorization = to
+            .secret
+            .as_ref()
+            .or(self.token.as_ref())
+            .map(|t| format!("Bearer {t}"));
+        let method = if post { "POST" } else { "GET" };
+        self.channels
+            .request(
+                &to.instance,
+                method,
+                path.to_string(),
+                authorization,
+                limit,
+                self.timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                ChannelError::NotConnected => Failure::new(
+                    Outcome::Refused,
+                    "the agent no longer keeps its connection to this server",
+                ),
+                ChannelError::Timeout => Failure::new(
+                    Outcome::Timeout,
+                    format!(
+                        "no answer over the agent's connection within {:?}",
+                        self.timeout
+                    ),
+                ),
+                ChannelError::TooLarge(n) => Failure::new(
+                    Outcome::Rejected,
+                    format!("answer is over the limit of {n} bytes"),
+                ),
+            })
     }
 
     /// Fetches the metadata of `build` (gzip JSON, as served) from an instance of it; the

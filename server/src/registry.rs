@@ -231,11 +231,13 @@ async fn register_checked(
     app.prefetch(
         r.build,
         Dial {
+            instance: instance.id.clone(),
             address: address.clone(),
             secret: instance.secret.clone(),
         },
     );
     Ok(Registered {
+        channel: app.agents.channels.wanted(&r.instance),
         instance: r.instance,
         address,
         instance_ttl_seconds: app.config.instance_ttl.as_secs(),
@@ -322,13 +324,14 @@ pub async fn service(
 }
 
 /// A service with its instances, as the API answers.
-pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetail {
+pub fn detail(app: &App, service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetail {
     ServiceDetail {
         service: info(service),
         instance_list: instances
             .into_iter()
             .map(|i| InstanceInfo {
                 state: i.state().to_string(),
+                channel: app.agents.channels.connected(&i.id),
                 id: i.id,
                 build: i.build,
                 mode: i.mode,
@@ -349,6 +352,7 @@ pub fn detail(service: &ServiceRow, instances: Vec<InstanceRow>) -> ServiceDetai
 
 /// Marks gone the instances whose heartbeats stopped.
 pub async fn sweep(app: &App) {
+    app.agents.channels.prune(Duration::from_secs(600));
     let now = now_ms();
     let cutoff = now - app.config.instance_ttl.as_millis() as i64;
     match app.store.sweep(cutoff, now).await {

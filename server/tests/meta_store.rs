@@ -76,6 +76,7 @@ async fn app(db: &Db) -> Arc<App> {
 
 fn dial(agent: &SimAgent) -> Dial {
     Dial {
+        instance: "i0".into(),
         address: agent.addr.to_string(),
         secret: Some(agent.secret().to_string()),
     }

@@ -448,6 +448,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             where_it_runs.clone()
         },
         exited_at: (state == "exited").then(|| "2026-11-25T20:26:57.012Z".into()),
+        channel: state == "live",
     };
     let part = BuildPart {
         build: "b".repeat(64),
@@ -708,6 +709,27 @@ fn samples() -> Vec<(&'static str, Value)> {
                 instance: "i0".into(),
                 address: "10.0.0.7:38211".into(),
                 instance_ttl_seconds: 30,
+                channel: false,
+            }),
+        ),
+        ("Beat", v(&Beat { channel: true })),
+        ("Beat", v(&Beat::default())),
+        (
+            "ChannelRequest",
+            v(&server::channel::Request {
+                id: "1f".into(),
+                method: "GET",
+                path: "/livecov/v1/counters".into(),
+                authorization: Some("Bearer 0123456789abcdef".into()),
+            }),
+        ),
+        (
+            "ChannelRequest",
+            v(&server::channel::Request {
+                id: "20".into(),
+                method: "POST",
+                path: "/livecov/v1/boundary?token=t1".into(),
+                authorization: None,
             }),
         ),
         (
@@ -827,7 +849,7 @@ fn v<T: serde::Serialize>(x: &T) -> Value {
 
 /// Schemas that no type of `server::types` or the export is: `served_answers_match_the_document`
 /// checks them against the server's answers.
-const NOT_IN_TYPES: [&str; 2] = ["Health", "Empty"];
+const NOT_IN_TYPES: [&str; 1] = ["Health"];
 
 /// The schemas of request bodies, by the document.
 fn request_schemas(doc: &Value) -> BTreeSet<String> {
@@ -1049,10 +1071,29 @@ impl Client {
         media: &str,
         token: Option<&str>,
     ) -> Answer {
+        self.send_with(method, template, path, body, media, token, &[])
+            .await
+    }
+
+    /// [`Client::send`] with more headers.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        media: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = client().request(
             method.to_uppercase().parse().unwrap(),
             format!("{}{path}", self.base),
         );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req.header("Content-Type", media).body(b);
         }
@@ -1119,6 +1160,8 @@ async fn served_answers_match_the_document() {
     cfg.agent_token = Some("agent-secret".into());
     // svc, svc2 and svc3: a fourth service is refused (429).
     cfg.max_services = 3;
+    // Polls of agents' channels answer soon when nothing is asked.
+    cfg.channel_wait = std::time::Duration::from_millis(200);
     let server = start(cfg).await;
     let mut c = Client {
         doc: doc(),
@@ -1988,6 +2031,138 @@ async fn served_answers_match_the_document() {
     assert_eq!(with_live.status, 201);
     assert_eq!(with_live.json["instances_ok"], 3);
     last.stop();
+
+    // An agent the server cannot connect to: i0 polls, and the server reads it over that.
+    let poll = "/api/v1/agents/{instance}/channel";
+    let i0_poll = "/api/v1/agents/i0/channel";
+    let json = "application/json";
+    let secret = agent.secret().to_string();
+    let mine = [("Livecov-Secret", secret.as_str())];
+    for (token, headers, status) in [
+        (None, &mine[..], 401),
+        (agent_token, &[][..], 403),
+        (agent_token, &[("Livecov-Secret", "guess")][..], 403),
+        // Nothing asked within --channel-wait.
+        (agent_token, &mine[..], 204),
+    ] {
+        let answer = c
+            .send_with("post", poll, i0_poll, None, json, token, headers)
+            .await;
+        assert_eq!(answer.status, status, "{headers:?}: {}", answer.json);
+    }
+    let nobody_poll = "/api/v1/agents/nobody/channel";
+    let answer = c
+        .send_with("post", poll, nobody_poll, None, json, agent_token, &mine)
+        .await;
+    assert_eq!(answer.status, 404);
+    // i0 polled a moment ago: a snapshot now asks it over its channel.
+    let base = c.base.clone();
+    let snapshot = tokio::spawn(async move {
+        client()
+            .post(format!("{base}/api/v1/services/svc/snapshots"))
+            .bearer_auth("admin-secret")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    let asked = c
+        .send_with("post", poll, i0_poll, None, json, agent_token, &mine)
+        .await;
+    assert_eq!(asked.status, 200);
+    let id = asked.json["id"].as_str().unwrap().to_string();
+    assert_eq!(asked.json["path"], "/livecov/v1/counters");
+    // The agent serves it as its port does.
+    let served = client()
+        .get(format!("http://{}/livecov/v1/counters", agent.addr))
+        .header(
+            "Authorization",
+            asked.json["authorization"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = served.status().as_u16().to_string();
+    let header = |n: &str| served.headers()[n].to_str().unwrap().to_string();
+    let (build_id, epoch) = (header("Livecov-Build"), header("Livecov-Epoch"));
+    let counters = served.bytes().await.unwrap().to_vec();
+    let answer_t = "/api/v1/agents/{instance}/channel/{id}";
+    let octets = "application/octet-stream";
+    let reply = |status: &'static str| {
+        let mut h = mine.to_vec();
+        h.push(("Livecov-Status", status));
+        h
+    };
+    let cases = [
+        (
+            format!("/api/v1/agents/i0/channel/{id}"),
+            None,
+            reply("200"),
+            401,
+        ),
+        (
+            format!("/api/v1/agents/i0/channel/{id}"),
+            agent_token,
+            reply("two hundred"),
+            400,
+        ),
+        (
+            "/api/v1/agents/i0/channel/nope".into(),
+            agent_token,
+            reply("200"),
+            404,
+        ),
+        (
+            format!("/api/v1/agents/i0/channel/{id}"),
+            agent_token,
+            mine.to_vec(),
+            400,
+        ),
+    ];
+    for (path, token, headers, status) in cases {
+        let answer = c
+            .send_with(
+                "post",
+                answer_t,
+                &path,
+                Some(counters.clone()),
+                octets,
+                token,
+                &headers,
+            )
+            .await;
+        assert_eq!(answer.status, status, "{path} {headers:?}: {}", answer.json);
+    }
+    let mut headers = mine.to_vec();
+    headers.push(("Livecov-Status", &status));
+    headers.push(("Livecov-Build", &build_id));
+    headers.push(("Livecov-Epoch", &epoch));
+    let answered = c
+        .send_with(
+            "post",
+            answer_t,
+            &format!("/api/v1/agents/i0/channel/{id}"),
+            Some(counters),
+            octets,
+            agent_token,
+            &headers,
+        )
+        .await;
+    assert_eq!(answered.status, 204, "{}", answered.json);
+    let snapshot = snapshot.await.unwrap();
+    let i0 = snapshot["instance_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instance"] == "i0")
+        .unwrap_or_else(|| panic!("{snapshot}"));
+    assert_eq!(i0["outcome"], "ok", "{snapshot}");
+    let svc = c.call("get", one, "/api/v1/services/svc", None, None).await;
+    let listed = svc.json["instance_list"].as_array().unwrap();
+    let i0 = listed.iter().find(|i| i["id"] == "i0").unwrap();
+    assert_eq!(i0["channel"], true, "{i0}");
 
     let health = c.call("get", "/healthz", "/healthz", None, None).await;
     assert_eq!(health.json["pending_boundaries"], 0);

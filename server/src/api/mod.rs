@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use crate::json::Json;
 use serde::Deserialize;
 
+mod channel;
 mod cross_site;
 mod ended;
 mod errors;
@@ -68,6 +69,19 @@ fn agents() -> Vec<Endpoint> {
             "/api/v1/agents/{instance}/heartbeat",
             heartbeat,
         ),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/agents/{instance}/channel",
+            channel::poll,
+        ),
+        Endpoint::new(
+            Agents,
+            Method::POST,
+            "/api/v1/agents/{instance}/channel/{id}",
+            channel::answer,
+        )
+        .map(|h| h.layer(channel::body_limit())),
         Endpoint::new(
             Agents,
             Method::POST,
@@ -285,7 +299,9 @@ async fn heartbeat(
     OptionalJson(beat): OptionalJson<crate::types::Heartbeat>,
 ) -> Result<impl IntoResponse, ApiError> {
     registry::heartbeat(&app, peer, &instance, beat.secret.as_deref()).await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(crate::types::Beat {
+        channel: app.agents.channels.wanted(&instance),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -311,7 +327,7 @@ async fn service(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ServiceDetail>, ApiError> {
     let (service, instances) = registry::service(&app, &name).await?;
-    Ok(Json(registry::detail(&service, instances)))
+    Ok(Json(registry::detail(&app, &service, instances)))
 }
 
 #[derive(Deserialize)]

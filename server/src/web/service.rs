@@ -243,10 +243,16 @@ pub async fn page(
             "</code></td><td class=\"l state-{state}\">{state}</td><td class=\"l\">"
         );
         build_id(out, &i.build);
-        for v in [&i.mode, &i.address, &i.hostname] {
-            out.push_str("</td><td class=\"l\">");
-            escape(out, v);
+        out.push_str("</td><td class=\"l\">");
+        escape(out, &i.mode);
+        out.push_str("</td><td class=\"l\">");
+        escape(out, &i.address);
+        if app.agents.channels.connected(&i.id) {
+            // The server cannot connect there: it reads the agent over the agent's connection.
+            out.push_str(" <span class=\"channel\" title=\"read over the connection its agent keeps to the server\">via its connection</span>");
         }
+        out.push_str("</td><td class=\"l\">");
+        escape(out, &i.hostname);
         out.push_str("</td>");
         num_cell(out, i.pid);
         out.push_str("<td class=\"l\">");

@@ -1,0 +1,106 @@
+//! Agent-dialed connections (`crate::channel`): `POST /api/v1/agents/{instance}/channel`, an
+//! agent's long poll for the server's next request, and `POST …/channel/{id}`, its answer.
+//! Both carry the agent token, if the server has one, and the instance's secret in
+//! `Livecov-Secret`, checked as a heartbeat checks it: a poll also keeps the instance live.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{AgentToken, ApiPath};
+use crate::App;
+use crate::channel::{Mode, Reply};
+use crate::error::ApiError;
+use crate::json::Json;
+use crate::registry;
+
+/// Answers are bounded by what their request accepts, not by the API's default limit.
+pub fn body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::disable()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest(format!("{name} is not ASCII")))
+}
+
+/// Checks the instance's secret as a heartbeat does (and counts as one).
+async fn check(
+    app: &App,
+    peer: SocketAddr,
+    instance: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if app.config.agent_channel == Mode::Never {
+        return Err(ApiError::Conflict(
+            "this server reads agents only by pulling them (--agent-channel never)".into(),
+        ));
+    }
+    let secret = header(headers, "livecov-secret")?;
+    registry::heartbeat(app, peer, instance, secret).await?;
+    Ok(())
+}
+
+pub async fn poll(
+    State(app): State<Arc<App>>,
+    _: AgentToken,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiPath(instance): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check(&app, peer, &instance, &headers).await?;
+    let wait = app.config.channel_wait;
+    Ok(match app.agents.channels.poll(&instance, wait).await {
+        Some(request) => Json(request).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+pub async fn answer(
+    State(app): State<Arc<App>>,
+    _: AgentToken,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiPath((instance, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    check(&app, peer, &instance, &headers).await?;
+    let status = header(&headers, "livecov-status")?
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|s| (100..600).contains(s))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Livecov-Status: want the agent's HTTP status".into())
+        })?;
+    let channels = &app.agents.channels;
+    let Some(limit) = channels.limit(&instance, &id) else {
+        return Err(ApiError::NotFound(format!(
+            "no request {id:?} of instance {instance:?} waits for an answer (it timed out)"
+        )));
+    };
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!(
+            "the answer broke off or is over the {limit} bytes its request accepts"
+        ))
+    })?;
+    let raw = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec());
+    let reply = Reply {
+        status,
+        build: raw("livecov-build"),
+        epoch: raw("livecov-epoch"),
+        body: body.to_vec(),
+    };
+    if channels.answer(&instance, &id, reply) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no request {id:?} of instance {instance:?} waits for an answer (it timed out)"
+        )))
+    }
+}
