@@ -336,6 +336,31 @@ fn flow(bin: &Path, set_bin: &Path, url: &str, tmp: &Path) {
     assert_eq!(s4["instances_ok"], 3, "{s4}");
     assert_eq!(s4["instances_failed"], 0, "{s4}");
 
+    // A second server on the same database reads b and c through the server they poll, a
+    // directly: the same blocks and counts as the first server reads.
+    let port2 = free_port();
+    let _server2 = LiveServer::start_on(
+        port2,
+        Path::new(LIVECOV),
+        &args,
+        &[],
+        &tmp.join("server2.log"),
+    )
+    .unwrap();
+    let s5 = snapshot(port2, None);
+    assert_eq!(s5["instances_ok"], 3, "{s5}");
+    assert_eq!(s5["instances_failed"], 0, "{s5}");
+    let s6 = snapshot(port, None);
+    assert_eq!(
+        blocks(port2, s5["id"].as_i64().unwrap()),
+        blocks(port, s6["id"].as_i64().unwrap())
+    );
+    let on2: Vec<Value> = instances(port2)
+        .into_iter()
+        .map(|i| i.1["channel"].clone())
+        .collect();
+    assert_eq!(on2, [false, true, true]);
+
     // A build that only instances behind NAT run: its metadata comes over the channel too.
     let only_far = [("LIVECOV_CHANNEL", "on"), ("LIVECOV_SERVICE", "far-set")];
     let _d = replica(set_bin, port, "d", "127.0.0.2:0", 5, &only_far);

@@ -10,11 +10,13 @@
 //! checks, same limits, same timeout. Plain HTTP requests, each shorter than common proxy and
 //! load balancer idle timeouts, so the connection works through them.
 //!
-//! Which way a pull goes: through the instance's channel while its agent polls (a poll is
-//! waiting, or one ended within [`GRACE`]), directly otherwise. An agent opens its channel
-//! when the server's heartbeat answer asks for it: always under `--agent-channel always`,
-//! and under `auto` once a pull of it could not connect. Channels live in one server's
-//! memory: with several servers, the server an agent polls is the one that can read it.
+//! Which way a pull goes: through the instance's channel while its agent polls this server (a
+//! poll is waiting, or one ended within [`GRACE`]); through the database while it polls
+//! another server sharing it (its `channel_seen` is recent: [`Channels::elsewhere`]), whose
+//! [`serve_relayed`] takes the request, hands it to the agent and writes the answer back;
+//! directly otherwise. An agent opens its channel when the server's heartbeat answer asks for
+//! it: always under `--agent-channel always`, and under `auto` once a pull of it could not
+//! connect.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,14 +66,9 @@ pub struct Request {
     pub authorization: Option<String>,
 }
 
-/// An agent's answer to a [`Request`]: its status, the headers the server reads, its body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub build: Option<Vec<u8>>,
-    pub epoch: Option<Vec<u8>>,
-    pub body: Vec<u8>,
-}
+/// An agent's answer to a [`Request`] (defined with the store, which relays answers between
+/// servers).
+pub use crate::store::AgentReply as Reply;
 
 /// A request posted to an instance and not yet answered.
 struct Pending {
@@ -118,6 +115,16 @@ pub enum ChannelError {
     TooLarge(usize),
 }
 
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelError::NotConnected => write!(f, "the agent no longer polls its server"),
+            ChannelError::Timeout => write!(f, "no answer from the agent in time"),
+            ChannelError::TooLarge(n) => write!(f, "the answer is over the limit of {n} bytes"),
+        }
+    }
+}
+
 /// Every channel of this server.
 #[derive(Default)]
 pub struct Channels {
@@ -126,14 +133,24 @@ pub struct Channels {
     unreachable: Mutex<HashMap<String, Instant>>,
     next: AtomicU64,
     mode: Mode,
+    /// `--channel-wait`: a poll lasts at most this.
+    wait: Duration,
 }
 
 impl Channels {
-    pub fn new(mode: Mode) -> Channels {
+    pub fn new(mode: Mode, wait: Duration) -> Channels {
         Channels {
             mode,
+            wait,
             ..Channels::default()
         }
+    }
+
+    /// Whether an instance whose agent last polled a server at `seen` (ms since the epoch,
+    /// `channel_seen`) still does: it polls another server if not this one.
+    pub fn elsewhere(&self, seen: Option<i64>) -> bool {
+        let recent = (self.wait + GRACE).as_millis() as i64;
+        self.mode != Mode::Never && seen.is_some_and(|t| crate::store::now_ms() - t < recent)
     }
 
     /// Whether the agent of `instance` should keep a channel open (its heartbeat answer).
@@ -164,6 +181,12 @@ impl Channels {
                 .unwrap()
                 .get(instance)
                 .is_some_and(|l| l.state.lock().unwrap().connected(Instant::now()))
+    }
+
+    /// Whether the server reads `instance`, whose agent last polled a server at `seen`, over
+    /// a channel: its own or another server's.
+    pub fn reads_over(&self, instance: &str, seen: Option<i64>) -> bool {
+        self.connected(instance) || self.elsewhere(seen)
     }
 
     /// How many agents poll this server now.
@@ -309,6 +332,81 @@ impl Channels {
     }
 }
 
+/// How often a server that holds channels looks for requests other servers wrote for them.
+const RELAY_EVERY: Duration = Duration::from_millis(50);
+
+/// Requests that other servers wrote for the agents that poll this one: taken, handed to the
+/// agent, answered in the database (an answer of status 0 says why there is none). Runs for
+/// the life of the server; it reads the database only while some agent polls this server.
+pub async fn serve_relayed(app: Arc<crate::App>) {
+    let channels = app.agents.channels.clone();
+    let mut tick = tokio::time::interval(RELAY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned = Instant::now();
+    loop {
+        tick.tick().await;
+        if pruned.elapsed() > Duration::from_secs(60) {
+            pruned = Instant::now();
+            // What askers that stopped while they waited left behind.
+            let before = crate::store::now_ms() - 600_000;
+            if let Err(e) = app.store.prune_relayed(before).await {
+                tracing::warn!(error = %crate::error::Chain(&e), "deleting old channel requests");
+            }
+        }
+        if channels.open() == 0 {
+            continue;
+        }
+        let relayed = match app.store.relayed().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "reading channel requests");
+                continue;
+            }
+        };
+        for r in relayed {
+            if !channels.connected(&r.instance) {
+                continue;
+            }
+            match app.store.take_relayed(r.id, crate::store::now_ms()).await {
+                Ok(true) => {}
+                Ok(false) => continue, // another server the agent polls took it
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::Chain(&e), "taking a channel request");
+                    continue;
+                }
+            }
+            let app = app.clone();
+            tokio::spawn(async move {
+                let method = if r.method == "POST" { "POST" } else { "GET" };
+                let asked = app.agents.channels.request(
+                    &r.instance,
+                    method,
+                    r.path.clone(),
+                    r.auth.clone(),
+                    r.max_bytes,
+                    app.config.pull_timeout,
+                );
+                let reply = match asked.await {
+                    Ok(reply) => reply,
+                    Err(e) => Reply {
+                        status: 0,
+                        build: None,
+                        epoch: None,
+                        body: e.to_string().into_bytes(),
+                    },
+                };
+                if let Err(e) = app
+                    .store
+                    .answer_relayed(r.id, &reply, crate::store::now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %crate::error::Chain(&e), "answering a channel request");
+                }
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_goes_to_the_waiting_poll_and_its_answer_back() {
-        let c = Arc::new(Channels::new(Mode::Auto));
+        let c = Arc::new(Channels::new(Mode::Auto, Duration::from_secs(1)));
         let polling = {
             let c = c.clone();
             tokio::spawn(async move { c.poll("i1", Duration::from_secs(5)).await })
@@ -358,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_queued_between_polls_wait_for_the_next_and_oversized_answers_fail() {
-        let c = Channels::new(Mode::Auto);
+        let c = Channels::new(Mode::Auto, Duration::from_secs(1));
         assert_eq!(
             c.poll("i1", Duration::from_millis(1)).await.map(|r| r.id),
             None
@@ -376,7 +474,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_channel_no_request_and_unanswered_requests_time_out() {
-        let c = Channels::new(Mode::Auto);
+        let c = Channels::new(Mode::Auto, Duration::from_secs(1));
         let r = c.request("i1", "GET", "/p".into(), None, 3, Duration::from_secs(1));
         assert_eq!(r.await.unwrap_err(), ChannelError::NotConnected);
         c.poll("i1", Duration::from_millis(1)).await;
@@ -388,7 +486,7 @@ mod tests {
 
     #[test]
     fn modes_decide_what_heartbeats_ask() {
-        let auto = Channels::new(Mode::Auto);
+        let auto = Channels::new(Mode::Auto, Duration::from_secs(1));
         assert!(!auto.wanted("i1"));
         auto.unreachable("i1");
         assert!(auto.wanted("i1") && !auto.wanted("i2"));
@@ -396,8 +494,8 @@ mod tests {
         assert!(auto.wanted("i1"), "kept a while");
         auto.prune(Duration::ZERO);
         assert!(!auto.wanted("i1"), "then forgotten");
-        assert!(Channels::new(Mode::Always).wanted("i1"));
-        let never = Channels::new(Mode::Never);
+        assert!(Channels::new(Mode::Always, Duration::from_secs(1)).wanted("i1"));
+        let never = Channels::new(Mode::Never, Duration::from_secs(1));
         never.unreachable("i1");
         assert!(!never.wanted("i1"));
         assert!(Mode::parse("sometimes").is_err());

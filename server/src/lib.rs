@@ -156,7 +156,8 @@ impl App {
         let agents = AgentClient::new(
             config.agent_token.clone(),
             config.pull_timeout,
-            config.agent_channel,
+            (config.agent_channel, config.channel_wait),
+            store.clone(),
         );
         Ok(Arc::new(App {
             config,
@@ -396,6 +397,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(background(app.clone()));
+    let relay = tokio::spawn(channel::serve_relayed(app.clone()));
     let scheduled = app
         .config
         .snapshot_every
@@ -408,6 +410,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     background.abort();
+    relay.abort();
     if let Some(task) = scheduled {
         task.abort();
     }

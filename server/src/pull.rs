@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use crate::channel::{ChannelError, Channels, Mode, Reply};
+use crate::store::{Relayed, Store, now_ms};
+
+/// How often an asker looks for the answer to a request it wrote for another server.
+const RELAY_POLL: Duration = Duration::from_millis(25);
 use crate::lcc::{self, Sparse};
 use crate::meta::Build;
 
@@ -73,6 +77,8 @@ pub struct Dial {
     pub instance: String,
     pub address: String,
     pub secret: Option<String>,
+    /// When its agent last polled a server for requests (`channel`), if ever.
+    pub channel_seen: Option<i64>,
 }
 
 impl Dial {
@@ -81,6 +87,7 @@ impl Dial {
             instance: i.id.clone(),
             address: i.address.clone(),
             secret: i.secret.clone(),
+            channel_seen: i.channel_seen,
         }
     }
 }
@@ -103,6 +110,8 @@ pub struct AgentClient {
     http: reqwest::Client,
     /// Agents that keep a connection to this server: pulls of them go over it.
     pub channels: Arc<Channels>,
+    /// Where requests for agents that poll another server are written (`channel`).
+    store: Store,
     token: Option<String>,
     timeout: Duration,
 }
@@ -111,7 +120,12 @@ pub struct AgentClient {
 const MAX_META: usize = 128 << 20;
 
 impl AgentClient {
-    pub fn new(token: Option<String>, timeout: Duration, channels: Mode) -> AgentClient {
+    pub fn new(
+        token: Option<String>,
+        timeout: Duration,
+        channels: (Mode, Duration),
+        store: Store,
+    ) -> AgentClient {
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -125,7 +139,8 @@ impl AgentClient {
             .expect("a client without TLS always builds");
         AgentClient {
             http,
-            channels: Arc::new(Channels::new(channels)),
+            channels: Arc::new(Channels::new(channels.0, channels.1)),
+            store,
             token,
             timeout,
         }
@@ -141,6 +156,8 @@ impl AgentClient {
     ) -> Result<(Vec<u8>, Option<u32>), Failure> {
         let reply = if self.channels.connected(&to.instance) {
             self.through_channel(to, path, post, limit).await?
+        } else if self.channels.elsewhere(to.channel_seen) {
+            self.through_relay(to, path, post, limit).await?
         } else {
             match tokio::time::timeout(self.timeout, self.direct(to, path, post, limit)).await {
                 Ok(Ok(reply)) => reply,
@@ -246,6 +263,83 @@ impl AgentClient {
         Ok(reply)
     }
 
+    /// What `to`'s agent answers at `path`, asked through the database of the server its agent
+    /// polls (`channel::serve_relayed`).
+    async fn through_relay(
+        &self,
+        to: &Dial,
+        path: &str,
+        post: bool,
+        limit: usize,
+    ) -> Result<Reply, Failure> {
+        let store_failed = |e: crate::store::StoreError| {
+            Failure::new(
+                Outcome::Error,
+                format!(
+                    "the agent polls another server; passing the request through the database: {}",
+                    crate::error::Chain(&e)
+                ),
+            )
+        };
+        let request = Relayed {
+            id: 0,
+            instance: to.instance.clone(),
+            method: if post { "POST" } else { "GET" }.into(),
+            path: path.to_string(),
+            auth: self.authorization(to),
+            max_bytes: limit,
+        };
+        let id = self
+            .store
+            .relay(&request, now_ms())
+            .await
+            .map_err(store_failed)?;
+        let deadline = Instant::now() + self.timeout;
+        let answer = loop {
+            match self.store.relayed_answer(id).await {
+                Ok(Some(reply)) => break Ok(reply),
+                Ok(None) if Instant::now() >= deadline => {
+                    break Err(Failure::new(
+                        Outcome::Timeout,
+                        format!(
+                            "no answer within {:?} from the agent, which polls another server",
+                            self.timeout
+                        ),
+                    ));
+                }
+                Ok(None) => tokio::time::sleep(RELAY_POLL).await,
+                Err(e) => break Err(store_failed(e)),
+            }
+        };
+        // Whatever came of it, the request goes (`prune_relayed` deletes what this misses).
+        let _ = self.store.drop_relayed(id).await;
+        let reply = answer?;
+        if reply.status == 0 {
+            return Err(Failure::new(
+                Outcome::Error,
+                format!(
+                    "the server the agent polls could not ask it: {}",
+                    String::from_utf8_lossy(&reply.body)
+                ),
+            ));
+        }
+        if reply.body.len() > limit {
+            return Err(Failure::new(
+                Outcome::Rejected,
+                format!("answer is over the limit of {limit} bytes"),
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// What a request to `to` carries as `Authorization`.
+    fn authorization(&self, to: &Dial) -> Option<String> {
+        to.secret
+            .as_ref()
+            .or(self.token.as_ref())
+            .map(|t| format!("Bearer {t}"))
+    }
+
     /// What `to`'s agent answers at `path`, asked over the connection the agent keeps to the
     /// server (`channel`).
     async fn through_channel(
@@ -255,11 +349,7 @@ impl AgentClient {
         post: bool,
         limit: usize,
     ) -> Result<Reply, Failure> {
-        let authorization = to
-            .secret
-            .as_ref()
-            .or(self.token.as_ref())
-            .map(|t| format!("Bearer {t}"));
+        let authorization = self.authorization(to);
         let method = if post { "POST" } else { "GET" };
         self.channels
             .request(

@@ -234,6 +234,7 @@ async fn register_checked(
             instance: instance.id.clone(),
             address: address.clone(),
             secret: instance.secret.clone(),
+            channel_seen: None,
         },
     );
     Ok(Registered {
@@ -251,8 +252,12 @@ pub async fn heartbeat(
     peer: SocketAddr,
     instance: &str,
     secret: Option<&str>,
+    channel: bool,
 ) -> Result<(), RegistryError> {
-    let claim = app.store.heartbeat(instance, secret, now_ms()).await?;
+    let claim = app
+        .store
+        .heartbeat(instance, secret, now_ms(), channel)
+        .await?;
     app.metrics.heartbeat(claim == Claim::Accepted);
     match claim {
         Claim::Accepted => Ok(()),
@@ -331,7 +336,7 @@ pub fn detail(app: &App, service: &ServiceRow, instances: Vec<InstanceRow>) -> S
             .into_iter()
             .map(|i| InstanceInfo {
                 state: i.state().to_string(),
-                channel: app.agents.channels.connected(&i.id),
+                channel: app.agents.channels.reads_over(&i.id, i.channel_seen),
                 id: i.id,
                 build: i.build,
                 mode: i.mode,

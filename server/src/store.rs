@@ -20,7 +20,9 @@ use sqlx::{AnyPool, FromRow, Row};
 use crate::meta::Build;
 use crate::types::{InstanceResult, Totals};
 
+mod channels;
 mod rounds;
+pub use channels::{AgentReply, Relayed};
 pub use rounds::{BoundaryKind, BoundaryRow, Record, SessionRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -203,6 +205,8 @@ pub struct InstanceRow {
     pub labels: BTreeMap<String, String>,
     /// When its process was known to have ended (its last counters delivered or collected).
     pub exited_at: Option<i64>,
+    /// When its agent last polled a server for requests (`crate::channel`).
+    pub channel_seen: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -639,12 +643,26 @@ impl Store {
     }
 
     /// Records a heartbeat of a live instance that shows the secret it registered with.
-    pub async fn heartbeat(&self, id: &str, secret: Option<&str>, now: i64) -> Result<Claim> {
-        let r = self.heartbeat_now(id, secret, now).await;
+    /// Records a heartbeat of instance `id`, which must show its secret; `channel`: the
+    /// heartbeat is a poll of its agent's channel, which is recorded too (`channel_seen`).
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        now: i64,
+        channel: bool,
+    ) -> Result<Claim> {
+        let r = self.heartbeat_now(id, secret, now, channel).await;
         self.wrote(r)
     }
 
-    async fn heartbeat_now(&self, id: &str, secret: Option<&str>, now: i64) -> Result<Claim> {
+    async fn heartbeat_now(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        now: i64,
+        channel: bool,
+    ) -> Result<Claim> {
         let held = sqlx::query("SELECT secret FROM instances WHERE id = $1 AND state = 'live'")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -657,12 +675,16 @@ impl Store {
         {
             return Ok(Claim::WrongSecret);
         }
-        let done =
-            sqlx::query("UPDATE instances SET last_seen = $1 WHERE id = $2 AND state = 'live'")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let update = if channel {
+            "UPDATE instances SET last_seen = $1, channel_seen = $1 WHERE id = $2 AND state = 'live'"
+        } else {
+            "UPDATE instances SET last_seen = $1 WHERE id = $2 AND state = 'live'"
+        };
+        let done = sqlx::query(update)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(if done.rows_affected() > 0 {
             Claim::Accepted
         } else {
@@ -768,7 +790,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT i.id, i.service, i.build, i.mode, i.hostname, i.pid, i.start_time,
                     i.go_version, i.address, i.registered_at, i.last_seen, i.state, i.gone_at,
-                    i.secret, i.labels, i.exited_at, f.counters
+                    i.secret, i.labels, i.exited_at, i.channel_seen, f.counters
              FROM instances i JOIN instance_finals f ON f.instance = i.id
              WHERE i.service = $1 AND i.state <> 'live' AND i.last_seen >= $2
              ORDER BY i.id",
@@ -1172,8 +1194,8 @@ fn insert_rows(table: &str, shared: usize, own: usize, rows: usize) -> String {
 
 /// The columns of an [`InstanceRow`], for `FROM instances`.
 const INSTANCE_COLUMNS: &str = "SELECT id, service, build, mode, hostname, pid, start_time,
-    go_version, address, registered_at, last_seen, state, gone_at, secret, labels, exited_at
-    FROM instances";
+    go_version, address, registered_at, last_seen, state, gone_at, secret, labels, exited_at,
+    channel_seen FROM instances";
 
 const SNAPSHOT_COLUMNS: &str = "SELECT id, service, label, reset, kind, session, since, taken_at,
     duration_ms, instances_ok, instances_failed, blocks, blocks_covered, stmts, stmts_covered,
@@ -1252,6 +1274,7 @@ impl FromRow<'_, AnyRow> for InstanceRow {
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
             exited_at: r.try_get("exited_at")?,
+            channel_seen: r.try_get("channel_seen")?,
         })
     }
 }

@@ -79,6 +79,7 @@ fn dial(agent: &SimAgent) -> Dial {
         instance: "i0".into(),
         address: agent.addr.to_string(),
         secret: Some(agent.secret().to_string()),
+        channel_seen: None,
     }
 }
 

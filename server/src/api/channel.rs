@@ -44,7 +44,7 @@ async fn check(
         ));
     }
     let secret = header(headers, "livecov-secret")?;
-    registry::heartbeat(app, peer, instance, secret).await?;
+    registry::heartbeat(app, peer, instance, secret, true).await?;
     Ok(())
 }
 

@@ -298,7 +298,7 @@ async fn heartbeat(
     ApiPath(instance): ApiPath<String>,
     OptionalJson(beat): OptionalJson<crate::types::Heartbeat>,
 ) -> Result<impl IntoResponse, ApiError> {
-    registry::heartbeat(&app, peer, &instance, beat.secret.as_deref()).await?;
+    registry::heartbeat(&app, peer, &instance, beat.secret.as_deref(), false).await?;
     Ok(Json(crate::types::Beat {
         channel: app.agents.channels.wanted(&instance),
     }))

@@ -247,7 +247,7 @@ pub async fn page(
         escape(out, &i.mode);
         out.push_str("</td><td class=\"l\">");
         escape(out, &i.address);
-        if app.agents.channels.connected(&i.id) {
+        if app.agents.channels.reads_over(&i.id, i.channel_seen) {
             // The server cannot connect there: it reads the agent over the agent's connection.
             out.push_str(" <span class=\"channel\" title=\"read over the connection its agent keeps to the server\">via its connection</span>");
         }
