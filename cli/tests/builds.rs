@@ -299,13 +299,7 @@ fn three_builds_and_a_rolling_update() {
     let (v1, bin1) = build(dir, 1);
     let (v2, bin2) = build(dir, 2);
     let (v3, bin3) = build(dir, 3);
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", dir.join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = stores(dir);
     for (kind, url) in stores {
         eprintln!("== on {kind}");
         flow(&url, dir, [(&v1, &bin1), (&v2, &bin2), (&v3, &bin3)]);

@@ -14,7 +14,6 @@ mod common;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 use livecov_testkit::LiveServer;
@@ -104,32 +103,9 @@ fn replica(
     Service(child)
 }
 
-fn client(port: u16, args: &[&str]) -> Value {
-    let out = run_ok(Command::new(LIVECOV).args(args).args([
-        "--json",
-        "--server",
-        &format!("http://127.0.0.1:{port}"),
-    ]));
-    serde_json::from_str(&out).unwrap()
-}
-
-fn get(port: u16, path: &str) -> Value {
-    let (status, body) = http("GET", port, path).unwrap();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "never {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The instances of the service, by their `replica` label.
 fn instances(port: u16) -> Vec<(String, Value)> {
-    let svc = get(port, "/api/v1/services/far");
+    let svc = get_json(port, "/api/v1/services/far");
     let mut out: Vec<(String, Value)> = svc["instance_list"]
         .as_array()
         .unwrap()
@@ -151,7 +127,7 @@ type Block = (String, u64, String, u64, u64);
 
 /// Snapshot `id`'s blocks as the JSON export lists them.
 fn blocks(port: u16, id: i64) -> Vec<Block> {
-    let e = get(port, &format!("/api/v1/snapshots/{id}/profile?format=json"));
+    let e = get_json(port, &format!("/api/v1/snapshots/{id}/profile?format=json"));
     let mut out = Vec::new();
     for file in e["files"].as_array().unwrap() {
         for f in file["functions"].as_array().unwrap() {
@@ -177,7 +153,7 @@ fn snapshot(port: u16, selector: Option<&str>) -> Value {
     if let Some(s) = selector {
         args.extend(["--selector", s]);
     }
-    client(port, &args)
+    client_json(port, &args)
 }
 
 #[test]
@@ -185,13 +161,7 @@ fn unreachable_agents_are_read_over_their_own_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = build(tmp.path(), "count");
     let set_bin = build(tmp.path(), "set");
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = stores(tmp.path());
     for (kind, url) in stores {
         eprintln!("== on {kind}");
         flow(&bin, &set_bin, &url, &tmp.path().join(kind));
@@ -222,7 +192,7 @@ fn flow(bin: &Path, set_bin: &Path, url: &str, tmp: &Path) {
     let _b = replica(bin, port, "b", "127.0.0.2:0", 7, &[]);
     wait_until("both registered", || {
         http("GET", port, "/api/v1/services/far").is_ok_and(|(s, _)| s == 200)
-            && get(port, "/api/v1/services/far")["live_instances"] == 2
+            && get_json(port, "/api/v1/services/far")["live_instances"] == 2
     });
 
     // The first snapshot cannot connect to b.
@@ -262,7 +232,7 @@ fn flow(bin: &Path, set_bin: &Path, url: &str, tmp: &Path) {
     assert_eq!(s2["instances_ok"], 2, "{s2}");
     let b2 = blocks(port, s2["id"].as_i64().unwrap());
     assert_eq!(count(&b2, "step", 0), 14);
-    let r = client(port, &["reset", "far"]);
+    let r = client_json(port, &["reset", "far"]);
     assert_eq!(r["instances_ok"], 2, "{r}");
     assert_eq!(r["instances_failed"], 0, "{r}");
     let s3 = snapshot(port, None);
@@ -376,7 +346,7 @@ fn flow(bin: &Path, set_bin: &Path, url: &str, tmp: &Path) {
     };
     wait_until("d keeps a connection", || {
         http("GET", port, "/api/v1/services/far-set").is_ok_and(|(s, _)| s == 200)
-            && get(port, "/api/v1/services/far-set")["instance_list"][0]["channel"] == true
+            && get_json(port, "/api/v1/services/far-set")["instance_list"][0]["channel"] == true
     });
     let sd = set_snapshot();
     assert_eq!(sd["instances_ok"], 1, "{sd}");

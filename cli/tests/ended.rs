@@ -13,11 +13,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use livecov_testkit::LiveServer;
-use serde_json::Value;
 
 const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
 
@@ -96,33 +95,10 @@ fn program(bin: &Path, port: u16, dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn client(port: u16, args: &[&str]) -> Value {
-    let out = run_ok(Command::new(LIVECOV).args(args).args([
-        "--json",
-        "--server",
-        &format!("http://127.0.0.1:{port}"),
-    ]));
-    serde_json::from_str(&out).unwrap()
-}
-
-fn get(port: u16, path: &str) -> Value {
-    let (status, body) = http("GET", port, path).unwrap();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "never {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Entry counts of `work`, `step` and `main`, and the count of `step`'s even branch, in
 /// snapshot `id`'s JSON export.
 fn counts(port: u16, id: i64) -> [u64; 4] {
-    let e = get(port, &format!("/api/v1/snapshots/{id}/profile?format=json"));
+    let e = get_json(port, &format!("/api/v1/snapshots/{id}/profile?format=json"));
     let funcs = e["files"][0]["functions"].as_array().unwrap();
     let f = |name: &str| {
         funcs
@@ -144,13 +120,7 @@ fn counts(port: u16, id: i64) -> [u64; 4] {
 fn short_lived_and_killed_processes_count_once() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = build(tmp.path());
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = stores(tmp.path());
     for (kind, url) in stores {
         eprintln!("== on {kind}");
         flow(&bin, &url, &tmp.path().join(kind));
@@ -170,7 +140,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         &tmp.join("server.log"),
     )
     .unwrap();
-    let live = || get(port, "/api/v1/services/short")["live_instances"].as_i64();
+    let live = || get_json(port, "/api/v1/services/short")["live_instances"].as_i64();
 
     // A long-running instance, so that the round can begin before the short runs.
     let anchor = program(bin, port, &dir, &["0", "hang"])
@@ -183,7 +153,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
         http("GET", port, "/api/v1/services/short").is_ok_and(|(s, _)| s == 200)
             && live() == Some(1)
     });
-    let reset = client(port, &["reset", "short"]);
+    let reset = client_json(port, &["reset", "short"]);
     assert_eq!(reset["instances_ok"], 1, "{reset}");
 
     // Nineteen runs that return from main, n = 1 to 19: exit 0, their own output.
@@ -221,7 +191,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
 
     // Its instance goes (no heartbeat); the 19 others are exited, not pulled.
     wait_until("only the anchor live", || live() == Some(1));
-    let collected = client(port, &["collect", dir.to_str().unwrap()]);
+    let collected = client_json(port, &["collect", dir.to_str().unwrap()]);
     let instances = collected["instances"].as_array().unwrap();
     // The anchor's file too (it is live: it stays live), and the 19 runs' (already in): new
     // are the killed run's counts and the anchor's.
@@ -241,12 +211,12 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
 
     // The round: the anchor ran nothing since the reset; the 20 runs ran work 20 times,
     // step 1 + 2 + … + 20 = 210 times, 110 of them even (ceil(n/2) summed), main 20 times.
-    let s1 = client(port, &["snapshot", "short"]);
+    let s1 = client_json(port, &["snapshot", "short"]);
     assert_eq!(s1["instances_failed"], 0, "{s1}");
     assert_eq!(s1["instances_ok"], 21, "{s1}");
     let id1 = s1["id"].as_i64().unwrap();
     assert_eq!(counts(port, id1), [20, 210, 20, 110]);
-    let svc = get(port, "/api/v1/services/short");
+    let svc = get_json(port, "/api/v1/services/short");
     let states: Vec<&str> = svc["instance_list"]
         .as_array()
         .unwrap()
@@ -260,7 +230,7 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
     );
 
     // Once only: collecting again, and a later snapshot of the round, change nothing.
-    let again = client(port, &["collect", dir.to_str().unwrap()]);
+    let again = client_json(port, &["collect", dir.to_str().unwrap()]);
     assert!(
         again["instances"]
             .as_array()
@@ -269,13 +239,17 @@ fn flow(bin: &Path, url: &str, tmp: &Path) {
             .all(|i| i["changed"] == false),
         "{again}"
     );
-    let id2 = client(port, &["snapshot", "short"])["id"].as_i64().unwrap();
+    let id2 = client_json(port, &["snapshot", "short"])["id"]
+        .as_i64()
+        .unwrap();
     assert_eq!(counts(port, id2), [20, 210, 20, 110]);
 
     // A new round holds none of them: they ended in the last one.
-    let r = client(port, &["reset", "short"]);
+    let r = client_json(port, &["reset", "short"]);
     assert_eq!(counts(port, r["id"].as_i64().unwrap()), [20, 210, 20, 110]);
-    let id3 = client(port, &["snapshot", "short"])["id"].as_i64().unwrap();
+    let id3 = client_json(port, &["snapshot", "short"])["id"]
+        .as_i64()
+        .unwrap();
     assert_eq!(counts(port, id3), [0, 0, 0, 0]);
 }
 
@@ -372,14 +346,14 @@ fn a_process_ended_by_sigterm_delivers_its_counters() {
     wait_until("the anchor registered", || {
         http("GET", port, "/api/v1/services/short").is_ok_and(|(s, _)| s == 200)
     });
-    client(port, &["reset", "short"]);
+    client_json(port, &["reset", "short"]);
 
     let without = end_by_sigterm(Command::new(&plain).args(["20", "hang"]));
     assert_eq!(without, (Some(15), "100\n".to_string(), String::new()));
     // No LIVECOV_DIR: what the server gets, it gets from the agent as the process ends.
     let with = end_by_sigterm(program(&bin, port, &dir, &["20", "hang"]).env_remove("LIVECOV_DIR"));
     assert_eq!(with, without);
-    let s = client(port, &["snapshot", "short"]);
+    let s = client_json(port, &["snapshot", "short"]);
     assert_eq!(counts(port, s["id"].as_i64().unwrap()), [1, 20, 1, 10]);
     assert!(!dir.exists());
 }

@@ -214,13 +214,7 @@ fn excluded_files_are_built_plain_and_filters_apply_at_report_time() {
         "{profile}"
     );
 
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = stores(tmp.path());
     for (kind, url) in stores {
         eprintln!("== on {kind}");
         flow(&bin, &url, tmp.path(), &src);

@@ -109,13 +109,7 @@ fn start_server(command: &str, db: &str, log: &Path) -> Group {
 fn the_readme_walkthrough_works_as_written() {
     let (server_cmd, walk) = readme();
     let tmp = tempfile::tempdir().unwrap();
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = common::stores(tmp.path());
     for (kind, db) in stores {
         eprintln!("== README on {kind}");
         let log = tmp.path().join(format!("server-{kind}.log"));

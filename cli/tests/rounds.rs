@@ -27,18 +27,6 @@ fn greeter(mode: &str) -> PathBuf {
     bin
 }
 
-/// The databases to run on: SQLite in `tmp`, and PostgreSQL if configured.
-fn stores(tmp: &Path) -> Vec<(&'static str, String)> {
-    let mut out = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        out.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
-    out
-}
-
 fn start_server(port: u16, url: &str, log: &Path) -> LiveServer {
     let args = ["--database-url", url, "--instance-ttl", "60s"];
     LiveServer::start_on(port, Path::new(LIVECOV), &args, &[], log).unwrap()

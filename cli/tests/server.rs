@@ -228,13 +228,7 @@ fn two_replicas_snapshot_reset_diff_export_restart() {
     let bin = tmp.path().join("greeter");
     build_example(LIVECOV, &bin, &tmp.path().join("cache"), "set");
 
-    let mut stores = vec![(
-        "sqlite",
-        format!("sqlite://{}", tmp.path().join("livecov.db").display()),
-    )];
-    if let Some(admin) = livecov_testkit::test_postgres() {
-        stores.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
-    }
+    let stores = stores(tmp.path());
     for (kind, url) in stores {
         eprintln!("== on {kind}");
         flow(&bin, &url, tmp.path());

@@ -145,3 +145,43 @@ pub fn by_go<'a>(go120: &'a str, go127: &'a str) -> &'a str {
         Err(e) => panic!("the Go on PATH: {e}"),
     }
 }
+
+/// The databases to run a test on: SQLite in `tmp`, and PostgreSQL (a fresh database) when
+/// `LIVECOV_TEST_POSTGRES` is set.
+pub fn stores(tmp: &Path) -> Vec<(&'static str, String)> {
+    let mut out = vec![(
+        "sqlite",
+        format!("sqlite://{}", tmp.join("livecov.db").display()),
+    )];
+    if let Some(admin) = livecov_testkit::test_postgres() {
+        out.push(("postgres", livecov_testkit::fresh_postgres(&admin).unwrap()));
+    }
+    out
+}
+
+/// Runs the `livecov` client command `args` with `--json` against the server on `port`; its
+/// answer.
+pub fn client_json(port: u16, args: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_livecov"))
+            .args(args)
+            .args(["--json", "--server", &format!("http://127.0.0.1:{port}")]),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `GET path` on the server on `port`, which must answer 200 with JSON.
+pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = http("GET", port, path).unwrap();
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Waits up to 30 seconds for `f` to hold.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
