@@ -83,8 +83,8 @@ test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"
 
-step "cargo test on Go 1.27: livecov build, test, blocks, inlining, many builds, ended processes and channels, and the instrumenter's runs"
-on_go127 cargo test --locked -p livecov --test build --test blocks --test inlining --test builds --test ended --test channel 2>&1 | tee -a "$test_log"
+step "cargo test on Go 1.27: livecov build, test, blocks, inlining, many builds, ended processes, channels and exclusions, and the instrumenter's runs"
+on_go127 cargo test --locked -p livecov --test build --test blocks --test inlining --test builds --test ended --test channel --test exclude 2>&1 | tee -a "$test_log"
 on_go127 cargo test --locked -p livecov-instrumenter --test rewrite 2>&1 | tee -a "$test_log"
 passed=$(grep -o '^test result: ok\. [0-9]* passed' "$test_log" | awk '{s += $4} END {print s + 0}')
 
