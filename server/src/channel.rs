@@ -76,6 +76,19 @@ struct Pending {
     /// The largest body the asker accepts.
     limit: usize,
     answer: oneshot::Sender<Reply>,
+    /// The secret shown by the poll that took it, which its answer must show too.
+    secret: Option<String>,
+}
+
+/// Whether a request waits for an answer (`Channels::awaited`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Awaited {
+    /// It does, of at most this many bytes.
+    Yes(usize),
+    /// It does, but not from whoever shows this secret.
+    WrongSecret,
+    /// No such request waits.
+    No,
 }
 
 /// One instance's channel.
@@ -209,9 +222,14 @@ impl Channels {
             .clone()
     }
 
-    /// A poll of `instance`'s agent, already authenticated: the next request for it, or None
-    /// if none came within `wait`.
-    pub async fn poll(&self, instance: &str, wait: Duration) -> Option<Request> {
+    /// A poll of `instance`'s agent, already authenticated by `secret`: the next request for
+    /// it, or None if none came within `wait`.
+    pub async fn poll(
+        &self,
+        instance: &str,
+        wait: Duration,
+        secret: Option<&str>,
+    ) -> Option<Request> {
         let link = self.link(instance);
         link.state.lock().unwrap().polls += 1;
         // Ends the poll however the future ends: the client may hang up while it waits.
@@ -231,11 +249,12 @@ impl Channels {
             let queued = link.queued.notified();
             {
                 let mut s = link.state.lock().unwrap();
-                while let Some(p) = s.queue.pop_front() {
+                while let Some(mut p) = s.queue.pop_front() {
                     // An asker that gave up no longer waits for this.
                     if p.answer.is_closed() {
                         continue;
                     }
+                    p.secret = secret.map(str::to_string);
                     let request = p.request.clone();
                     s.taken.insert(request.id.clone(), p);
                     return Some(request);
@@ -247,15 +266,22 @@ impl Channels {
         }
     }
 
-    /// The largest body that the request `id` of `instance` accepts as its answer; None if
-    /// no such request waits for one.
-    pub fn limit(&self, instance: &str, id: &str) -> Option<usize> {
+    /// Whether request `id` of `instance` waits for an answer from whoever shows `secret`:
+    /// the agent whose poll took it. Checked in memory, so that an answer costs the database
+    /// nothing.
+    pub fn awaited(&self, instance: &str, id: &str, secret: Option<&str>) -> Awaited {
         let links = self.links.lock().unwrap();
-        let s = links.get(instance)?.state.lock().unwrap();
-        s.taken
-            .get(id)
-            .filter(|p| !p.answer.is_closed())
-            .map(|p| p.limit)
+        let Some(link) = links.get(instance) else {
+            return Awaited::No;
+        };
+        let s = link.state.lock().unwrap();
+        match s.taken.get(id).filter(|p| !p.answer.is_closed()) {
+            None => Awaited::No,
+            Some(p) => match &p.secret {
+                Some(held) if !crate::secret::same(secret, held) => Awaited::WrongSecret,
+                _ => Awaited::Yes(p.limit),
+            },
+        }
     }
 
     /// Hands the answer to request `id` of `instance` to its asker; false if none waits.
@@ -299,6 +325,7 @@ impl Channels {
             },
             limit,
             answer: tx,
+            secret: None,
         });
         link.queued.notify_one();
         let out = tokio::time::timeout(timeout, rx).await;
@@ -332,19 +359,22 @@ impl Channels {
     }
 }
 
-/// How often a server that holds channels looks for requests other servers wrote for them.
-const RELAY_EVERY: Duration = Duration::from_millis(50);
+/// How often a server that holds channels looks for requests other servers wrote for them:
+/// every [`RELAY_SOON`] after it found one, backing off to every [`RELAY_IDLE`] while it finds
+/// none (what a server with channels costs the database when idle).
+const RELAY_SOON: Duration = Duration::from_millis(50);
+const RELAY_IDLE: Duration = Duration::from_millis(500);
 
 /// Requests that other servers wrote for the agents that poll this one: taken, handed to the
 /// agent, answered in the database (an answer of status 0 says why there is none). Runs for
 /// the life of the server; it reads the database only while some agent polls this server.
 pub async fn serve_relayed(app: Arc<crate::App>) {
     let channels = app.agents.channels.clone();
-    let mut tick = tokio::time::interval(RELAY_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = RELAY_IDLE;
     let mut pruned = Instant::now();
     loop {
-        tick.tick().await;
+        tokio::time::sleep(every).await;
+        every = (every * 2).min(RELAY_IDLE);
         if pruned.elapsed() > Duration::from_secs(60) {
             pruned = Instant::now();
             // What askers that stopped while they waited left behind.
@@ -367,6 +397,7 @@ pub async fn serve_relayed(app: Arc<crate::App>) {
             if !channels.connected(&r.instance) {
                 continue;
             }
+            every = RELAY_SOON;
             match app.store.take_relayed(r.id, crate::store::now_ms()).await {
                 Ok(true) => {}
                 Ok(false) => continue, // another server the agent polls took it
@@ -425,7 +456,7 @@ mod tests {
         let c = Arc::new(Channels::new(Mode::Auto, Duration::from_secs(1)));
         let polling = {
             let c = c.clone();
-            tokio::spawn(async move { c.poll("i1", Duration::from_secs(5)).await })
+            tokio::spawn(async move { c.poll("i1", Duration::from_secs(5), Some("s1")).await })
         };
         while !c.connected("i1") {
             tokio::task::yield_now().await;
@@ -447,7 +478,10 @@ mod tests {
         let req = polling.await.unwrap().expect("a request");
         assert_eq!(req.path, "/livecov/v1/counters");
         assert_eq!(req.authorization.as_deref(), Some("Bearer s"));
-        assert_eq!(c.limit("i1", &req.id), Some(10));
+        assert_eq!(c.awaited("i1", &req.id, Some("s1")), Awaited::Yes(10));
+        assert_eq!(c.awaited("i1", &req.id, Some("s2")), Awaited::WrongSecret);
+        assert_eq!(c.awaited("i1", &req.id, None), Awaited::WrongSecret);
+        assert_eq!(c.awaited("i1", "nope", Some("s1")), Awaited::No);
         assert!(!c.answer("i2", &req.id, reply(b"x")), "another instance");
         assert!(c.answer("i1", &req.id, reply(b"LCC1")));
         assert!(!c.answer("i1", &req.id, reply(b"LCC1")), "answered once");
@@ -458,14 +492,19 @@ mod tests {
     async fn requests_queued_between_polls_wait_for_the_next_and_oversized_answers_fail() {
         let c = Channels::new(Mode::Auto, Duration::from_secs(1));
         assert_eq!(
-            c.poll("i1", Duration::from_millis(1)).await.map(|r| r.id),
+            c.poll("i1", Duration::from_millis(1), Some("s1"))
+                .await
+                .map(|r| r.id),
             None
         );
         assert!(c.connected("i1"), "within the grace after a poll");
         let (asked, ()) = tokio::join!(
             c.request("i1", "GET", "/p".into(), None, 3, Duration::from_secs(5)),
             async {
-                let req = c.poll("i1", Duration::from_secs(5)).await.unwrap();
+                let req = c
+                    .poll("i1", Duration::from_secs(5), Some("s1"))
+                    .await
+                    .unwrap();
                 assert!(!c.answer("i1", &req.id, reply(b"four")));
             }
         );
@@ -477,11 +516,15 @@ mod tests {
         let c = Channels::new(Mode::Auto, Duration::from_secs(1));
         let r = c.request("i1", "GET", "/p".into(), None, 3, Duration::from_secs(1));
         assert_eq!(r.await.unwrap_err(), ChannelError::NotConnected);
-        c.poll("i1", Duration::from_millis(1)).await;
+        c.poll("i1", Duration::from_millis(1), Some("s1")).await;
         let r = c.request("i1", "GET", "/p".into(), None, 3, Duration::from_millis(20));
         assert_eq!(r.await.unwrap_err(), ChannelError::Timeout);
         // The request that timed out is not handed to a later poll.
-        assert!(c.poll("i1", Duration::from_millis(20)).await.is_none());
+        assert!(
+            c.poll("i1", Duration::from_millis(20), Some("s1"))
+                .await
+                .is_none()
+        );
     }
 
     #[test]

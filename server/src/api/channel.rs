@@ -1,7 +1,8 @@
 //! Agent-dialed connections (`crate::channel`): `POST /api/v1/agents/{instance}/channel`, an
 //! agent's long poll for the server's next request, and `POST …/channel/{id}`, its answer.
 //! Both carry the agent token, if the server has one, and the instance's secret in
-//! `Livecov-Secret`, checked as a heartbeat checks it: a poll also keeps the instance live.
+//! `Livecov-Secret`: a poll's is checked as a heartbeat's (it also keeps the instance live),
+//! an answer's against the poll's that took its request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AgentToken, ApiPath};
 use crate::App;
-use crate::channel::{Mode, Reply};
+use crate::channel::{Awaited, Mode, Reply};
 use crate::error::ApiError;
 use crate::json::Json;
 use crate::registry;
@@ -31,19 +32,23 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
         .map_err(|_| ApiError::BadRequest(format!("{name} is not ASCII")))
 }
 
-/// Checks the instance's secret as a heartbeat does (and counts as one).
-async fn check(
-    app: &App,
-    peer: SocketAddr,
-    instance: &str,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
+/// Refuses everything under `--agent-channel never`.
+fn open(app: &App) -> Result<(), ApiError> {
     if app.config.agent_channel == Mode::Never {
         return Err(ApiError::Conflict(
             "this server reads agents only by pulling them (--agent-channel never)".into(),
         ));
     }
-    let secret = header(headers, "livecov-secret")?;
+    Ok(())
+}
+
+/// Checks the instance's secret as a heartbeat does (and counts as one).
+async fn check(
+    app: &App,
+    peer: SocketAddr,
+    instance: &str,
+    secret: Option<&str>,
+) -> Result<(), ApiError> {
     registry::heartbeat(app, peer, instance, secret, true).await?;
     Ok(())
 }
@@ -55,12 +60,16 @@ pub async fn poll(
     ApiPath(instance): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check(&app, peer, &instance, &headers).await?;
+    open(&app)?;
+    let secret = header(&headers, "livecov-secret")?;
+    check(&app, peer, &instance, secret).await?;
     let wait = app.config.channel_wait;
-    Ok(match app.agents.channels.poll(&instance, wait).await {
-        Some(request) => Json(request).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    Ok(
+        match app.agents.channels.poll(&instance, wait, secret).await {
+            Some(request) => Json(request).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 pub async fn answer(
@@ -71,19 +80,27 @@ pub async fn answer(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    check(&app, peer, &instance, &headers).await?;
+    open(&app)?;
+    let secret = header(&headers, "livecov-secret")?;
+    let channels = &app.agents.channels;
+    // The secret is checked against the poll's that took the request, in memory; anything
+    // else is checked as a heartbeat, so that a stranger learns nothing of which requests
+    // wait.
+    let limit = match channels.awaited(&instance, &id, secret) {
+        Awaited::Yes(limit) => limit,
+        Awaited::WrongSecret | Awaited::No => {
+            check(&app, peer, &instance, secret).await?;
+            return Err(ApiError::NotFound(format!(
+                "no request {id:?} of instance {instance:?} waits for an answer (it timed out)"
+            )));
+        }
+    };
     let status = header(&headers, "livecov-status")?
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..600).contains(s))
         .ok_or_else(|| {
             ApiError::BadRequest("Livecov-Status: want the agent's HTTP status".into())
         })?;
-    let channels = &app.agents.channels;
-    let Some(limit) = channels.limit(&instance, &id) else {
-        return Err(ApiError::NotFound(format!(
-            "no request {id:?} of instance {instance:?} waits for an answer (it timed out)"
-        )));
-    };
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::PayloadTooLarge(format!(
             "the answer broke off or is over the {limit} bytes its request accepts"
