@@ -30,19 +30,24 @@
 //!                                             (goldmark, instrumented) built plain, with
 //!                                             `go build -cover` and with `livecov build`,
 //!                                             pinned and unpinned, in paired rounds
+//! livecov-bench channel [--replicas 1,8,32] [--snapshots N] [--resets N] [--idle S]
+//!                                             reading real agents over their channel against
+//!                                             pulling them: snapshot and reset latency, and
+//!                                             the idle requests and CPU of the server
 //! ```
 //!
 //! Run it from a release build (`cargo run --release -p livecov-bench -- …`): debug figures
-//! say nothing about livecov. `build`, `runtime`, `agent`, `server`, `builds`, `dashboard` and
-//! `service` drive the livecov executable, `LIVECOV_BIN` or else `target/release/livecov`
-//! (`cargo build --release -p livecov`). `server` and `builds` measure PostgreSQL too when
-//! `LIVECOV_BENCH_POSTGRES` names a server where it may create databases (`scripts/postgres.sh`
-//! prints such a URL). `service` builds the Go module `bench/service/` with the `go` on PATH,
-//! or GOTOOLCHAIN's.
+//! say nothing about livecov. `build`, `runtime`, `agent`, `server`, `builds`, `dashboard`,
+//! `service` and `channel` drive the livecov executable, `LIVECOV_BIN` or else
+//! `target/release/livecov` (`cargo build --release -p livecov`). `server` and `builds`
+//! measure PostgreSQL too when `LIVECOV_BENCH_POSTGRES` names a server where it may create
+//! databases (`scripts/postgres.sh` prints such a URL). `service` builds the Go module
+//! `bench/service/` with the `go` on PATH, or GOTOOLCHAIN's.
 
 mod agent;
 mod build;
 mod builds;
+mod channel;
 mod common;
 mod dashboard;
 mod instrument;
@@ -81,6 +86,8 @@ enum Bench {
     /// Requests per second of a real HTTP service built plain, with Go's coverage and
     /// with livecov's.
     Service(service::Args),
+    /// Agents read over their own connection (the channel) against pulled ones.
+    Channel(channel::Args),
 }
 
 fn main() {
@@ -100,5 +107,6 @@ fn run(cli: Cli) -> Result<()> {
         Bench::Builds(args) => builds::run(args),
         Bench::Dashboard(args) => dashboard::run(args),
         Bench::Service(args) => service::run(args),
+        Bench::Channel(args) => channel::run(args),
     }
 }
