@@ -208,6 +208,16 @@ pub struct CycleArgs {
     /// With --format: take this prefix off file names (not for `go`).
     #[arg(long, value_name = "PREFIX", requires = "format")]
     strip: Option<String>,
+    /// With --format: leave these files out of the export, before anything is counted:
+    /// package patterns (example.com/m/internal/mocks/...) or globs ending in .go matched
+    /// against file names (**/*_mock.go). Repeatable and comma-separated.
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        value_delimiter = ',',
+        requires = "format"
+    )]
+    exclude: Vec<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -928,6 +938,7 @@ pub fn cycle(args: CycleArgs) -> Result<()> {
         if let Some(strip) = &args.strip {
             let _ = write!(query, "&strip={}", path_segment(strip));
         }
+        query.push_str(&exclude_query(&args.exclude)?);
         let path = format!(
             "/api/v1/services/{service}/cycle/profile?format={}&{query}",
             format.as_str()

@@ -437,5 +437,69 @@ fn flow(bin: &Path, url: &str, tmp: &Path, src: &Path) {
     let (status, page) = get(port, &format!("/snapshots/{id}?exclude=..%2Fx"));
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("relative patterns"), "{page}");
+
+    // The cycle's page and `livecov cycle --format` take the same filter.
+    let cycle = format!("/services/excl/cycle?from={id}");
+    let (status, page) = get(port, &cycle);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("store/store.go") && page.contains("name=\"exclude\""));
+    let (status, page) = get(
+        port,
+        &format!("{cycle}&exclude=example.com%2Fm%2Fstore%2F..."),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("store/store.go"), "{page}");
+    assert!(
+        page.contains(
+            "<dt>Excluded from this report</dt><dd>1 file (example.com/m/store/...)</dd>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("format=go&amp;from=")
+            && page.contains("&amp;exclude=example.com%2Fm%2Fstore%2F..."),
+        "{page}"
+    );
+    assert!(
+        page.contains("<input type=\"hidden\" name=\"from\""),
+        "{page}"
+    );
+    let (status, page) = get(port, &format!("{cycle}&exclude=..%2Fx"));
+    assert_eq!(status, 400, "{page}");
+    let (ok, out, err) = livecov(
+        src,
+        &[
+            "cycle",
+            "excl",
+            "--from",
+            &id.to_string(),
+            "--format",
+            "go",
+            "--exclude",
+            "example.com/m/store/...",
+            "--server",
+            &server_url,
+        ],
+    );
+    assert!(ok, "{err}");
+    let files = profile_files(&out);
+    assert!(
+        !files.is_empty() && files.iter().all(|f| !f.starts_with("example.com/m/store/")),
+        "{out}"
+    );
+    let (ok, _, err) = livecov(
+        src,
+        &[
+            "cycle",
+            "excl",
+            "--from",
+            &id.to_string(),
+            "--exclude",
+            "x/...",
+            "--server",
+            &server_url,
+        ],
+    );
+    assert!(!ok && err.contains("--format"), "{err}");
     server.stop().unwrap();
 }

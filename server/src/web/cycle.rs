@@ -10,7 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde::Deserialize;
 
-use super::page::{Page, WebError, bad_request, escape, parse_id, percent, service_href};
+use super::page::{
+    Page, WebError, bad_request, escape, exclude_form, parse_id, percent, query_value, service_href,
+};
 use crate::App;
 use crate::snapshot::{Against, View};
 use report::html::{self, Header, Sources};
@@ -26,7 +28,9 @@ pub async fn page(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     Query(params): Query<CycleParams>,
+    uri: axum::http::Uri,
 ) -> Result<Html<String>, WebError> {
+    let exclude = crate::export::excludes(&uri)?;
     let Some(from) = params.from.as_deref().filter(|f| !f.is_empty()) else {
         return Err(bad_request(
             "a cycle needs its first snapshot: /services/NAME/cycle?from=ID",
@@ -43,7 +47,19 @@ pub async fn page(
     let proj = c.project();
     let target = c.target().clone();
     let sum = crate::cycle::summary(&c);
-    let cov = Coverage::of(c.to, c.taken_at, &target.meta, &proj);
+    let (cov, dropped) = if exclude.is_empty() {
+        (Coverage::of(c.to, c.taken_at, &target.meta, &proj), 0)
+    } else {
+        let (meta, proj, dropped) = exclude.apply(&target.meta, &proj);
+        (Coverage::of(c.to, c.taken_at, &meta, &proj), dropped)
+    };
+    let exclusions = report::Exclusions {
+        built: crate::export::built_without(&app, &target.id)
+            .await
+            .map_err(crate::error::ApiError::from)?,
+        filter: exclude,
+    };
+    let notes = exclusions.notes(dropped);
 
     let title = format!("Cycle #{} → #{}", c.from, c.to);
     let mut page = Page::new(
@@ -79,20 +95,34 @@ pub async fn page(
         sum.functions.changed,
         sum.functions.uncovered,
     );
-    let q = format!("from={}&amp;to={}", c.from, c.to);
+    let (from, to) = (c.from.to_string(), c.to.to_string());
+    if !exclusions.filter.is_empty() {
+        out.push_str(
+            "<p class=\"filtered\">These figures count every file of the cycle; the report \
+             below and the downloads leave out the files the filter excludes.</p>\n",
+        );
+    }
+    exclude_form(out, &exclusions.filter, &[("from", &from), ("to", &to)]);
+    let q = format!("from={from}&amp;to={to}");
+    // The exports take the filter too; the summary counts every file.
+    let mut qx = q.clone();
+    if !exclusions.filter.is_empty() {
+        qx.push_str("&amp;exclude=");
+        escape(&mut qx, &query_value(&exclusions.filter.texts().join(",")));
+    }
     let _ = writeln!(
         out,
         "<p class=\"downloads\">Download: \
-         <a href=\"/api/v1/services/{s}/cycle/profile?format=go&amp;{q}\">coverprofile</a> · \
-         <a href=\"/api/v1/services/{s}/cycle/profile?format=lcov&amp;{q}\">LCOV</a> · \
-         <a href=\"/api/v1/services/{s}/cycle/profile?format=json&amp;{q}\">JSON</a> · \
+         <a href=\"/api/v1/services/{s}/cycle/profile?format=go&amp;{qx}\">coverprofile</a> · \
+         <a href=\"/api/v1/services/{s}/cycle/profile?format=lcov&amp;{qx}\">LCOV</a> · \
+         <a href=\"/api/v1/services/{s}/cycle/profile?format=json&amp;{qx}\">JSON</a> · \
          <a href=\"/api/v1/services/{s}/cycle?{q}\">summary</a></p>",
         s = super::page::segment(&name),
     );
     let header = Header {
         service: &name,
         label: Some(&title),
-        notes: &[],
+        notes: &notes,
     };
     html::body(out, &cov, &header, &Options::default(), Sources::None);
     Ok(page.finish())

@@ -161,3 +161,36 @@ pub fn parse_id(what: &str, s: &str) -> Result<i64, WebError> {
         .filter(|&id| id > 0)
         .ok_or_else(|| bad_request(format!("{what} {s:?}: want a positive integer")))
 }
+
+/// The form that leaves files out of a page's report (`exclude=`), keeping the rest of the
+/// page's query (`hidden`: name and value), with a link back to every file.
+pub fn exclude_form(out: &mut String, filter: &report::Filter, hidden: &[(&str, &str)]) {
+    out.push_str(
+        "<form class=\"actions exclude\" method=\"get\">\n<label>Exclude files \
+         <input id=\"exclude\" name=\"exclude\" maxlength=\"2048\" size=\"50\" \
+         placeholder=\"example.com/m/internal/mocks/..., **/*_mock.go\" value=\"",
+    );
+    escape(out, &filter.texts().join(","));
+    out.push_str("\"></label>\n");
+    let mut all = String::from("?");
+    for (i, (name, value)) in hidden.iter().enumerate() {
+        out.push_str("<input type=\"hidden\" name=\"");
+        escape(out, name);
+        out.push_str("\" value=\"");
+        escape(out, value);
+        out.push_str("\">\n");
+        if i > 0 {
+            all.push_str("&amp;");
+        }
+        all.push_str(&query_value(name));
+        all.push('=');
+        all.push_str(&query_value(value));
+    }
+    out.push_str("<button type=\"submit\">Filter</button>\n");
+    if !filter.is_empty() {
+        out.push_str("<a href=\"");
+        out.push_str(&all);
+        out.push_str("\">All files</a>\n");
+    }
+    out.push_str("</form>\n");
+}

@@ -11,7 +11,8 @@ use axum::response::Html;
 use serde::Deserialize;
 
 use super::page::{
-    Page, WebError, coverage_cell, escape, num_cell, parse_id, query_value, service_href,
+    Page, WebError, coverage_cell, escape, exclude_form, num_cell, parse_id, query_value,
+    service_href,
 };
 use crate::App;
 use crate::error::ApiError;
@@ -90,7 +91,11 @@ pub async fn page(
              report below leaves out the files the filter excludes.</p>\n",
         );
     }
-    exclude_form(out, &exclusions.filter, view);
+    let hidden: &[(&str, &str)] = match view {
+        View::Window => &[],
+        View::Deploy => &[("view", "deploy")],
+    };
+    exclude_form(out, &exclusions.filter, hidden);
     let v = match view {
         View::Window => String::new(),
         View::Deploy => "&amp;view=deploy".to_string(),
@@ -135,29 +140,6 @@ pub async fn page(
         Sources::Linked(&link),
     );
     Ok(page.finish())
-}
-
-/// The form that filters files out of the report (`exclude=`), keeping the view.
-fn exclude_form(out: &mut String, filter: &report::Filter, view: View) {
-    out.push_str(
-        "<form class=\"actions exclude\" method=\"get\">\n<label>Exclude files \
-         <input id=\"exclude\" name=\"exclude\" maxlength=\"2048\" size=\"50\" \
-         placeholder=\"example.com/m/internal/mocks/..., **/*_mock.go\" value=\"",
-    );
-    escape(out, &filter.texts().join(","));
-    out.push_str("\"></label>\n");
-    if view == View::Deploy {
-        out.push_str("<input type=\"hidden\" name=\"view\" value=\"deploy\">\n");
-    }
-    out.push_str("<button type=\"submit\">Filter</button>\n");
-    if !filter.is_empty() {
-        let href = match view {
-            View::Window => "?",
-            View::Deploy => "?view=deploy",
-        };
-        let _ = writeln!(out, "<a href=\"{href}\">All files</a>");
-    }
-    out.push_str("</form>\n");
 }
 
 /// What the snapshot measures, both coverages, and a link to the one not shown (keeping
