@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -20,57 +20,6 @@ use livecov_testkit::LiveServer;
 use serde_json::Value;
 
 const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
-
-/// `work(n)` calls `step` n times; `step`'s `if` sends even i one way, odd i the other. The
-/// program prints `work(n)` and then waits to be stopped.
-const PROGRAM: &str = r#"package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-)
-
-func work(n int) int {
-	s := 0
-	for i := 0; i < n; i++ {
-		s += step(i)
-	}
-	return s
-}
-
-func step(i int) int {
-	if i%2 == 0 {
-		return i
-	}
-	return 1
-}
-
-func main() {
-	n, _ := strconv.Atoi(os.Args[1])
-	fmt.Println(work(n))
-	time.Sleep(time.Hour)
-}
-"#;
-
-fn build(dir: &Path, mode: &str) -> PathBuf {
-    let src = dir.join("far");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("go.mod"), "module example.com/far\n\ngo 1.22\n").unwrap();
-    std::fs::write(src.join("main.go"), PROGRAM).unwrap();
-    let bin = dir.join(format!("far-{mode}"));
-    run_ok(
-        Command::new(LIVECOV)
-            .args(["build", "--mode", mode, "--cache-dir"])
-            .arg(dir.join("cache"))
-            .args(["--", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(&src),
-    );
-    bin
-}
 
 /// A replica running `work(n)`, labelled `replica=name`, its agent listening on `listen`;
 /// returned once it printed its result, which must be its own.
@@ -83,7 +32,7 @@ fn replica(
     env: &[(&str, &str)],
 ) -> Service {
     let mut child = Command::new(bin)
-        .arg(n.to_string())
+        .args([&n.to_string(), "hang"])
         .env("LIVECOV_SERVER", format!("http://127.0.0.1:{port}"))
         .env("LIVECOV_SERVICE", "far")
         .env("LIVECOV_AGENT_ADDR", listen)
@@ -159,8 +108,8 @@ fn snapshot(port: u16, selector: Option<&str>) -> Value {
 #[test]
 fn unreachable_agents_are_read_over_their_own_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let bin = build(tmp.path(), "count");
-    let set_bin = build(tmp.path(), "set");
+    let bin = build_work(tmp.path(), "count", &[]);
+    let set_bin = build_work(tmp.path(), "set", &[]);
     let stores = stores(tmp.path());
     for (kind, url) in stores {
         eprintln!("== on {kind}");

@@ -20,65 +20,13 @@ use livecov_testkit::LiveServer;
 
 const LIVECOV: &str = env!("CARGO_BIN_EXE_livecov");
 
-/// `work(n)` calls `step` n times; `step`'s `if` sends even i one way, odd i the other.
-const PROGRAM: &str = r#"package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-)
-
-func work(n int) int {
-	s := 0
-	for i := 0; i < n; i++ {
-		s += step(i)
-	}
-	return s
-}
-
-func step(i int) int {
-	if i%2 == 0 {
-		return i
-	}
-	return 1
-}
-
-func main() {
-	n, _ := strconv.Atoi(os.Args[1])
-	fmt.Println(work(n))
-	if len(os.Args) > 2 && os.Args[2] == "hang" {
-		time.Sleep(time.Hour)
-	}
-}
-"#;
-
 fn build(dir: &Path) -> PathBuf {
     build_with(dir, &[])
 }
 
-/// Builds PROGRAM with `extra` files (name, text) beside it, in `dir/short`, with the cache
-/// `dir/cache`.
+/// Builds the work program with `extra` files beside it, in count mode.
 fn build_with(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
-    let src = dir.join("short");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("go.mod"), "module example.com/short\n\ngo 1.22\n").unwrap();
-    std::fs::write(src.join("main.go"), PROGRAM).unwrap();
-    for (name, text) in extra {
-        std::fs::write(src.join(name), text).unwrap();
-    }
-    let bin = dir.join("short-bin");
-    run_ok(
-        Command::new(LIVECOV)
-            .args(["build", "--mode", "count", "--cache-dir"])
-            .arg(dir.join("cache"))
-            .args(["--", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(&src),
-    );
-    bin
+    build_work(dir, "count", extra)
 }
 
 /// The program with `args`, its agent pointed at the server on `port` and its counters kept

@@ -185,3 +185,62 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A short Go program for the end-to-end tests: `work(n)` calls `step` n times; `step`'s `if`
+/// sends even i one way, odd i the other. It prints `work(n)` for its first argument, then,
+/// given a second argument `hang`, waits an hour.
+pub const WORK_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+func work(n int) int {
+	s := 0
+	for i := 0; i < n; i++ {
+		s += step(i)
+	}
+	return s
+}
+
+func step(i int) int {
+	if i%2 == 0 {
+		return i
+	}
+	return 1
+}
+
+func main() {
+	n, _ := strconv.Atoi(os.Args[1])
+	fmt.Println(work(n))
+	if len(os.Args) > 2 && os.Args[2] == "hang" {
+		time.Sleep(time.Hour)
+	}
+}
+"#;
+
+/// Builds [`WORK_PROGRAM`], with `extra` files (name, text) beside it, in `dir/short` with
+/// `livecov build --mode MODE` and the cache `dir/cache`; the binary, `dir/short-MODE`.
+pub fn build_work(dir: &Path, mode: &str, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let src = dir.join("short");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("go.mod"), "module example.com/short\n\ngo 1.22\n").unwrap();
+    std::fs::write(src.join("main.go"), WORK_PROGRAM).unwrap();
+    for (name, text) in extra {
+        std::fs::write(src.join(name), text).unwrap();
+    }
+    let bin = dir.join(format!("short-{mode}"));
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_livecov"))
+            .args(["build", "--mode", mode, "--cache-dir"])
+            .arg(dir.join("cache"))
+            .args(["--", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(&src),
+    );
+    bin
+}
