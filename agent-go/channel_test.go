@@ -118,8 +118,11 @@ func TestChannelServesTheServersRequestsAsThePortWould(t *testing.T) {
 		_, r := s.snapshot()
 		return len(r) == 4
 	})
-	polls, replies := s.snapshot()
-	for _, h := range s.pollHdr[:polls] {
+	_, replies := s.snapshot()
+	s.mu.Lock()
+	pollHdr := append([]http.Header(nil), s.pollHdr...)
+	s.mu.Unlock()
+	for _, h := range pollHdr {
 		if got := h.Get("Livecov-Secret"); got != a.processSecret() {
 			t.Errorf("poll's Livecov-Secret = %q, want the process secret", got)
 		}
